@@ -1,0 +1,24 @@
+"""Account actions. The reply never says whether an account exists, so the chat can't be used
+to discover which emails are customers (ABCD 'Recover Password' sends the link to the email
+on file, never into the chat)."""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.actions.runtime import services
+
+
+class ActionResetPassword(Action):
+    def name(self) -> str:
+        return "action_reset_password"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        identifier = tracker.get_slot("account_identifier")
+        if identifier:
+            services().orders.request_password_reset(identifier)
+        dispatcher.utter_message(response="utter_password_reset_sent", identifier=identifier or "")
+        return [SlotSet("account_identifier", None)]

@@ -1,0 +1,280 @@
+"""Form validation: parse what the customer typed, verify identity, apply the store's policy.
+
+Every order form asks for the order id and then the email or username on file (ABCD's
+'Validate Purchase'). A customer verified once in the conversation is not asked again for
+another of their own orders. Three failures (unknown order id, mismatching identity) end the
+form politely; a policy refusal (e.g. cancelling a shipped order) is explained and ends it too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from bot.actions import extract
+from bot.actions.labels import MEMBERSHIP, REFUND_METHOD, STATUS, label
+from bot.actions.runtime import services
+from store import policies
+from store.service import OrderView
+
+Slots = dict[str, Any]
+
+
+def language(tracker: Tracker) -> str:
+    return tracker.get_slot("language") or "en"
+
+
+def refusal_vars(order: OrderView, detail: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Template variables shared by every refusal message."""
+    return {
+        "order_id": order.order_id,
+        "status": label(STATUS, str(order.status), lang),
+        "since": detail.get("since", ""),
+        "days": detail.get("window_days", ""),
+        "membership": label(MEMBERSHIP, str(order.customer.membership_level), lang),
+        "carrier": order.carrier or "",
+        "tracking_number": order.tracking_number or "",
+    }
+
+
+def window_start(order: OrderView) -> datetime:
+    return order.delivered_at or order.ordered_at
+
+
+class OrderFormValidator(FormValidationAction, ABC):
+    """Shared validation of the order forms; subclasses name the form and add its policy check."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        """An empty list ends the form: after too many failures or a policy refusal."""
+        if tracker.get_slot("task_blocked"):
+            return []
+        if (tracker.get_slot("failed_attempts") or 0) >= services().settings.max_verification_attempts:
+            return []
+        return domain_slots
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        """Run once the customer is verified; return ``{"task_blocked": True}`` to refuse."""
+        return {}
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _failure(self, tracker: Tracker, slots: Slots) -> Slots:
+        attempts = (tracker.get_slot("failed_attempts") or 0) + 1
+        return {**slots, "failed_attempts": attempts}
+
+    def _verified(self, order: OrderView, username: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        slots: Slots = {
+            "order_id": order.order_id,
+            "customer_identifier": username,
+            "verified": True,
+            "verified_username": username,
+            "failed_attempts": 0,
+        }
+        return {**slots, **self.policy_check(order, dispatcher, tracker)}
+
+    # --- slot validators ---------------------------------------------------------------------
+    def validate_order_id(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        order_id = extract.order_id(slot_value)
+        if order_id is None:
+            dispatcher.utter_message(response="utter_invalid_order_id")
+            return self._failure(tracker, {"order_id": None})
+        order = services().orders.get_order(order_id)
+        if order is None:
+            dispatcher.utter_message(response="utter_order_not_found", value=order_id)
+            return self._failure(tracker, {"order_id": None})
+
+        if order.customer.username == tracker.get_slot("verified_username"):
+            return self._verified(order, order.customer.username, dispatcher, tracker)
+        slots: Slots = {"order_id": order_id, "verified": False}
+        given_now = "customer_identifier" in tracker.slots_to_validate()
+        if not given_now:
+            known = extract.identifier(tracker.get_slot("customer_identifier"))
+            customer = services().orders.verify_identity(order_id, known) if known else None
+            if customer is not None:
+                return self._verified(order, customer.username, dispatcher, tracker)
+            slots["customer_identifier"] = None
+        return slots
+
+    def validate_customer_identifier(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        ident = extract.identifier(slot_value)
+        order_id = extract.order_id(tracker.get_slot("order_id"))
+        if order_id is None:
+            # Given before the order id: keep it and verify once the order id arrives.
+            return {"customer_identifier": ident}
+        if ident is not None:
+            customer = services().orders.verify_identity(order_id, ident)
+            order = services().orders.get_order(order_id)
+            if customer is not None and order is not None:
+                return self._verified(order, customer.username, dispatcher, tracker)
+        dispatcher.utter_message(response="utter_verification_failed", order_id=order_id)
+        return self._failure(tracker, {"customer_identifier": None, "verified": False})
+
+
+class ValidateOrderStatusForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_order_status_form"
+
+
+class ValidateTrackingForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_tracking_form"
+
+
+class ValidateRefundStatusForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_refund_status_form"
+
+
+class ValidateRefundForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_refund_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.check_refund(
+            order.status,
+            order.customer.membership_level,
+            window_start(order),
+            order.total,
+            datetime.now(UTC),
+            services().settings.auto_refund_limit,
+        )
+        if decision.allowed:
+            return {}
+        response = {
+            policies.DecisionCode.OUTSIDE_WINDOW: "utter_refund_refused_outside_window",
+            policies.DecisionCode.CANCEL_INSTEAD: "utter_refund_refused_not_delivered",
+            policies.DecisionCode.NOT_DELIVERED_YET: "utter_refund_refused_in_transit",
+            policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled",
+        }.get(decision.code, "utter_refund_refused_already")
+        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
+        return {"task_blocked": True}
+
+    def validate_refund_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        reason = extract.first_value(slot_value)
+        return {"refund_reason": reason[:500] if reason else None}
+
+    def validate_refund_method(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        method = extract.refund_method(slot_value)
+        if method is None:
+            dispatcher.utter_message(response="utter_invalid_refund_method")
+            return {"refund_method": None}
+        return {"refund_method": str(method)}
+
+
+class ValidateReturnForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_return_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.check_return(
+            order.status,
+            order.customer.membership_level,
+            window_start(order),
+            datetime.now(UTC),
+            has_open_return=order.return_request is not None,
+        )
+        if decision.allowed:
+            return {}
+        response = {
+            policies.DecisionCode.OUTSIDE_WINDOW: "utter_return_refused_outside_window",
+            policies.DecisionCode.CANCEL_INSTEAD: "utter_return_refused_not_delivered",
+            policies.DecisionCode.NOT_DELIVERED_YET: "utter_return_refused_in_transit",
+            policies.DecisionCode.RETURN_ALREADY_STARTED: "utter_return_already_started",
+        }.get(decision.code, "utter_return_refused_other")
+        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
+        return {"task_blocked": True}
+
+    def validate_return_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        reason = extract.first_value(slot_value)
+        return {"return_reason": reason[:500] if reason else None}
+
+
+class ValidateCancelForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_cancel_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.can_cancel(order.status)
+        if decision.allowed:
+            return {}
+        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
+        response = "utter_cancel_refused_shipped" if shipped else "utter_cancel_refused_other"
+        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
+        return {"task_blocked": True}
+
+
+class ValidateAddressForm(OrderFormValidator):
+    def name(self) -> str:
+        return "validate_address_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.can_change_address(order.status)
+        if decision.allowed:
+            return {}
+        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
+        response = "utter_address_refused_shipped" if shipped else "utter_address_refused_other"
+        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
+        return {"task_blocked": True}
+
+    def validate_new_address(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        decision = policies.check_address(extract.first_value(slot_value) or "")
+        if not decision.allowed:
+            dispatcher.utter_message(response="utter_invalid_address")
+            return {"new_address": None}
+        return {"new_address": decision.detail["address"]}
+
+
+class ValidatePasswordResetForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_password_reset_form"
+
+    def validate_account_identifier(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        ident = extract.identifier(slot_value)
+        if ident is None:
+            dispatcher.utter_message(response="utter_ask_account_identifier")
+        return {"account_identifier": ident}
+
+
+class ActionAskRefundMethod(Action):
+    """Asks for the refund method with one button per method, titled in the customer's language."""
+
+    def name(self) -> str:
+        return "action_ask_refund_method"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        buttons = [
+            {"title": label(REFUND_METHOD, str(method), lang), "payload": f'/inform{{"refund_method":"{method}"}}'}
+            for method in policies.RefundMethod
+        ]
+        dispatcher.utter_message(response="utter_ask_refund_method", buttons=buttons)
+        return []

@@ -1,0 +1,197 @@
+"""Actions that answer or change an order once its form has verified the customer.
+
+Each submit action also closes the task: it clears the task's own slots so the next request
+starts clean, but keeps the order id and the verified identity, which the customer may need
+again in the same conversation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.actions.forms import language, refusal_vars
+from bot.actions.labels import REFUND_METHOD, label
+from bot.actions.runtime import services
+from store.policies import PolicyViolation
+from store.service import OrderView
+
+TASK_SLOTS = ("refund_reason", "refund_method", "return_reason", "new_address", "confirm_cancel")
+
+
+def money(amount: Decimal, currency: str = "USD") -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£", "CNY": "¥", "RUB": "₽"}.get(currency)
+    return f"{symbol}{amount:,.2f}" if symbol else f"{amount:,.2f} {currency}"
+
+
+def day(value: Any) -> str:
+    return value.date().isoformat() if value is not None else ""
+
+
+def order_vars(order: OrderView) -> dict[str, Any]:
+    items = ", ".join(f"{i.quantity} × {i.product_name}" if i.quantity > 1 else i.product_name for i in order.items)
+    return {
+        "order_id": order.order_id,
+        "items": items,
+        "total": money(order.total, order.currency),
+        "ordered_at": day(order.ordered_at),
+        "shipped_at": day(order.shipped_at),
+        "delivered_at": day(order.delivered_at),
+        "carrier": order.carrier or "",
+        "tracking_number": order.tracking_number or "",
+    }
+
+
+class OrderTaskAction(Action, ABC):
+    """The end of an order form: stop politely if it failed, else ``perform`` the task."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        reset = [SlotSet(slot, None) for slot in TASK_SLOTS]
+        reset += [SlotSet("task_blocked", False), SlotSet("failed_attempts", 0)]
+        if tracker.get_slot("task_blocked"):
+            return reset  # the refusal was already explained by the validator
+        order_id = tracker.get_slot("order_id")
+        order = services().orders.get_order(order_id) if order_id and tracker.get_slot("verified") else None
+        if order is None:
+            dispatcher.utter_message(response="utter_too_many_attempts")
+            return [*reset, SlotSet("order_id", None), SlotSet("customer_identifier", None)]
+        return [*self.perform(order, dispatcher, tracker), *reset]
+
+    @abstractmethod
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]: ...
+
+
+class ActionOrderStatus(OrderTaskAction):
+    def name(self) -> str:
+        return "action_order_status"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        dispatcher.utter_message(response=f"utter_status_{order.status}", **order_vars(order))
+        return []
+
+
+class ActionTrackShipment(OrderTaskAction):
+    def name(self) -> str:
+        return "action_track_shipment"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        status = str(order.status)
+        if status == "shipped":
+            response = "utter_tracking_in_transit"
+        elif order.tracking_number and order.delivered_at:
+            response = "utter_tracking_delivered"
+        elif status == "processing":
+            response = "utter_tracking_not_shipped"
+        else:
+            response = "utter_tracking_none"
+        dispatcher.utter_message(response=response, **order_vars(order))
+        return []
+
+
+class ActionRefundStatus(OrderTaskAction):
+    def name(self) -> str:
+        return "action_refund_status"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        refund = order.refund
+        if refund is None:
+            dispatcher.utter_message(response="utter_refund_status_none", order_id=order.order_id)
+            return []
+        response = {
+            "pending_approval": "utter_refund_status_pending_approval",
+            "refunded": "utter_refund_status_done",
+            "rejected": "utter_refund_status_rejected",
+        }.get(str(refund.status), "utter_refund_status_requested")
+        dispatcher.utter_message(
+            response=response,
+            order_id=order.order_id,
+            amount=money(refund.amount, order.currency),
+            method=label(REFUND_METHOD, str(refund.method), language(tracker)),
+            created_at=day(refund.created_at),
+        )
+        return []
+
+
+class ActionSubmitRefund(OrderTaskAction):
+    def name(self) -> str:
+        return "action_submit_refund"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        lang = language(tracker)
+        try:
+            refund = services().orders.request_refund(
+                order.order_id, tracker.get_slot("refund_method"), tracker.get_slot("refund_reason") or ""
+            )
+        except PolicyViolation as refused:  # the order changed since the form checked it
+            dispatcher.utter_message(response="utter_refund_refused_already", **refusal_vars(order, refused.detail, lang))
+            return []
+        needs_approval = str(refund.status) == "pending_approval"
+        dispatcher.utter_message(
+            response="utter_refund_needs_approval" if needs_approval else "utter_refund_requested",
+            order_id=order.order_id,
+            amount=money(refund.amount, order.currency),
+            method=label(REFUND_METHOD, str(refund.method), lang),
+            refund_id=refund.id,
+            limit=money(services().settings.auto_refund_limit, order.currency),
+        )
+        return []
+
+
+class ActionSubmitReturn(OrderTaskAction):
+    def name(self) -> str:
+        return "action_submit_return"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        try:
+            ret = services().orders.start_return(order.order_id, tracker.get_slot("return_reason") or "")
+        except PolicyViolation as refused:
+            dispatcher.utter_message(
+                response="utter_return_refused_other", **refusal_vars(order, refused.detail, language(tracker))
+            )
+            return []
+        dispatcher.utter_message(
+            response="utter_return_started", order_id=order.order_id, rma=ret.rma_code, carrier=order.carrier or "UPS"
+        )
+        return []
+
+
+class ActionCancelOrder(OrderTaskAction):
+    def name(self) -> str:
+        return "action_cancel_order"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        if not tracker.get_slot("confirm_cancel"):
+            dispatcher.utter_message(response="utter_cancel_kept", order_id=order.order_id)
+            return []
+        try:
+            services().orders.cancel_order(order.order_id)
+        except PolicyViolation:
+            dispatcher.utter_message(response="utter_cancel_refused_shipped", **refusal_vars(order, {}, language(tracker)))
+            return []
+        dispatcher.utter_message(response="utter_order_cancelled", order_id=order.order_id)
+        return []
+
+
+class ActionChangeAddress(OrderTaskAction):
+    def name(self) -> str:
+        return "action_change_address"
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        try:
+            updated = services().orders.change_address(order.order_id, tracker.get_slot("new_address"))
+        except PolicyViolation:
+            dispatcher.utter_message(response="utter_address_refused_shipped", **refusal_vars(order, {}, language(tracker)))
+            return []
+        dispatcher.utter_message(
+            response="utter_address_changed", order_id=order.order_id, address=updated.shipping_address
+        )
+        return []

@@ -1,0 +1,86 @@
+"""Which language a customer writes in, and Traditional/Simplified Chinese conversion.
+
+The script decides most cases (Han → Chinese, Cyrillic → Russian). Latin text switches the
+conversation to English only when it reads as English prose: a Chinese customer who types
+"ok", an email address or an order number must keep getting Chinese answers. Traditional input
+is converted to Simplified for the NLU and the answers are converted back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import opencc
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+Lang = Literal["en", "zh", "ru"]
+Script = Literal["hans", "hant"]
+SUPPORTED: tuple[Lang, ...] = ("en", "zh", "ru")
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_IDENTIFIERS = re.compile(r"\S+@\S+|https?://\S+|\d+")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Latin text shorter than this many words is too little evidence to switch languages.
+MIN_LATIN_WORDS = 2
+ENGLISH_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Detected:
+    language: Lang
+    script: Script | None  # only for Chinese
+
+
+@lru_cache(maxsize=1)
+def _latin_detector() -> LanguageDetector:
+    # English against its closest neighbours, so that "merci beaucoup" isn't taken for English.
+    return LanguageDetectorBuilder.from_languages(
+        Language.ENGLISH, Language.FRENCH, Language.GERMAN, Language.SPANISH, Language.ITALIAN, Language.PORTUGUESE
+    ).build()
+
+
+@lru_cache(maxsize=2)
+def _converter(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config)
+
+
+def warm_up() -> None:
+    """Load lingua's models and OpenCC's tables before the first customer waits for them."""
+    _latin_detector().compute_language_confidence("where is my order", Language.ENGLISH)
+    to_simplified("訂單")
+
+
+def to_simplified(text: str) -> str:
+    return _converter("t2s").convert(text)
+
+
+def to_traditional(text: str) -> str:
+    return _converter("s2t").convert(text)
+
+
+def chinese_script(text: str) -> Script:
+    """Traditional when converting to Simplified changes the text."""
+    return "hant" if to_simplified(text) != text else "hans"
+
+
+def detect(text: str, previous: Detected | None = None) -> Detected:
+    """The language of ``text``; ``previous`` (the conversation's) wins when the text is ambiguous."""
+    keep = previous or Detected("en", None)
+    han = len(_HAN.findall(text))
+    cyrillic = len(_CYRILLIC.findall(text))
+    if han or cyrillic:
+        if han >= cyrillic:
+            script = chinese_script(text)
+            if script == "hans" and previous and previous.language == "zh" and previous.script == "hant":
+                script = "hant"  # most Chinese characters are the same in both scripts
+            return Detected("zh", script)
+        return Detected("ru", None)
+    words = _LATIN_WORD.findall(_IDENTIFIERS.sub(" ", text))
+    if len(words) < MIN_LATIN_WORDS:
+        return keep
+    confidence = _latin_detector().compute_language_confidence(" ".join(words), Language.ENGLISH)
+    return Detected("en", None) if confidence >= ENGLISH_CONFIDENCE else keep

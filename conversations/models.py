@@ -1,0 +1,74 @@
+"""Tables of the conversation store (schema: Alembic revision ``0002_conversations``).
+
+The gateway, not Rasa, owns the transcript: every inbound and outbound message is written here
+with its channel and language, and every turn records what the bot understood, so the record is
+complete even when Rasa restarts or its tracker is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.db import Base
+from store.models import UTCDateTime
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    script: Mapped[str | None] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), default="bot")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "client_message_id", name="uq_messages_client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", name="fk_messages_conversation"))
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    # Inbound only: pending (stored, not yet answered) → answered.
+    status: Mapped[str | None] = mapped_column(String(16))
+    client_message_id: Mapped[str | None] = mapped_column(String(128))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", name="fk_messages_reply_to"))
+    type: Mapped[str] = mapped_column(String(16), default="text")
+    text: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)  # the button payload a customer clicked
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # buttons, sources, custom
+    language: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class Turn(Base):
+    """What the bot understood and did for one inbound message."""
+
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", name="fk_turns_conversation"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", name="fk_turns_message"), unique=True)
+    language: Mapped[str] = mapped_column(String(8))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    intent_ranking: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    entities: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    slots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active_loop: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,107 @@
+"""Rasa as a supervised child process (the default "embedded" mode).
+
+Rasa 3.6 needs its own Python 3.10 environment, so it can't run inside the gateway; the
+gateway starts ``rasa run`` with the trained model, restarts it whenever it exits, and stops
+it (the whole process group) when the gateway stops. With ``RASA_URL`` set none of this runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from bot.training import ROOT, rasa_env, rasa_executable
+
+log = logging.getLogger(__name__)
+
+
+class RasaSupervisor:
+    def __init__(
+        self,
+        model: Path,
+        port: int,
+        token: str,
+        action_endpoint: str,
+        tracker_db: Path,
+        log_file: Path,
+        venv: Path | None = None,
+        restart_backoff_s: float = 2.0,
+    ) -> None:
+        self.model = model
+        self.port = port
+        self._token = token
+        self._action_endpoint = action_endpoint
+        self._tracker_db = tracker_db
+        self._log_file = log_file
+        self._venv = venv
+        self._backoff = restart_backoff_s
+        self._proc: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    def command(self) -> list[str]:
+        return [
+            str(rasa_executable(self._venv)), "run",
+            "--model", str(self.model),
+            "--endpoints", str(ROOT / "bot" / "endpoints.yml"),
+            "--credentials", str(ROOT / "bot" / "credentials.yml"),
+            "--interface", "127.0.0.1", "--port", str(self.port),
+            "--enable-api", "--auth-token", self._token,
+        ]
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        self._tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = rasa_env({"ACTION_ENDPOINT_URL": self._action_endpoint, "RASA_TRACKER_DB": str(self._tracker_db)})
+        with open(self._log_file, "ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(), cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+            )
+        self.starts += 1
+        log.info("rasa started", extra={"pid": proc.pid, "port": self.port, "model": self.model.name})
+        return proc
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._proc = await self._spawn()
+            code = await self._proc.wait()
+            if self._stopping:
+                break
+            log.warning("rasa exited; restarting", extra={"code": code, "backoff_s": self._backoff})
+            await asyncio.sleep(self._backoff)
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="rasa-supervisor")
+
+    def kill(self) -> None:
+        """Kill the current Rasa process (tests use it to prove the restart)."""
+        if self._proc and self._proc.returncode is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), grace_s)
+            except (TimeoutError, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if self._task:
+            await asyncio.gather(self._task, return_exceptions=True)

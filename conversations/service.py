@@ -1,0 +1,235 @@
+"""The conversation service: the one path every channel's message takes.
+
+    store inbound (idempotent by client message id) → detect language → Rasa → store outbound
+    and what the bot understood → return the replies
+
+Messages are written before Rasa is asked, so a message that arrives while Rasa is down is kept
+(status ``pending``) and the customer is told to retry; a retry with the same message id is
+answered once, and an already answered id returns the stored replies instead of asking again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from conversations import language as lang
+from conversations.models import Conversation, Message, Turn
+from conversations.rasa_client import RasaClient, RasaReply, RasaUnavailable
+from storage.db import transaction
+
+__all__ = ["ConversationService", "InboundMessage", "MessagePending", "OutboundMessage", "TurnResult"]
+
+
+class MessagePending(Exception):
+    """The message is stored but Rasa could not answer it; retry with ``message_id``."""
+
+    def __init__(self, message_id: str, cause: RasaUnavailable) -> None:
+        super().__init__(str(cause))
+        self.message_id = message_id
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    sender_id: str
+    channel: str
+    text: str | None = None
+    payload: str | None = None  # a clicked button's payload, sent to Rasa instead of text
+    language: str | None = None  # explicit choice by the customer or channel: wins over detection
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    type: str
+    text: str
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    sources: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "text": self.text, "buttons": self.buttons, "sources": self.sources}
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    sender_id: str
+    language: str
+    state: str
+    messages: list[OutboundMessage]
+    duplicate: bool = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_outbound(rasa_message: dict[str, Any], traditional: bool) -> OutboundMessage:
+    """Rasa's collected message → our contract; Traditional Chinese conversations get converted text."""
+    custom = rasa_message.get("custom") if isinstance(rasa_message.get("custom"), dict) else {}
+    text = str(rasa_message.get("text") or custom.get("text") or "")
+    buttons = [
+        {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+        for b in rasa_message.get("buttons") or custom.get("buttons") or []
+    ]
+    if traditional:
+        text = lang.to_traditional(text)
+        buttons = [{**b, "title": lang.to_traditional(b["title"])} for b in buttons]
+    sources = [{"title": str(s.get("title", "")), "url": str(s.get("url", ""))} for s in custom.get("sources") or []]
+    return OutboundMessage(type=str(custom.get("type") or "text"), text=text, buttons=buttons, sources=sources)
+
+
+class ConversationService:
+    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient) -> None:
+        self._sessions = sessions
+        self.rasa = rasa
+        # Turns of one conversation are processed in order; different conversations in parallel.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def handle(self, inbound: InboundMessage) -> TurnResult:
+        async with self._locks[inbound.sender_id]:
+            stored = await to_thread.run_sync(self._store_inbound, inbound)
+            if stored.answered is not None:
+                return stored.answered
+            started = time.perf_counter()
+            text_for_bot = inbound.payload or stored.nlu_text
+            try:
+                reply = await self.rasa.send(inbound.sender_id, text_for_bot, {"language": stored.language})
+            except RasaUnavailable as err:
+                raise MessagePending(stored.client_message_id, err) from err
+            latency_ms = (time.perf_counter() - started) * 1000
+            return await to_thread.run_sync(self._store_reply, stored, reply, latency_ms)
+
+    # --- storage steps (run in a worker thread) --------------------------------------------------
+    def _store_inbound(self, inbound: InboundMessage) -> _Stored:
+        with transaction(self._sessions) as db:
+            conv = db.scalar(select(Conversation).where(Conversation.sender_id == inbound.sender_id))
+            previous = lang.Detected(conv.language, conv.script) if conv else None  # type: ignore[arg-type]
+            if inbound.message_id and conv:
+                existing = db.scalar(
+                    select(Message).where(
+                        Message.conversation_id == conv.id, Message.client_message_id == inbound.message_id
+                    )
+                )
+                if existing is not None:
+                    return self._replay(db, conv, existing)
+            detected = self._language(inbound, previous)
+            now = _now()
+            if conv is None:
+                conv = Conversation(
+                    sender_id=inbound.sender_id, channel=inbound.channel, language=detected.language,
+                    script=detected.script, state="bot", created_at=now, updated_at=now,
+                )
+                db.add(conv)
+                db.flush()
+            conv.language, conv.script, conv.updated_at = detected.language, detected.script, now
+            text = inbound.text if inbound.text is not None else (inbound.payload or "")
+            # Without a client id we assign one, so that a retry after a 503 can name the message.
+            client_id = inbound.message_id or f"srv-{uuid.uuid4().hex}"
+            msg = Message(
+                conversation_id=conv.id, direction="in", status="pending", client_message_id=client_id,
+                type="text", text=text, payload=inbound.payload, language=detected.language,
+                channel=inbound.channel, created_at=now,
+            )
+            db.add(msg)
+            db.flush()
+            return _Stored(conv.id, msg.id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected))
+
+    def _replay(self, db: Session, conv: Conversation, inbound: Message) -> _Stored:
+        detected = lang.Detected(conv.language, conv.script)  # type: ignore[arg-type]
+        if inbound.status == "answered":
+            replies = db.scalars(select(Message).where(Message.reply_to_id == inbound.id).order_by(Message.id))
+            answered = TurnResult(
+                sender_id=conv.sender_id, language=conv.language, state=conv.state, duplicate=True,
+                messages=[
+                    OutboundMessage(
+                        type=m.type, text=m.text, buttons=(m.data or {}).get("buttons", []),
+                        sources=(m.data or {}).get("sources", []),
+                    )
+                    for m in replies
+                ],
+            )
+            return _Stored(conv.id, inbound.id, inbound.client_message_id or "", conv.sender_id, detected, "", answered)
+        # Stored while Rasa was down: answer it now, once.
+        return _Stored(
+            conv.id, inbound.id, inbound.client_message_id or "", conv.sender_id, detected,
+            self._nlu_text(inbound.text, detected),
+        )
+
+    def _store_reply(self, stored: _Stored, reply: RasaReply, latency_ms: float) -> TurnResult:
+        traditional = stored.detected.language == "zh" and stored.detected.script == "hant"
+        outbound = [to_outbound(m, traditional) for m in reply.messages]
+        now = _now()
+        with transaction(self._sessions) as db:
+            conv = db.get_one(Conversation, stored.conversation_id)
+            inbound = db.get_one(Message, stored.message_id)
+            inbound.status = "answered"
+            for out in outbound:
+                db.add(Message(
+                    conversation_id=conv.id, direction="out", reply_to_id=inbound.id, type=out.type, text=out.text,
+                    data={"buttons": out.buttons, "sources": out.sources}, language=stored.language,
+                    channel=inbound.channel, created_at=now,
+                ))
+            turn = reply.turn
+            intent = turn.get("intent") or {}
+            db.add(Turn(
+                conversation_id=conv.id, message_id=inbound.id, language=stored.language,
+                intent=intent.get("name"), confidence=intent.get("confidence"),
+                intent_ranking=turn.get("intent_ranking") or [], entities=turn.get("entities") or [],
+                actions=turn.get("actions") or [], slots=turn.get("slots") or {},
+                active_loop=turn.get("active_loop"), latency_ms=latency_ms, created_at=now,
+            ))
+            conv.updated_at = now
+            state = conv.state
+        return TurnResult(sender_id=stored.sender_id, language=stored.language, state=state, messages=outbound)
+
+    # --- language ---------------------------------------------------------------------------
+    @staticmethod
+    def _language(inbound: InboundMessage, previous: lang.Detected | None) -> lang.Detected:
+        if inbound.language:
+            script = None
+            if inbound.language == "zh" and inbound.text:
+                script = lang.chinese_script(inbound.text)
+            return lang.Detected(inbound.language, script)  # type: ignore[arg-type]
+        if inbound.text is None:  # a button click says nothing about the language
+            return previous or lang.Detected("en", None)
+        return lang.detect(inbound.text, previous)
+
+    @staticmethod
+    def _nlu_text(text: str, detected: lang.Detected) -> str:
+        return lang.to_simplified(text) if detected.language == "zh" and detected.script == "hant" else text
+
+    # --- reads -----------------------------------------------------------------------------
+    def transcript(self, sender_id: str) -> list[dict[str, Any]]:
+        with self._sessions() as db:
+            conv = db.scalar(select(Conversation).where(Conversation.sender_id == sender_id))
+            if conv is None:
+                return []
+            return [
+                {"direction": m.direction, "type": m.type, "text": m.text, "status": m.status,
+                 "language": m.language, "channel": m.channel, "created_at": m.created_at.isoformat()}
+                for m in conv.messages
+            ]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    conversation_id: int
+    message_id: int
+    client_message_id: str
+    sender_id: str
+    detected: lang.Detected
+    nlu_text: str
+    answered: TurnResult | None = None
+
+    @property
+    def language(self) -> str:
+        return self.detected.language

@@ -1,0 +1,109 @@
+"""The gateway: FastAPI app factory and entry point (`python server.py` / `make run`).
+
+Wires settings, storage, the demo store, the Rasa connection (a supervised child process, or
+the server named by RASA_URL), the action server and the customer channels.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bot.actions import runtime as action_runtime
+from bot.actions.webhook import router as actions_router
+from bot.training import ensure_model
+from channels.rest import router as rest_router
+from conversations import language
+from conversations.rasa_client import RasaClient, RasaUnavailable
+from conversations.rasa_process import RasaSupervisor
+from conversations.service import ConversationService
+from settings import Settings, get_settings
+from storage.db import make_engine, make_session_factory, upgrade
+from store.seed import seed
+from store.service import SqlOrdersService
+
+log = logging.getLogger("supportbot")
+
+
+async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
+    """External mode: use RASA_URL. Embedded mode: train if needed, then supervise `rasa run`."""
+    token = settings.rasa_token.get_secret_value() or secrets.token_urlsafe(24)
+    if settings.rasa_url:
+        app.state.rasa_process = None
+        return RasaClient(settings.rasa_url, token, settings.rasa_timeout_s)
+    model = await to_thread.run_sync(lambda: ensure_model(settings.rasa_config, settings.model_dir, venv=settings.rasa_venv))
+    supervisor = RasaSupervisor(
+        model=model,
+        port=settings.rasa_port,
+        token=token,
+        action_endpoint=f"http://127.0.0.1:{settings.port}/actions/webhook",
+        tracker_db=settings.data_dir / "rasa_tracker.db",
+        log_file=settings.data_dir / "rasa.log",
+        venv=settings.rasa_venv,
+        restart_backoff_s=settings.rasa_restart_backoff_s,
+    )
+    await supervisor.start()
+    app.state.rasa_process = supervisor
+    return RasaClient(supervisor.url, token, settings.rasa_timeout_s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.sqlalchemy_url
+        await to_thread.run_sync(upgrade, url)
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        await to_thread.run_sync(lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
+        action_runtime.configure(SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings)
+        await to_thread.run_sync(language.warm_up)
+        rasa = await _start_rasa(app, settings)
+        app.state.conversations = ConversationService(sessions, rasa)
+        try:
+            yield
+        finally:
+            if app.state.rasa_process is not None:
+                await app.state.rasa_process.stop()
+            await rasa.close()
+            engine.dispose()
+
+    app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(rest_router)
+    app.include_router(actions_router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive (says nothing about Rasa)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """200 only when Rasa has a model loaded and answers; 503 says what is missing."""
+        service: ConversationService = request.app.state.conversations
+        try:
+            status = await service.rasa.status()
+        except RasaUnavailable as err:
+            return JSONResponse({"status": "unavailable", "missing": str(err)}, status_code=503)
+        return JSONResponse({"status": "ready", "model": status.get("model_id")})
+
+    return app
+
+
+def main() -> None:
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Tables of the demo store (schema owned by Alembic revision ``0001_store``).
+
+Statuses, levels and methods are stored as short strings (the values of the enums in
+``store.policies``) rather than database enums, so that adding a value never needs an
+``ALTER TYPE`` on PostgreSQL or a table rebuild on SQLite. Money is ``Numeric(10, 2)``.
+Timestamps are stored as naive UTC and always read back as timezone-aware UTC (``UTCDateTime``),
+which behaves the same on SQLite (no time zones) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.db import Base
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, aware UTC in Python; naive input is taken as UTC already."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Money = Numeric(10, 2)
+
+
+class Customer(Base):
+    """A store account. ``username``/``email`` are stored lower-case (lookups are case-blind)."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        UniqueConstraint("username", name="uq_customers_username"),
+        UniqueConstraint("email", name="uq_customers_email"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    full_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str] = mapped_column(String(32))
+    membership_level: Mapped[str] = mapped_column(String(16))
+    zip_code: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+
+
+class Order(Base):
+    """An order; ``order_id`` is the 10-digit number customers quote (ABCD style)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("total >= 0", name="ck_orders_total_nonnegative"),)
+
+    order_id: Mapped[str] = mapped_column(String(10), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", name="fk_orders_customer_id_customers", ondelete="RESTRICT"),
+        index=True,
+    )
+    status: Mapped[str] = mapped_column(String(32))
+    ordered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    carrier: Mapped[str | None] = mapped_column(String(16))
+    tracking_number: Mapped[str | None] = mapped_column(String(40))
+    shipping_address: Mapped[str] = mapped_column(String(200))
+    payment_method: Mapped[str] = mapped_column(String(16))
+    total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+
+    customer: Mapped[Customer] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
+    )
+    refunds: Mapped[list[Refund]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Refund.id"
+    )
+    return_requests: Mapped[list[ReturnRequest]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="ReturnRequest.id"
+    )
+
+
+class OrderItem(Base):
+    """One line of an order: a product such as 'Calvin Klein jeans' in a size and colour."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_order_items_quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="ck_order_items_unit_price_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.order_id", name="fk_order_items_order_id_orders", ondelete="CASCADE"),
+        index=True,
+    )
+    product_name: Mapped[str] = mapped_column(String(120))
+    category: Mapped[str] = mapped_column(String(32))
+    size: Mapped[str] = mapped_column(String(16))
+    colour: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class Refund(Base):
+    """A refund of an order: how much, to which method, why, and where it stands."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.order_id", name="fk_refunds_order_id_orders", ondelete="CASCADE"),
+        index=True,
+    )
+    amount: Mapped[Decimal] = mapped_column(Money)
+    method: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="refunds")
+
+
+class ReturnRequest(Base):
+    """A return: the RMA code printed on the prepaid label identifies the parcel coming back."""
+
+    __tablename__ = "return_requests"
+    __table_args__ = (UniqueConstraint("rma_code", name="uq_return_requests_rma_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.order_id", name="fk_return_requests_order_id_orders", ondelete="CASCADE"),
+        index=True,
+    )
+    reason: Mapped[str] = mapped_column(String(500))
+    rma_code: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="return_requests")
+
+
+class OutboxEmail(Base):
+    """An email waiting to be sent (transactional outbox): written in the same transaction as
+    the change that causes it, delivered later by a sender that sets ``sent_at``."""
+
+    __tablename__ = "outbox_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
