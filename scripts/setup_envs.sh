@@ -33,11 +33,12 @@ make_env() {  # $1 = venv dir, $2 = python version, $3.. = requirement files
   fi
   echo "[setup] creating $dir with $py"
   [ -x "$dir/bin/python" ] || "$py" -m venv "$dir"
-  "$dir/bin/python" -m pip install -q --upgrade pip
+  pipq() { "$dir/bin/python" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+  pipq --upgrade pip
   if [ "$ver" = "3.11" ]; then
-    "$dir/bin/python" -m pip install -q torch==2.13.0
+    pipq torch==2.13.0  # the CPU wheel on local disk, before anything pulls a CUDA build
   fi
-  for req in "$@"; do "$dir/bin/python" -m pip install -q -r "$req"; done
+  for req in "$@"; do pipq -r "$req"; done
   echo "$want" > "$dir/.stamp"
 }
 

@@ -48,9 +48,7 @@ def _print_order(view: OrderView) -> None:
 
 @app.command("seed")
 def seed_command(
-    reference: str = typer.Option(
-        "", help="Reference date (ISO, UTC) the demo dates are relative to; default: now."
-    ),
+    reference: str = typer.Option("", help="Reference date (ISO, UTC) the demo dates are relative to; default: now."),
 ) -> None:
     """Fill an empty store with the deterministic demo data (does nothing if it has customers)."""
     ref = None

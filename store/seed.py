@@ -87,24 +87,98 @@ SIZES: dict[str, Sequence[str]] = {
 COLOURS = ("black", "navy", "white", "grey", "khaki", "olive", "burgundy", "denim blue", "brown")
 CARRIERS = ("UPS", "FedEx", "USPS", "DHL")
 FIRST_NAMES = (
-    "Alessandro", "Joyce", "Albert", "David", "Sanya", "Crystal", "Chloe", "Rodriguez", "Joseph",
-    "Norman", "Maria", "James", "Aisha", "Wei", "Olga", "Ivan", "Priya", "Lucas", "Emma", "Noah",
-    "Sofia", "Mateo", "Hana", "Kenji", "Fatima", "Omar", "Grace", "Ethan", "Mia", "Daniel",
+    "Alessandro",
+    "Joyce",
+    "Albert",
+    "David",
+    "Sanya",
+    "Crystal",
+    "Chloe",
+    "Rodriguez",
+    "Joseph",
+    "Norman",
+    "Maria",
+    "James",
+    "Aisha",
+    "Wei",
+    "Olga",
+    "Ivan",
+    "Priya",
+    "Lucas",
+    "Emma",
+    "Noah",
+    "Sofia",
+    "Mateo",
+    "Hana",
+    "Kenji",
+    "Fatima",
+    "Omar",
+    "Grace",
+    "Ethan",
+    "Mia",
+    "Daniel",
 )
 LAST_NAMES = (
-    "Phoenix", "Wu", "Sanders", "Williams", "Afzal", "Minh", "Zhang", "Domingo", "Banter",
-    "Bouchard", "Garcia", "Smith", "Khan", "Chen", "Petrova", "Ivanov", "Patel", "Silva",
-    "Johnson", "Brown", "Rossi", "Lopez", "Tanaka", "Sato", "Haddad", "Nguyen", "Kowalski",
-    "Murphy", "Okafor", "Schmidt",
+    "Phoenix",
+    "Wu",
+    "Sanders",
+    "Williams",
+    "Afzal",
+    "Minh",
+    "Zhang",
+    "Domingo",
+    "Banter",
+    "Bouchard",
+    "Garcia",
+    "Smith",
+    "Khan",
+    "Chen",
+    "Petrova",
+    "Ivanov",
+    "Patel",
+    "Silva",
+    "Johnson",
+    "Brown",
+    "Rossi",
+    "Lopez",
+    "Tanaka",
+    "Sato",
+    "Haddad",
+    "Nguyen",
+    "Kowalski",
+    "Murphy",
+    "Okafor",
+    "Schmidt",
 )
 STREETS = (
-    "1st Ave", "Lexington Ave", "Lincoln Ave", "Main St", "Elm St", "Oak St", "Pine St",
-    "Maple Ave", "Washington Blvd", "Cedar Ln", "Park Ave", "2nd St", "Sunset Blvd", "Kennedy St",
+    "1st Ave",
+    "Lexington Ave",
+    "Lincoln Ave",
+    "Main St",
+    "Elm St",
+    "Oak St",
+    "Pine St",
+    "Maple Ave",
+    "Washington Blvd",
+    "Cedar Ln",
+    "Park Ave",
+    "2nd St",
+    "Sunset Blvd",
+    "Kennedy St",
 )
 CITIES = (
-    ("San Mateo", "NY"), ("La Fayette", "TX"), ("Raleigh", "MI"), ("Jacksonville", "FL"),
-    ("Brighton", "MA"), ("Monterey", "CA"), ("Newark", "NJ"), ("Springfield", "IL"),
-    ("Baltimore", "MD"), ("Portland", "OR"), ("Austin", "TX"), ("Denver", "CO"),
+    ("San Mateo", "NY"),
+    ("La Fayette", "TX"),
+    ("Raleigh", "MI"),
+    ("Jacksonville", "FL"),
+    ("Brighton", "MA"),
+    ("Monterey", "CA"),
+    ("Newark", "NJ"),
+    ("Springfield", "IL"),
+    ("Baltimore", "MD"),
+    ("Portland", "OR"),
+    ("Austin", "TX"),
+    ("Denver", "CO"),
 )
 
 
@@ -121,26 +195,76 @@ class _Person:
 # ABCD's customers (names from the ontology; Crystal Minh's and Alessandro Phoenix's details from
 # the sample conversations).
 _DEMO_PEOPLE: tuple[_Person, ...] = (
-    _Person("Crystal Minh", "cminh730", MembershipLevel.BRONZE, "(977) 625-2661",
-            "6821 1st Ave, San Mateo, NY 75227", "75227"),
-    _Person("Alessandro Phoenix", "aphoenix939", MembershipLevel.GOLD, "(727) 760-7806",
-            "8865 Lexington Ave, La Fayette, TX 86229", "86229"),
-    _Person("Joyce Wu", "jwu477", MembershipLevel.BRONZE, "(859) 787-9085",
-            "9998 Lincoln Ave, Raleigh, MI 14573", "14573"),
-    _Person("Albert Sanders", "asanders308", MembershipLevel.GUEST, "(312) 555-0148",
-            "4120 Main St, Springfield, IL 62704", "62704"),
-    _Person("David Williams", "dwilliams615", MembershipLevel.BRONZE, "(410) 555-0199",
-            "2875 Elm St, Baltimore, MD 21201", "21201"),
-    _Person("Sanya Afzal", "safzal207", MembershipLevel.SILVER, "(503) 555-0133",
-            "731 Oak St, Portland, OR 97205", "97205"),
-    _Person("Chloe Zhang", "czhang841", MembershipLevel.SILVER, "(617) 555-0172",
-            "5562 Park Ave, Brighton, MA 02135", "02135"),
-    _Person("Rodriguez Domingo", "rdomingo118", MembershipLevel.GUEST, "(904) 555-0111",
-            "1290 Maple Ave, Jacksonville, FL 32202", "32202"),
-    _Person("Joseph Banter", "jbanter553", MembershipLevel.SILVER, "(973) 555-0164",
-            "3310 Washington Blvd, Newark, NJ 07102", "07102"),
-    _Person("Norman Bouchard", "nbouchard772", MembershipLevel.GOLD, "(831) 555-0125",
-            "8004 Cedar Ln, Monterey, CA 93940", "93940"),
+    _Person(
+        "Crystal Minh",
+        "cminh730",
+        MembershipLevel.BRONZE,
+        "(977) 625-2661",
+        "6821 1st Ave, San Mateo, NY 75227",
+        "75227",
+    ),
+    _Person(
+        "Alessandro Phoenix",
+        "aphoenix939",
+        MembershipLevel.GOLD,
+        "(727) 760-7806",
+        "8865 Lexington Ave, La Fayette, TX 86229",
+        "86229",
+    ),
+    _Person(
+        "Joyce Wu", "jwu477", MembershipLevel.BRONZE, "(859) 787-9085", "9998 Lincoln Ave, Raleigh, MI 14573", "14573"
+    ),
+    _Person(
+        "Albert Sanders",
+        "asanders308",
+        MembershipLevel.GUEST,
+        "(312) 555-0148",
+        "4120 Main St, Springfield, IL 62704",
+        "62704",
+    ),
+    _Person(
+        "David Williams",
+        "dwilliams615",
+        MembershipLevel.BRONZE,
+        "(410) 555-0199",
+        "2875 Elm St, Baltimore, MD 21201",
+        "21201",
+    ),
+    _Person(
+        "Sanya Afzal", "safzal207", MembershipLevel.SILVER, "(503) 555-0133", "731 Oak St, Portland, OR 97205", "97205"
+    ),
+    _Person(
+        "Chloe Zhang",
+        "czhang841",
+        MembershipLevel.SILVER,
+        "(617) 555-0172",
+        "5562 Park Ave, Brighton, MA 02135",
+        "02135",
+    ),
+    _Person(
+        "Rodriguez Domingo",
+        "rdomingo118",
+        MembershipLevel.GUEST,
+        "(904) 555-0111",
+        "1290 Maple Ave, Jacksonville, FL 32202",
+        "32202",
+    ),
+    _Person(
+        "Joseph Banter",
+        "jbanter553",
+        MembershipLevel.SILVER,
+        "(973) 555-0164",
+        "3310 Washington Blvd, Newark, NJ 07102",
+        "07102",
+    ),
+    _Person(
+        "Norman Bouchard",
+        "nbouchard772",
+        MembershipLevel.GOLD,
+        "(831) 555-0125",
+        "8004 Cedar Ln, Monterey, CA 93940",
+        "93940",
+    ),
 )
 
 _DAY = timedelta(days=1)
@@ -275,8 +399,14 @@ class _Builder:
     def add_refund(
         self, order: Order, status: RefundStatus, created_at: datetime, method: RefundMethod | None = None
     ) -> None:
-        reasons = ("wrong size", "arrived damaged", "colour not as pictured", "changed my mind",
-                   "stain on the fabric", "ordered twice by mistake")
+        reasons = (
+            "wrong size",
+            "arrived damaged",
+            "colour not as pictured",
+            "changed my mind",
+            "stain on the fabric",
+            "ordered twice by mistake",
+        )
         order.refunds.append(
             Refund(
                 amount=order.total,
@@ -291,8 +421,7 @@ class _Builder:
         reasons = ("wrong size", "wrong colour", "stain", "does not fit")
         code = "RMA-" + "".join(self.rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(8))
         order.return_requests.append(
-            ReturnRequest(reason=self.rng.choice(reasons), rma_code=code, status=status.value,
-                          created_at=created_at)
+            ReturnRequest(reason=self.rng.choice(reasons), rma_code=code, status=status.value, created_at=created_at)
         )
 
     def shipped_dates(self, delivered_days_ago: float) -> tuple[datetime, datetime, datetime]:
@@ -309,56 +438,93 @@ class _Builder:
         ref, c = self.ref, self.customers
 
         def item(name: str, category: str, size: str, colour: str, price: str, qty: int = 1) -> OrderItem:
-            return OrderItem(product_name=name, category=category, size=size, colour=colour,
-                             quantity=qty, unit_price=Decimal(price))
+            return OrderItem(
+                product_name=name, category=category, size=size, colour=colour, quantity=qty, unit_price=Decimal(price)
+            )
 
-        self.make_order(c["jwu477"], OrderStatus.PROCESSING,
-                        [item("Tommy Hilfiger shirt", "shirt", "M", "navy", "59.00")],
-                        order_id=DEMO["processing"].order_id, ordered_at=ref - 6 * _HOUR,
-                        payment_method=PaymentMethod.PAYPAL)
-        self.make_order(c["cminh730"], OrderStatus.SHIPPED,
-                        [item("Michael Kors jeans", "jeans", "30x32", "denim blue", "94.00")],
-                        order_id=DEMO["shipped"].order_id, ordered_at=ref - 3 * _DAY,
-                        shipped_at=ref - 2 * _DAY, payment_method=PaymentMethod.CREDIT_CARD,
-                        carrier="UPS")
-        self.demo_delivered("delivered_recent", "asanders308", 5,
-                            [item("Tommy Hilfiger shirt", "shirt", "L", "white", "49.00"),
-                             item("Guess jeans", "jeans", "32x32", "black", "68.00")])
-        self.demo_delivered("delivered_old_bronze", "dwilliams615", 120,
-                            [item("Calvin Klein jeans", "jeans", "34x32", "grey", "79.00")])
-        self.demo_delivered("delivered_guest_old", "rdomingo118", 45,
-                            [item("Guess shirt", "shirt", "S", "burgundy", "39.00")])
-        order = self.demo_delivered("refund_requested", "aphoenix939", 20,
-                                    [item("Michael Kors shirt", "shirt", "M", "olive", "69.00")])
+        self.make_order(
+            c["jwu477"],
+            OrderStatus.PROCESSING,
+            [item("Tommy Hilfiger shirt", "shirt", "M", "navy", "59.00")],
+            order_id=DEMO["processing"].order_id,
+            ordered_at=ref - 6 * _HOUR,
+            payment_method=PaymentMethod.PAYPAL,
+        )
+        self.make_order(
+            c["cminh730"],
+            OrderStatus.SHIPPED,
+            [item("Michael Kors jeans", "jeans", "30x32", "denim blue", "94.00")],
+            order_id=DEMO["shipped"].order_id,
+            ordered_at=ref - 3 * _DAY,
+            shipped_at=ref - 2 * _DAY,
+            payment_method=PaymentMethod.CREDIT_CARD,
+            carrier="UPS",
+        )
+        self.demo_delivered(
+            "delivered_recent",
+            "asanders308",
+            5,
+            [
+                item("Tommy Hilfiger shirt", "shirt", "L", "white", "49.00"),
+                item("Guess jeans", "jeans", "32x32", "black", "68.00"),
+            ],
+        )
+        self.demo_delivered(
+            "delivered_old_bronze", "dwilliams615", 120, [item("Calvin Klein jeans", "jeans", "34x32", "grey", "79.00")]
+        )
+        self.demo_delivered(
+            "delivered_guest_old", "rdomingo118", 45, [item("Guess shirt", "shirt", "S", "burgundy", "39.00")]
+        )
+        order = self.demo_delivered(
+            "refund_requested", "aphoenix939", 20, [item("Michael Kors shirt", "shirt", "M", "olive", "69.00")]
+        )
         order.status = OrderStatus.REFUND_REQUESTED.value
         self.add_refund(order, RefundStatus.REQUESTED, ref - 3 * _DAY, RefundMethod.CREDIT_CARD)
-        order = self.demo_delivered("refunded", "safzal207", 40,
-                                    [item("Calvin Klein boots", "boots", "8", "brown", "129.00")])
+        order = self.demo_delivered(
+            "refunded", "safzal207", 40, [item("Calvin Klein boots", "boots", "8", "brown", "129.00")]
+        )
         order.status = OrderStatus.REFUNDED.value
         self.add_refund(order, RefundStatus.REFUNDED, ref - 30 * _DAY, RefundMethod.GIFT_CARD)
-        self.make_order(c["czhang841"], OrderStatus.CANCELLED,
-                        [item("Guess jacket", "jacket", "S", "khaki", "139.00")],
-                        order_id=DEMO["cancelled"].order_id, ordered_at=ref - 4 * _DAY)
-        self.demo_delivered("big_amount_delivered", "jbanter553", 10,
-                            [item("Michael Kors jacket", "jacket", "L", "black", "239.00"),
-                             item("Guess boots", "boots", "10", "brown", "150.00")])
-        self.demo_delivered("gold_delivered_old", "nbouchard772", 400,
-                            [item("Tommy Hilfiger jacket", "jacket", "XL", "navy", "120.00")])
-        order = self.demo_delivered("return_started", "jwu477", 12,
-                                    [item("Calvin Klein shirt", "shirt", "S", "white", "45.00")])
+        self.make_order(
+            c["czhang841"],
+            OrderStatus.CANCELLED,
+            [item("Guess jacket", "jacket", "S", "khaki", "139.00")],
+            order_id=DEMO["cancelled"].order_id,
+            ordered_at=ref - 4 * _DAY,
+        )
+        self.demo_delivered(
+            "big_amount_delivered",
+            "jbanter553",
+            10,
+            [
+                item("Michael Kors jacket", "jacket", "L", "black", "239.00"),
+                item("Guess boots", "boots", "10", "brown", "150.00"),
+            ],
+        )
+        self.demo_delivered(
+            "gold_delivered_old", "nbouchard772", 400, [item("Tommy Hilfiger jacket", "jacket", "XL", "navy", "120.00")]
+        )
+        order = self.demo_delivered(
+            "return_started", "jwu477", 12, [item("Calvin Klein shirt", "shirt", "S", "white", "45.00")]
+        )
         self.add_return(order, ReturnStatus.LABEL_ISSUED, ref - 2 * _DAY)
 
     def demo_delivered(self, key: str, username: str, days_ago: int, items: list[OrderItem]) -> Order:
         delivered = self.ref - days_ago * _DAY
-        return self.make_order(self.customers[username], OrderStatus.DELIVERED, items,
-                               order_id=DEMO[key].order_id, ordered_at=delivered - 4 * _DAY,
-                               shipped_at=delivered - 3 * _DAY, delivered_at=delivered)
+        return self.make_order(
+            self.customers[username],
+            OrderStatus.DELIVERED,
+            items,
+            order_id=DEMO[key].order_id,
+            ordered_at=delivered - 4 * _DAY,
+            shipped_at=delivered - 3 * _DAY,
+            delivered_at=delivered,
+        )
 
     def random_order(self, customer: Customer) -> None:
         rng, ref = self.rng, self.ref
-        status = rng.choices(
-            list(OrderStatus), weights=(12, 15, 45, 8, 10, 10)
-        )[0]  # processing, shipped, delivered, cancelled, refund_requested, refunded
+        # weights of: processing, shipped, delivered, cancelled, refund_requested, refunded
+        status = rng.choices(list(OrderStatus), weights=(12, 15, 45, 8, 10, 10))[0]
         items = self.random_items()
         if status is OrderStatus.PROCESSING:
             self.make_order(customer, status, items, ordered_at=ref - timedelta(hours=rng.uniform(1, 48)))
@@ -377,8 +543,7 @@ class _Builder:
         else:  # refunds are asked for soon after delivery
             days_ago = rng.uniform(2, 60)
         ordered, shipped, delivered = self.shipped_dates(days_ago)
-        order = self.make_order(customer, status, items, ordered_at=ordered, shipped_at=shipped,
-                                delivered_at=delivered)
+        order = self.make_order(customer, status, items, ordered_at=ordered, shipped_at=shipped, delivered_at=delivered)
         asked = min(delivered + timedelta(days=rng.uniform(0.5, 10)), ref - _HOUR)
         if status is OrderStatus.REFUND_REQUESTED:
             refund_status = (

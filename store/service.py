@@ -169,10 +169,7 @@ def _order_view(o: Order) -> OrderView:
         payment_method=o.payment_method,
         total=o.total,
         currency=o.currency,
-        items=tuple(
-            ItemView(i.product_name, i.category, i.size, i.colour, i.quantity, i.unit_price)
-            for i in o.items
-        ),
+        items=tuple(ItemView(i.product_name, i.category, i.size, i.colour, i.quantity, i.unit_price) for i in o.items),
         customer=_customer_view(o.customer),
         refund=_refund_view(refund, o.currency) if refund else None,
         return_request=_return_view(ret) if ret else None,
@@ -348,9 +345,7 @@ class SqlOrdersService:
                 amount=order.total,
                 method=refund_method.value,
                 reason=_clean_reason(reason),
-                status=(
-                    RefundStatus.PENDING_APPROVAL if decision.needs_approval else RefundStatus.REQUESTED
-                ).value,
+                status=(RefundStatus.PENDING_APPROVAL if decision.needs_approval else RefundStatus.REQUESTED).value,
                 created_at=now,
             )
             order.refunds.append(refund)

@@ -27,15 +27,15 @@ from store.models import Customer, Order, OrderItem, OutboxEmail, Refund, Return
 from store.policies import MembershipLevel, OrderStatus, PolicyViolation, RefundMethod, RefundStatus
 from store.seed import DEMO, seed
 from store.service import OrdersService
-from tests.store_fixtures import (  # noqa: F401  (fixtures are used as test arguments)
+from tests.store_fixtures import (  # noqa: F401  (fixture_* register the fixtures used as arguments)
     LIMIT,
     REFERENCE,
     StoreDb,
+    fixture_postgres_store_schema,
+    fixture_sqlite_store_template,
+    fixture_store_db,
     make_store_db,
-    postgres_schema_url,
-    sqlite_store,
     sqlite_url,
-    store_db,
 )
 
 STORE_TABLES = {"customers", "orders", "order_items", "refunds", "return_requests", "outbox_emails"}
@@ -366,9 +366,7 @@ def test_second_refund_is_refused(store_db: StoreDb) -> None:
     assert err.value.code == "refund_already_requested"
 
 
-def test_a_crash_after_writing_leaves_nothing_half_written(
-    store_db: StoreDb, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_crash_after_writing_leaves_nothing_half_written(store_db: StoreDb, monkeypatch: pytest.MonkeyPatch) -> None:
     """The refund row and the status change are one transaction: both or neither."""
     before = _snapshot(store_db.factory)
 

@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` (the whole system) and `make test` (the suite).
+# Each installs what it needs first; installing again with unchanged requirements does nothing.
+SHELL := /bin/bash
+export RASA_TELEMETRY_ENABLED := false
+PY := .venv/bin/python
+
+.PHONY: setup run test train lint bench-nlu bench-load clean
+
+setup:
+	@bash scripts/setup_envs.sh all
+
+run: setup
+	$(PY) server.py
+
+test: setup
+	$(PY) -m pytest -q -rs
+
+train: setup
+	$(PY) -m bot.training
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench-nlu: setup
+	.venv-rasa/bin/python -m bench.nlu --dataset shipped
+	.venv-rasa/bin/python -m bench.nlu --dataset clinc150 --shots 10 --compare-default
+
+bench-load: setup
+	$(PY) -m bench.load
+
+clean:
+	rm -rf data models .pytest_cache

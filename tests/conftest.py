@@ -1,0 +1,116 @@
+"""Shared fixtures. The live system (gateway + supervised Rasa with the project's trained model)
+is started once per test session in a subprocess, exactly as `make run` starts it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+# Trained models are cached outside the checkout so CI's fresh clones reuse them (keyed by hash).
+MODEL_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_MODEL_DIR", Path.home() / ".cache" / "supportbot" / "models"))
+# The pipeline under test: the project's config.yml unless RASA_CONFIG names another.
+RASA_CONFIG = Path(os.environ.get("RASA_CONFIG", ROOT / "config.yml")).resolve()
+STARTUP_TIMEOUT_S = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rasa_pids(port: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"rasa run .*--port {port}"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@dataclass
+class LiveSystem:
+    url: str
+    rasa_port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    db: Engine
+
+    def chat(self, sender: str, text_: str | None = None, **extra: Any) -> httpx.Response:
+        body: dict[str, Any] = {"sender_id": sender, **extra}
+        if text_ is not None:
+            body["text"] = text_
+        return httpx.post(f"{self.url}/api/v1/chat", json=body, timeout=60)
+
+    def say(self, sender: str, text_: str, **extra: Any) -> dict[str, Any]:
+        resp = self.chat(sender, text_, **extra)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}; see {self.data_dir}/gateway.log")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"system not ready after {timeout_s} s; see {self.data_dir}")
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        with self.db.connect() as conn:
+            return list(conn.execute(text(sql), params))
+
+
+def texts(reply: dict[str, Any]) -> str:
+    return "\n".join(m["text"] for m in reply["messages"])
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    from bot.training import ensure_model
+
+    return ensure_model(RASA_CONFIG, MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
+    data_dir = tmp_path_factory.mktemp("live")
+    port, rasa_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir), MODEL_DIR=str(MODEL_CACHE),
+        RASA_CONFIG=str(RASA_CONFIG),
+        RASA_TOKEN="test-token", RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
+    )
+    env.pop("RASA_URL", None)
+    env.pop("DATABASE_URL", None)
+    log = open(data_dir / "gateway.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+    system = LiveSystem(f"http://127.0.0.1:{port}", rasa_port, data_dir, proc, create_engine(f"sqlite:///{data_dir / 'supportbot.db'}"))
+    try:
+        system.wait_ready()
+        yield system
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in rasa_pids(rasa_port):  # never leave a Rasa behind, whatever happened
+            os.kill(pid, signal.SIGKILL)
+        system.db.dispose()
+        log.close()

@@ -1,0 +1,183 @@
+"""Whole conversations through POST /api/v1/chat against the real gateway, Rasa and database."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from store.seed import DEMO
+from tests.conftest import LiveSystem, texts
+
+pytestmark = pytest.mark.rasa
+
+SHIPPED = DEMO["shipped"]  # 3348917502 / cminh730
+
+
+def sender() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def order_status(live: LiveSystem, turns: list[str]) -> list[dict]:
+    s = sender()
+    return [live.say(s, t) for t in turns]
+
+
+@pytest.mark.parametrize(
+    ("turns", "language", "expected"),
+    [
+        (["Hi, where is my order?", SHIPPED.order_id, SHIPPED.email], "en", "shipped on"),
+        (["我的订单到哪了？", f"订单号 {SHIPPED.order_id}", SHIPPED.email], "zh", "已于"),
+        (["我的訂單到哪了？", f"訂單號{SHIPPED.order_id}", SHIPPED.username], "zh", "發貨"),
+        (["где мой заказ?", SHIPPED.order_id, SHIPPED.email], "ru", "отправлен"),
+    ],
+    ids=["en", "zh-hans", "zh-hant", "ru"],
+)
+def test_order_status_with_verification(live: LiveSystem, turns: list[str], language: str, expected: str) -> None:
+    replies = order_status(live, turns)
+    assert all(r["language"] == language for r in replies)
+    assert SHIPPED.order_id in texts(replies[1])  # asks for the email/username on this order
+    final = texts(replies[2])
+    assert expected in final
+    tracking = live.query("select tracking_number from orders where order_id = :o", o=SHIPPED.order_id)[0][0]
+    assert tracking in final
+
+
+def test_traditional_chinese_answered_in_traditional(live: LiveSystem) -> None:
+    s = sender()
+    reply = live.say(s, "我的訂單到哪了？")
+    assert "訂單號" in texts(reply) and "订单号" not in texts(reply)
+
+
+def test_order_details_need_verification(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, "what's the status of my order")
+    live.say(s, SHIPPED.order_id)
+    wrong = live.say(s, "someone.else@email.com")
+    assert "doesn't match" in texts(wrong)
+    tracking = live.query("select tracking_number from orders where order_id = :o", o=SHIPPED.order_id)[0][0]
+    assert tracking not in texts(wrong)
+
+
+def test_three_failed_verifications_end_politely(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, "check my order status please")
+    live.say(s, SHIPPED.order_id)
+    live.say(s, "nobody1@email.com")
+    live.say(s, "nobody2@email.com")
+    last = live.say(s, "nobody3@email.com")
+    assert "3 tries" in texts(last)
+    turn = live.query(
+        "select t.active_loop from turns t join messages m on m.id = t.message_id "
+        "join conversations c on c.id = m.conversation_id where c.sender_id = :s order by t.id desc limit 1", s=s
+    )[0]
+    assert turn[0] is None  # the form is over
+
+
+def test_refund_within_policy_is_recorded(live: LiveSystem) -> None:
+    order = DEMO["delivered_recent"]
+    s = sender()
+    live.say(s, f"I want a refund for order {order.order_id}")
+    live.say(s, order.email)
+    ask_method = live.say(s, "the jacket arrived torn")
+    assert {b["payload"] for b in ask_method["messages"][-1]["buttons"]} >= {'/inform{"refund_method":"gift_card"}'}
+    done = live.chat(s, payload='/inform{"refund_method":"gift_card"}').json()
+    assert "recorded" in texts(done) or "colleague" in texts(done)
+    rows = live.query("select method, amount, reason from refunds where order_id = :o", o=order.order_id)
+    total = live.query("select total from orders where order_id = :o", o=order.order_id)[0][0]
+    assert len(rows) == 1
+    assert rows[0][0] == "gift_card" and float(rows[0][1]) == float(total)
+    assert "torn" in rows[0][2]
+    assert live.query("select status from orders where order_id = :o", o=order.order_id)[0][0] == "refund_requested"
+
+
+def test_refund_outside_policy_is_refused(live: LiveSystem) -> None:
+    order = DEMO["delivered_old_bronze"]
+    s = sender()
+    live.say(s, "I'd like my money back")
+    live.say(s, order.order_id)
+    refused = live.say(s, order.username)
+    assert "outside the 90-day refund window" in texts(refused)
+    assert live.query("select count(*) from refunds where order_id = :o", o=order.order_id)[0][0] == 0
+
+
+def test_refund_above_limit_needs_approval(live: LiveSystem) -> None:
+    order = DEMO["big_amount_delivered"]
+    s = sender()
+    live.say(s, f"refund order {order.order_id} please")
+    live.say(s, order.email)
+    live.say(s, "wrong colour")
+    done = live.chat(s, payload='/inform{"refund_method":"credit_card"}').json()
+    assert "colleague" in texts(done)
+    status = live.query("select status from refunds where order_id = :o", o=order.order_id)[0][0]
+    assert status == "pending_approval"
+
+
+def test_cancel_shipped_order_is_refused(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, f"cancel my order {SHIPPED.order_id}")
+    refused = live.say(s, SHIPPED.username)
+    assert "already shipped" in texts(refused)
+    assert live.query("select status from orders where order_id = :o", o=SHIPPED.order_id)[0][0] == "shipped"
+
+
+def test_cancel_processing_order_is_done_in_database(live: LiveSystem) -> None:
+    order = DEMO["processing"]
+    s = sender()
+    live.say(s, "I need to cancel an order")
+    live.say(s, order.order_id)
+    confirm = live.say(s, order.email)
+    assert [b["payload"] for b in confirm["messages"][-1]["buttons"]] == ["/affirm", "/deny"]
+    done = live.chat(s, payload="/affirm").json()
+    assert "is cancelled" in texts(done)
+    assert live.query("select status from orders where order_id = :o", o=order.order_id)[0][0] == "cancelled"
+
+
+def test_digression_mid_form_then_resume(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, "where's my package")
+    live.say(s, SHIPPED.order_id)
+    aside = live.say(s, "are you a bot?")
+    assert "automated assistant" in texts(aside)
+    assert "email address or username" in texts(aside)  # the form asks its question again
+    done = live.say(s, SHIPPED.email)
+    assert "Tracking number" in texts(done) or "tracking number" in texts(done)
+
+
+def test_stop_mid_form_and_come_back(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, "I want to change the delivery address")
+    live.say(s, DEMO["processing"].order_id)
+    stopped = live.say(s, "stop")
+    assert "stopped" in texts(stopped)
+    back = live.say(s, "actually yes, change the shipping address please")
+    assert "email address or username" in texts(back)  # the order id was kept
+
+
+def test_unplaceable_message_gets_two_stage_fallback(live: LiveSystem) -> None:
+    s = sender()
+    reply = live.say(s, "blorf zindle quax prrt")
+    body = texts(reply)
+    assert "Did you mean" in body or "other words" in body
+    assert not any(word in body for word in ("shipped", "refund of", "cancelled"))
+
+
+def test_turn_records_what_the_bot_understood(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, f"where is my order {SHIPPED.order_id}")
+    row = live.query(
+        "select t.intent, t.confidence, t.intent_ranking, t.entities, t.actions, t.language from turns t "
+        "join conversations c on c.id = t.conversation_id where c.sender_id = :s", s=s
+    )[0]
+    assert row[0] in ("check_order_status", "track_shipment")
+    assert 0 < row[1] <= 1
+    assert '"order_id"' in row[3] and SHIPPED.order_id in row[3]
+    assert "form" in row[4]
+    assert row[5] == "en"
+
+
+def test_language_switch_is_followed(live: LiveSystem) -> None:
+    s = sender()
+    assert live.say(s, "你好")["language"] == "zh"
+    assert live.say(s, "ok")["language"] == "zh"  # too little to switch
+    assert live.say(s, "can you help me track my parcel")["language"] == "en"
