@@ -396,7 +396,7 @@ class ProcessWatch(threading.Thread):
         self.rasa_tree: list[int] = []
         self.rasa_roots_seen: dict[int, int] = {}  # pid → starttime, for restarts and for cleanup
         self.seen: dict[int, tuple[int, str]] = {}  # every pid we sampled → (starttime, cmdline)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
 
     def rediscover(self) -> None:
@@ -430,7 +430,7 @@ class ProcessWatch(threading.Thread):
 
     def run(self) -> None:
         last_discovery = 0.0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             now = time.monotonic()
             gw, tree = self.pids()
             if now - last_discovery > 1.0 or not tree or any(proc_stat(p) is None for p in tree[:1]):
@@ -442,13 +442,13 @@ class ProcessWatch(threading.Thread):
             for peak, value in ((self.gateway, g), (self.rasa, r)):
                 if self.phase == "startup":
                     peak.startup = max(peak.startup, value)
-                else:
+                elif self.phase == "load":
                     peak.load = max(peak.load, value)
             self.samples += 1
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - now)))
+            self._halt.wait(max(0.0, self.interval - (time.monotonic() - now)))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=2)
 
     def cpu_snapshot(self) -> dict[str, int]:
@@ -1023,8 +1023,11 @@ async def main_async(args: argparse.Namespace) -> Run:
             run.notes.append(f"Rasa was restarted {restarts} time(s) by the supervisor during the run")
         failed = False
     finally:
-        watch.stop()
-        run.notes += stop_system(sut, watch)
+        watch.phase = "stopping"  # shutdown is not part of the load peak
+        try:
+            run.notes += stop_system(sut, watch)
+        finally:
+            watch.stop()
         if failed:
             log(f"gateway log tail ({sut.log_path}):\n{tail(sut.log_path)}")
         else:

@@ -1,0 +1,47 @@
+"""Language detection and Chinese script conversion (conversations/language.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations.language import Detected, chinese_script, detect, to_simplified, to_traditional
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "script"),
+    [
+        ("where is my order?", "en", None),
+        ("I want a refund for my jacket", "en", None),
+        ("我的订单到哪了？", "zh", "hans"),
+        ("我的訂單到哪了？", "zh", "hant"),
+        ("订单号 3348917502", "zh", "hans"),
+        ("我的email是 cminh730@email.com", "zh", "hans"),
+        ("где мой заказ", "ru", None),
+        ("хочу вернуть куртку, size не подошел", "ru", None),
+    ],
+)
+def test_detects_language_and_script(text: str, language: str, script: str | None) -> None:
+    assert detect(text) == Detected(language, script)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["ok", "3348917502", "cminh730@email.com", "?", "👍", "merci beaucoup pour tout"])
+def test_ambiguous_text_keeps_the_conversation_language(text: str) -> None:
+    for previous in (Detected("zh", "hans"), Detected("ru", None)):
+        assert detect(text, previous) == previous
+
+
+def test_new_conversation_defaults_to_english() -> None:
+    assert detect("3348917502") == Detected("en", None)
+
+
+def test_traditional_conversation_stays_traditional_on_shared_characters() -> None:
+    # 好的 is written the same in both scripts: a Traditional writer stays Traditional.
+    assert detect("好的", Detected("zh", "hant")) == Detected("zh", "hant")
+    assert detect("好的", Detected("zh", "hans")) == Detected("zh", "hans")
+
+
+def test_script_conversion_round_trip() -> None:
+    assert to_simplified("我的訂單發貨了嗎") == "我的订单发货了吗"
+    assert to_traditional("我的订单发货了吗") == "我的訂單發貨了嗎"
+    assert chinese_script("發貨") == "hant"
+    assert chinese_script("发货") == "hans"
