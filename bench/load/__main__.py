@@ -165,6 +165,8 @@ SCRIPTS: tuple[Script, ...] = (
 )
 # The bot's "that email doesn't match order …" reply (utter_verification_failed) in en/zh/ru.
 VERIFY_FAILED = ("doesn't match", "不符", "не совпадает")
+# The gateway answers in the customer's language (Rasa's REST channel knows nothing about it).
+SCRIPT_OF = {"zh": re.compile(r"[\u4e00-\u9fff]"), "ru": re.compile(r"[\u0400-\u04ff]"), "en": re.compile(r"[A-Za-z]")}
 
 
 def demo_orders() -> list[tuple[str, str, str]]:
@@ -248,6 +250,10 @@ async def converse(
         joined = " ".join(replies)
         if not replies:
             stats.checks["empty reply"] += 1
+            clean = False
+        if target.key == "gateway" and replies and not SCRIPT_OF[script.language].search(joined):
+            stats.checks["reply not in the customer's language"] += 1
+            stats.note(f"{target.key} {script.name} {text!r} → {joined[:160]!r}")
             clean = False
         if step.verify and (order_id not in joined or any(m in joined for m in VERIFY_FAILED)):
             stats.checks["not verified / no order status"] += 1
@@ -525,7 +531,6 @@ def launch() -> Launched:
         RASA_TOKEN=secrets.token_urlsafe(18),
         DATABASE_URL=f"sqlite:///{data_dir / 'supportbot.db'}",
         RASA_TELEMETRY_ENABLED="false",
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",
     )
     log_path = data_dir / "gateway.log"
@@ -637,6 +642,30 @@ async def wait_ready(sut: Launched, timeout: float) -> float:
     raise RuntimeError(f"/readyz not 200 after {timeout:.0f} s:\n{tail(sut.log_path)}")
 
 
+def rasa_call_latencies(db: Path, run_id: str) -> dict[int, list[float]]:
+    """The gateway stores how long each Rasa call took (turns.latency_ms): per concurrency level, seconds."""
+    import sqlite3
+
+    found: dict[int, list[float]] = defaultdict(list)
+    pattern = re.compile(rf"^load-{re.escape(run_id)}-gateway-c(\d+)-\d+$")
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT c.sender_id, t.latency_ms FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+        ).fetchall()
+    for sender, latency_ms in rows:
+        match = pattern.match(sender or "")
+        if match and latency_ms is not None:
+            found[int(match.group(1))].append(latency_ms / 1000)
+    return found
+
+
+def background_cpu(seconds: float = 2.0) -> float:
+    """Cores busy on this machine before we start anything."""
+    before = cpu_busy_ticks()
+    time.sleep(seconds)
+    return (cpu_busy_ticks() - before) / CLK_TCK / seconds
+
+
 def tail(path: Path, n: int = 40) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -712,6 +741,9 @@ class Run:
     sut: Launched | None
     watch: ProcessWatch | None
     started_at: datetime
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    background_cores: float = math.nan
+    rasa_calls: dict[int, list[float]] = field(default_factory=dict)  # level → Rasa call latencies inside the gateway
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     per_level_conversations: dict[int, int] = field(default_factory=dict)
@@ -729,7 +761,13 @@ def render(run: Run) -> str:
     out.append(f"- **Command** (from the repository root): `{reproduce_command()}`")
     out.append(
         f"- **Machine**: {m['nproc']} CPUs (nproc), {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']}; "
-        "gateway, Rasa and the load generator all on this machine, over 127.0.0.1."
+        "gateway, Rasa and the load generator all on this machine, over 127.0.0.1; "
+        f"CPU already busy before the benchmark started: {run.background_cores:.2f} cores"
+        + (
+            " (**other work on the machine: the figures below are contaminated**)."
+            if run.background_cores > 0.25
+            else "."
+        )
     )
     if run.sut:
         sut = run.sut
@@ -802,6 +840,31 @@ def render(run: Run) -> str:
     out.append("")
     out.append(f"**Verdict: {'all targets met' if all(verdicts) else 'targets NOT all met'}.**")
     out.append("")
+    if run.rasa_calls:
+        out.append("### Where the gateway's extra time goes (ms)")
+        out.append("")
+        out.append(
+            "The gateway records how long each of its Rasa calls took (`turns.latency_ms`, via Rasa's gateway "
+            "channel, which also returns the turn's NLU/slots and keeps the language slot). End-to-end minus that "
+            "is the gateway's own work (validation, language detection, two SQLite transactions); the Rasa call "
+            "minus the REST webhook's latency is the extra work inside Rasa's gateway channel."
+        )
+        out.append("")
+        out.append(
+            "| Concurrency | Rasa REST p50 (mean) | Gateway's Rasa call p50 (mean) | Gateway end-to-end p50 (mean) "
+            "| Gateway's own work, mean | Gateway channel extra, mean |"
+        )
+        out.append("|---:|---:|---:|---:|---:|---:|")
+        for c in run.levels:
+            calls = run.rasa_calls.get(c, [])
+            g, r = run.stats[(c, "gateway")].latencies, run.stats[(c, "rasa")].latencies
+            mean = lambda xs: sum(xs) / len(xs) if xs else math.nan  # noqa: E731
+            out.append(
+                f"| {c} | {ms(percentile(r, 0.5))} ({ms(mean(r))}) | {ms(percentile(calls, 0.5))} ({ms(mean(calls))}) "
+                f"| {ms(percentile(g, 0.5))} ({ms(mean(g))}) | {ms(mean(g) - mean(calls))} "
+                f"| {ms(mean(calls) - mean(r))} |"
+            )
+        out.append("")
     out.append("### p50 turn latency by conversation language (ms)")
     out.append("")
     out.append("| Concurrency | Target | en | zh | ru |")
@@ -918,7 +981,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def measure(run: Run, gateway_url: str, rasa_url: str) -> None:
     a = run.args
     orders = demo_orders()
-    run_id = secrets.token_hex(3)
+    run_id = run.run_id
     gateway = Target("gateway", "Gateway `/api/v1/chat`", f"{gateway_url.rstrip('/')}/api/v1/chat")
     rasa = Target("rasa", "Rasa REST webhook", f"{rasa_url.rstrip('/')}/webhooks/rest/webhook")
     run.targets = [gateway, rasa]
@@ -976,6 +1039,8 @@ async def main_async(args: argparse.Namespace) -> Run:
         started_at=datetime.now(UTC),
     )
     t0 = time.monotonic()
+    run.background_cores = background_cpu()
+    log(f"CPU busy before starting: {run.background_cores:.2f} cores (other processes on this machine)")
     if args.url:
         gw_port = httpx.URL(args.url).port or 80
         rasa_port = httpx.URL(args.rasa_url).port or 80
@@ -1008,7 +1073,7 @@ async def main_async(args: argparse.Namespace) -> Run:
     watch = ProcessWatch(lambda: sut.proc.pid if sut.proc.poll() is None else None, rasa_child_of)
     watch.start()
     run.watch = watch
-    failed = True
+    failed, interrupted = True, False
     try:
         sut.cold_start_s = await wait_ready(sut, args.start_timeout)
         watch.mark_ready()
@@ -1022,13 +1087,18 @@ async def main_async(args: argparse.Namespace) -> Run:
         if restarts > 0:
             run.notes.append(f"Rasa was restarted {restarts} time(s) by the supervisor during the run")
         failed = False
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
+        raise
     finally:
         watch.phase = "stopping"  # shutdown is not part of the load peak
         try:
             run.notes += stop_system(sut, watch)
         finally:
             watch.stop()
-        if failed:
+        if interrupted:
+            shutil.rmtree(sut.data_dir, ignore_errors=True)
+        elif failed:
             log(f"gateway log tail ({sut.log_path}):\n{tail(sut.log_path)}")
         else:
             rasa_log = sut.data_dir / "rasa.log"
@@ -1041,6 +1111,8 @@ async def main_async(args: argparse.Namespace) -> Run:
                 ).splitlines()
                 if re.search(r"\b(ERROR|Traceback|CRITICAL)\b", ln)
             ]
+            with contextlib.suppress(Exception):
+                run.rasa_calls = rasa_call_latencies(sut.data_dir / "supportbot.db", run.run_id)
             if problems:
                 run.notes.append(
                     f"{len(problems)} ERROR/Traceback line(s) in the gateway/Rasa logs, first: `{problems[0][:200]}`"
@@ -1060,7 +1132,11 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # unwinds through main_async's finally: the system is stopped
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    run = asyncio.run(main_async(args))
+    try:
+        run = asyncio.run(main_async(args))
+    except KeyboardInterrupt:
+        log("interrupted; nothing written")
+        return 130
     section = render(run)
     write_section(out, section)
     print(section)
