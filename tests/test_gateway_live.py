@@ -130,7 +130,7 @@ def test_external_rasa_mode_starts_no_rasa(live: LiveSystem, tmp_path: Path) -> 
                         break
                 except httpx.HTTPError:
                     time.sleep(0.5)
-            reply = httpx.post(f"http://127.0.0.1:{port}/api/v1/chat", json={"sender_id": "ext-1", "text": "hello"})
+            reply = httpx.post(f"http://127.0.0.1:{port}/api/v1/chat", json={"sender_id": "ext-1", "text": "hello"}, timeout=60)
             assert reply.status_code == 200 and reply.json()["messages"]
             after = len(subprocess.run(["pgrep", "-f", "rasa run"], capture_output=True, text=True).stdout.split())
             assert after == before

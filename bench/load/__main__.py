@@ -73,6 +73,7 @@ def log(msg: str) -> None:
 class Step:
     text: str
     verify: bool = False  # this turn completes identity verification: the reply must name the order
+    form: bool = False  # a turn of the order-status form: Rasa calls the action server (validation, lookup)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,9 @@ SCRIPTS: tuple[Script, ...] = (
         "en",
         (
             Step("hi"),
-            Step("what's the status of my order?"),
-            Step("{order_id}"),
-            Step("{email}", verify=True),
+            Step("what's the status of my order?", form=True),
+            Step("{order_id}", form=True),
+            Step("{email}", verify=True, form=True),
             Step("do you offer free shipping"),
             Step("thank you so much"),
             Step("bye"),
@@ -102,9 +103,9 @@ SCRIPTS: tuple[Script, ...] = (
         "zh",
         (
             Step("你好"),
-            Step("帮我查下订单状态"),
-            Step("订单号是{order_id}"),
-            Step("{email}", verify=True),
+            Step("帮我查下订单状态", form=True),
+            Step("订单号是{order_id}", form=True),
+            Step("{email}", verify=True, form=True),
             Step("运费多少"),
             Step("谢谢"),
             Step("再见"),
@@ -115,9 +116,9 @@ SCRIPTS: tuple[Script, ...] = (
         "ru",
         (
             Step("здравствуйте"),
-            Step("какой статус у моего заказа?"),
-            Step("номер заказа {order_id}"),
-            Step("{email}", verify=True),
+            Step("какой статус у моего заказа?", form=True),
+            Step("номер заказа {order_id}", form=True),
+            Step("{email}", verify=True, form=True),
             Step("сколько стоит доставка?"),
             Step("спасибо большое"),
             Step("до свидания"),
@@ -128,8 +129,8 @@ SCRIPTS: tuple[Script, ...] = (
         "en",
         (
             Step("hello there"),
-            Step("has my order {order_id} shipped yet?"),
-            Step("my email is {email}", verify=True),
+            Step("has my order {order_id} shipped yet?", form=True),
+            Step("my email is {email}", verify=True, form=True),
             Step("are you a bot?"),
             Step("how long does standard delivery take"),
             Step("what's your return policy"),
@@ -143,8 +144,8 @@ SCRIPTS: tuple[Script, ...] = (
         "zh",
         (
             Step("您好"),
-            Step("订单号{order_id}帮我查下"),
-            Step("邮箱是{email}", verify=True),
+            Step("订单号{order_id}帮我查下", form=True),
+            Step("邮箱是{email}", verify=True, form=True),
             Step("一般多久能到"),
             Step("多谢"),
             Step("拜拜"),
@@ -155,8 +156,8 @@ SCRIPTS: tuple[Script, ...] = (
         "ru",
         (
             Step("добрый день"),
-            Step("хочу узнать статус заказа {order_id}"),
-            Step("моя почта {email}", verify=True),
+            Step("хочу узнать статус заказа {order_id}", form=True),
+            Step("моя почта {email}", verify=True, form=True),
             Step("сколько дней идет доставка?"),
             Step("спасибо"),
             Step("всего доброго"),
@@ -216,6 +217,11 @@ class Stats:
     checks: Counter[str] = field(default_factory=Counter)
     cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # CPU-seconds by owner
     examples: list[str] = field(default_factory=list)
+    slowest: list[tuple[float, str]] = field(default_factory=list)  # the 3 slowest turns: (seconds, description)
+    records: list[dict[str, Any]] = field(default_factory=list)  # every measured turn, for --dump
+
+    def turn(self, seconds: float, what: str) -> None:
+        self.slowest = sorted([*self.slowest, (seconds, what)], reverse=True)[:3]
 
     def note(self, msg: str) -> None:
         if len(self.examples) < 3:
@@ -247,6 +253,21 @@ async def converse(
         stats.turns_ok += 1
         stats.latencies.append(elapsed)
         stats.by_language[script.language].append(elapsed)
+        stats.by_language["form" if step.form else "other"].append(elapsed)
+        stats.turn(elapsed, f"{script.name} turn {script.steps.index(step) + 1} {text!r}")
+        stats.records.append(
+            {
+                "target": target.key,
+                "sender": sender,
+                "script": script.name,
+                "turn": script.steps.index(step) + 1,
+                "text": text,
+                "form": step.form,
+                "latency_s": round(elapsed, 6),
+                "end": time.time(),
+                "replies": replies,
+            }
+        )
         joined = " ".join(replies)
         if not replies:
             stats.checks["empty reply"] += 1
@@ -494,6 +515,7 @@ class Launched:
     config: Path
     model_dir: Path
     model_cached: bool | None
+    token: str = ""
     spawned_at: float = 0.0  # time.monotonic() just before Popen
     model_name: str | None = None
     cold_start_s: float | None = None
@@ -520,6 +542,7 @@ def launch() -> Launched:
     if not config.exists():
         raise SystemExit(f"Rasa config {config} does not exist (set RASA_CONFIG to develop against another one)")
     model = expected_model(config, model_dir)
+    token = secrets.token_urlsafe(18)
     env = dict(os.environ)
     env.pop("RASA_URL", None)  # embedded mode: the gateway starts and supervises Rasa
     env.update(
@@ -528,7 +551,7 @@ def launch() -> Launched:
         DATA_DIR=str(data_dir),
         MODEL_DIR=str(model_dir),
         RASA_CONFIG=str(config),
-        RASA_TOKEN=secrets.token_urlsafe(18),
+        RASA_TOKEN=token,
         DATABASE_URL=f"sqlite:///{data_dir / 'supportbot.db'}",
         RASA_TELEMETRY_ENABLED="false",
         PYTHONUNBUFFERED="1",
@@ -554,6 +577,7 @@ def launch() -> Launched:
         config=config,
         model_dir=model_dir,
         model_cached=model.exists() if model else None,
+        token=token,
         spawned_at=spawned_at,
     )
 
@@ -743,7 +767,9 @@ class Run:
     started_at: datetime
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     background_cores: float = math.nan
-    rasa_calls: dict[int, list[float]] = field(default_factory=dict)  # level → Rasa call latencies inside the gateway
+    rasa_calls: dict[int, list[float]] = field(default_factory=dict)
+    first_turns: list[tuple[str, float]] = field(default_factory=list)
+    prewarm: dict[str, Any] = field(default_factory=dict)  # level → Rasa call latencies inside the gateway
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     per_level_conversations: dict[int, int] = field(default_factory=dict)
@@ -779,7 +805,11 @@ def render(run: Run) -> str:
             f"model `{sut.model_name or '?'}` ({cached[sut.model_cached]})."
         )
         cold = f"{sut.cold_start_s:.1f} s" if sut.cold_start_s is not None else "n/a"
-        out.append(f"- **Cold start** (process start → first `GET /readyz` 200, polled every 100 ms): **{cold}**.")
+        first = ", ".join(f"{lang} {ms(t)} ms" for lang, t in run.first_turns) or "n/a"
+        out.append(
+            f"- **Cold start** (process start → first `GET /readyz` 200, polled every 100 ms): **{cold}**; "
+            f"then the first customer turn per language through the gateway took: {first}."
+        )
     else:
         out.append(f"- **System**: already running, gateway {a.url}, Rasa {a.rasa_url} (no cold start measured).")
     mix = ", ".join(f"{s.name} ({len(s.steps)} turns)" for s in SCRIPTS)
@@ -790,6 +820,20 @@ def render(run: Run) -> str:
         f"(time cap {a.time_cap:.0f} s per target and level), in {a.rounds * 2} alternating blocks A-B-B-A, "
         f"after {a.warmup} warm-up conversations per target."
     )
+    if run.prewarm:
+        pw = run.prewarm
+        out.append(
+            f"- **NLU cache**: the E5 featurizer caches text → embedding, so every text the run sends "
+            f"({pw['texts']} distinct) was parsed first via {pw['via']}, and both targets see a warm cache "
+            f"(otherwise whichever target sends a text first pays for it). One NLU parse took "
+            f"{ms(pw['miss_p50'])} ms (p50) for a text never seen before and {ms(pw['hit_p50'])} ms once cached: "
+            "new customer wording costs Rasa that much more per turn than the figures below."
+        )
+    else:
+        out.append(
+            "- **NLU cache**: not pre-warmed (`--no-prewarm`): the first target to send a text pays its "
+            "embedding, which favours the other."
+        )
     out.append(
         "- **Targets**: gateway = `POST /api/v1/chat`; Rasa = `POST /webhooks/rest/webhook` on the same Rasa "
         "process (same model, same action server). Turn latency = one request → reply at the client; errors = "
@@ -865,14 +909,21 @@ def render(run: Run) -> str:
                 f"| {ms(mean(calls) - mean(r))} |"
             )
         out.append("")
-    out.append("### p50 turn latency by conversation language (ms)")
+    out.append("### p50 turn latency by conversation language and by kind of turn (ms)")
     out.append("")
-    out.append("| Concurrency | Target | en | zh | ru |")
-    out.append("|---:|---|---:|---:|---:|")
+    out.append(
+        "Order-form turns (asking for the status, giving the order id, giving the email) make Rasa call the "
+        "action server, which runs inside the gateway process; the other turns are answered by Rasa alone."
+    )
+    out.append("")
+    out.append("| Concurrency | Target | en | zh | ru | Order-form turns | Other turns |")
+    out.append("|---:|---|---:|---:|---:|---:|---:|")
     for c in run.levels:
         for t in run.targets:
             s = run.stats[(c, t.key)]
-            cells = " | ".join(ms(percentile(s.by_language.get(lang, []), 0.5)) for lang in ("en", "zh", "ru"))
+            cells = " | ".join(
+                ms(percentile(s.by_language.get(k, []), 0.5)) for k in ("en", "zh", "ru", "form", "other")
+            )
             out.append(f"| {c} | {t.label} | {cells} |")
     out.append("")
     if run.watch:
@@ -922,6 +973,11 @@ def render(run: Run) -> str:
                 )
             for ex in s.examples:
                 notes.append(f"e.g. {ex}")
+            if s.slowest:
+                notes.append(
+                    f"concurrency {c}, {t.label}: slowest turns "
+                    + "; ".join(f"{ms(sec)} ms {what}" for sec, what in s.slowest)
+                )
     if notes:
         out.append("### Notes")
         out.append("")
@@ -961,6 +1017,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--url", help="benchmark this running gateway instead of starting one (needs --rasa-url)")
     p.add_argument("--rasa-url", help="the Rasa server behind --url (its REST webhook is the baseline)")
+    p.add_argument(
+        "--rasa-token",
+        default=os.environ.get("RASA_TOKEN") or None,
+        help="with --url: Rasa's auth token, to pre-warm the NLU through /model/parse (default $RASA_TOKEN)",
+    )
+    p.add_argument("--dump", type=Path, help="also write every measured turn to this file (JSON lines)")
+    p.add_argument("--no-prewarm", action="store_true", help="don't pre-warm the NLU embedding cache")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file (default: bench/RESULTS.md)")
     p.add_argument("--time-cap", type=float, default=45.0, help="seconds per target and level (default 45)")
     p.add_argument("--grace", type=float, default=20.0, help="seconds in-flight conversations get after the cap")
@@ -978,13 +1041,79 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def measure(run: Run, gateway_url: str, rasa_url: str) -> None:
+FIRST_TURNS = (("en", "hello"), ("zh", "你好"), ("ru", "здравствуйте"))
+
+
+async def first_turns(run: Run, gateway: Target) -> None:
+    """The first customer message per language right after /readyz said 200 (lazy loads show up here)."""
+    async with httpx.AsyncClient(timeout=run.args.timeout) as client:
+        for lang, text in FIRST_TURNS:
+            started = time.perf_counter()
+            try:
+                resp = await client.post(gateway.url, json=gateway.body(f"load-{run.run_id}-first-{lang}", text))
+                ok = resp.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            run.first_turns.append((lang, time.perf_counter() - started if ok else math.nan))
+    log("first turns after ready: " + ", ".join(f"{lang} {ms(t)} ms" for lang, t in run.first_turns))
+
+
+def planned_texts(run: Run, orders: list[tuple[str, str, str]]) -> list[str]:
+    n = max(run.args.warmup, *(run.args.conversations or (16 if c == 1 else 4 * c) for c in run.levels))
+    texts: dict[str, None] = {}
+    for index in range(n):
+        script, (order_id, username, email) = conversation_plan(index, orders)
+        for step in script.steps:
+            texts[step.text.format(order_id=order_id, username=username, email=email)] = None
+    return list(texts)
+
+
+async def prewarm_nlu(run: Run, rasa_url: str, token: str | None, orders: list[tuple[str, str, str]]) -> None:
+    """Parse every text the benchmark will send, twice: the NLU's embedding cache (E5Featurizer keeps a
+    text → embedding LRU) then holds them all, so neither target pays the misses the other already paid.
+    The first pass measures a cache miss, the second a hit."""
+    texts = planned_texts(run, orders)
+    base = rasa_url.rstrip("/")
+    timings: dict[str, list[float]] = {"miss": [], "hit": []}
+    async with httpx.AsyncClient(timeout=run.args.timeout) as client:
+        for kind in ("miss", "hit"):
+            for i, text in enumerate(texts):
+                started = time.perf_counter()
+                try:
+                    if token:
+                        resp = await client.post(f"{base}/model/parse", params={"token": token}, json={"text": text})
+                    else:  # no token: a throw-away conversation per text through the REST webhook
+                        resp = await client.post(
+                            f"{base}/webhooks/rest/webhook",
+                            json={"sender": f"load-{run.run_id}-prewarm-{kind}-{i}", "message": text},
+                        )
+                    if resp.status_code == 200:
+                        timings[kind].append(time.perf_counter() - started)
+                except httpx.HTTPError:
+                    pass
+    run.prewarm = {
+        "texts": len(texts),
+        "via": "/model/parse" if token else "the REST webhook (one throw-away conversation per text)",
+        "miss_p50": percentile(timings["miss"], 0.5),
+        "hit_p50": percentile(timings["hit"], 0.5),
+    }
+    log(
+        f"NLU cache pre-warmed with {len(texts)} texts: parse p50 {ms(run.prewarm['miss_p50'])} ms on first sight, "
+        f"{ms(run.prewarm['hit_p50'])} ms when cached"
+    )
+
+
+async def measure(run: Run, gateway_url: str, rasa_url: str, token: str | None) -> None:
     a = run.args
     orders = demo_orders()
     run_id = run.run_id
     gateway = Target("gateway", "Gateway `/api/v1/chat`", f"{gateway_url.rstrip('/')}/api/v1/chat")
     rasa = Target("rasa", "Rasa REST webhook", f"{rasa_url.rstrip('/')}/webhooks/rest/webhook")
     run.targets = [gateway, rasa]
+    if run.sut:
+        await first_turns(run, gateway)
+    if not a.no_prewarm:
+        await prewarm_nlu(run, rasa_url, token, orders)
 
     for level_no, c in enumerate(run.levels):
         n = a.conversations or (16 if c == 1 else 4 * c)
@@ -1057,7 +1186,7 @@ async def main_async(args: argparse.Namespace) -> Run:
             if resp.status_code != 200:
                 raise SystemExit(f"{args.url}/readyz answered {resp.status_code}: {resp.text[:200]}")
         try:
-            await measure(run, args.url, args.rasa_url)
+            await measure(run, args.url, args.rasa_url, args.rasa_token)
         finally:
             if run.watch:
                 run.watch.stop()
@@ -1082,7 +1211,7 @@ async def main_async(args: argparse.Namespace) -> Run:
             match = re.search(r"--model\s+(\S+)", cmdline(tree[0]))
             sut.model_name = Path(match.group(1)).name if match else None
         log(f"ready after {sut.cold_start_s:.1f} s (gateway pid {gw}, Rasa tree {tree})")
-        await measure(run, sut.gateway_url, sut.rasa_url)
+        await measure(run, sut.gateway_url, sut.rasa_url, sut.token)
         restarts = len(watch.rasa_roots_seen) - 1
         if restarts > 0:
             run.notes.append(f"Rasa was restarted {restarts} time(s) by the supervisor during the run")
@@ -1125,6 +1254,7 @@ async def main_async(args: argparse.Namespace) -> Run:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out.resolve()
+    dump = args.dump.resolve() if args.dump else None
     os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     os.chdir(ROOT)
 
@@ -1139,6 +1269,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     section = render(run)
     write_section(out, section)
+    if dump:
+        import json
+
+        with open(dump, "w") as fh:
+            for (level, _), st in sorted(run.stats.items()):
+                for rec in st.records:
+                    fh.write(json.dumps({"concurrency": level, **rec}, ensure_ascii=False) + "\n")
     print(section)
     log(f"wrote the '{SECTION}' section of {out}")
     return 0

@@ -44,6 +44,20 @@ def refusal_vars(order: OrderView, detail: dict[str, Any], lang: str) -> dict[st
     }
 
 
+def entity_text(tracker: Tracker, entity: str, slot_value: Any) -> str | None:
+    """The customer's words for a free-text entity (an address, a reason).
+
+    The CRF extractor can split one address into several entities ("Москва", "ул", "Тверская");
+    the text from the first one's start to the last one's end is what the customer wrote.
+    """
+    latest = tracker.latest_message or {}
+    spans = [e for e in latest.get("entities") or [] if e.get("entity") == entity and e.get("start") is not None]
+    text = latest.get("text") or ""
+    if len(spans) > 1 and text:
+        return text[min(e["start"] for e in spans) : max(e["end"] for e in spans)].strip() or None
+    return extract.first_value(slot_value)
+
+
 def window_start(order: OrderView) -> datetime:
     return order.delivered_at or order.ordered_at
 
@@ -171,7 +185,7 @@ class ValidateRefundForm(OrderFormValidator):
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        reason = extract.first_value(slot_value)
+        reason = entity_text(tracker, "reason", slot_value)
         return {"refund_reason": reason[:500] if reason else None}
 
     def validate_refund_method(
@@ -210,7 +224,7 @@ class ValidateReturnForm(OrderFormValidator):
     def validate_return_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        reason = extract.first_value(slot_value)
+        reason = entity_text(tracker, "reason", slot_value)
         return {"return_reason": reason[:500] if reason else None}
 
 
@@ -244,7 +258,7 @@ class ValidateAddressForm(OrderFormValidator):
     def validate_new_address(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        decision = policies.check_address(extract.first_value(slot_value) or "")
+        decision = policies.check_address(entity_text(tracker, "address", slot_value) or "")
         if not decision.allowed:
             dispatcher.utter_message(response="utter_invalid_address")
             return {"new_address": None}

@@ -1,0 +1,1 @@
+"""Benchmarks (NLU: python -m bench.nlu)."""

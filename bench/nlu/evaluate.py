@@ -1,0 +1,155 @@
+"""Train a Rasa NLU config, load it with Rasa's Agent and parse messages on the live pipeline."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench.nlu.data import FALLBACK, OOS_INTENTS, Example
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")  # no graph cache: honest training times
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+logger = logging.getLogger(__name__)
+
+
+def train(config: Path, nlu_data: Path, out_dir: Path, name: str) -> Tuple[str, float]:
+    """Trains an NLU model; returns (model path, wall-clock seconds)."""
+    from rasa.model_training import train_nlu
+
+    _reset_embedding_cache()  # each training run embeds its data from scratch
+    t0 = time.perf_counter()
+    path = train_nlu(str(config), str(nlu_data), str(out_dir), fixed_model_name=name)
+    seconds = time.perf_counter() - t0
+    if not path:
+        raise RuntimeError(f"training failed for {config} on {nlu_data}")
+    return path, seconds
+
+
+def _reset_embedding_cache() -> None:
+    try:
+        from bot.components.e5_featurizer import E5_CACHE
+
+        E5_CACHE._cache.clear()
+    except ImportError:
+        pass
+
+
+def prewarm_embeddings(config: Path, texts: Sequence[str]) -> None:
+    """Batch-embeds texts into the in-process cache the E5Featurizer reads (same vectors as
+    one-by-one embedding, checked bit for bit), so parsing thousands of messages is fast."""
+    import yaml
+
+    cfg = yaml.safe_load(config.read_text()) or {}
+    for comp in cfg.get("pipeline") or []:
+        if str(comp.get("name", "")).endswith("E5Featurizer"):
+            from bot.components.e5_featurizer import E5_CACHE
+
+            for prefix in comp.get("prefixes", ["query", "passage"]):
+                E5_CACHE.embed(list(texts), prefix)
+
+
+@dataclass
+class Parsed:
+    text: str
+    gold: str
+    final: Optional[str]  # intent after the fallback gate
+    top: Optional[str]  # best real intent (ranking without nlu_fallback)
+    top_conf: float
+    similarity: Optional[float]
+    ranking: List[Dict[str, Any]] = field(default_factory=list)
+
+
+class LiveModel:
+    """A trained model loaded with rasa's Agent; parse() goes through the whole pipeline."""
+
+    def __init__(self, model_path: str) -> None:
+        from rasa.core.agent import Agent
+
+        self.loop = asyncio.new_event_loop()
+        self.agent = Agent.load(model_path)
+
+    def parse_one(self, text: str) -> Dict[str, Any]:
+        return self.loop.run_until_complete(self.agent.parse_message(text))
+
+    def parse(self, examples: Sequence[Example]) -> List[Parsed]:
+        out = []
+        for text, gold in examples:
+            r = self.parse_one(text)
+            intent = r.get("intent") or {}
+            ranking = r.get("intent_ranking") or []
+            real = [x for x in ranking if x.get("name") != FALLBACK]
+            top = real[0] if real else (intent if intent.get("name") != FALLBACK else {})
+            out.append(
+                Parsed(
+                    text=text,
+                    gold=gold,
+                    final=intent.get("name"),
+                    top=top.get("name"),
+                    top_conf=float(top.get("confidence") or 0.0),
+                    similarity=intent.get("similarity"),
+                    ranking=ranking,
+                )
+            )
+        return out
+
+    def latency_ms(self, texts: Sequence[str]) -> Dict[str, float]:
+        """Per-message parse latency (call on texts not yet embedded: cold cache)."""
+        times = []
+        for t in texts:
+            t0 = time.perf_counter()
+            self.parse_one(t)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        return {
+            "p50": statistics.median(times),
+            "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
+        }
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+def declined(p: Parsed) -> bool:
+    return p.final == FALLBACK or p.final in OOS_INTENTS
+
+
+def gate(p: Parsed, similarity_threshold: float, confidence_threshold: float) -> bool:
+    """Re-applies E5IntentClassifier's fallback rule with other thresholds (True = declined)."""
+    if p.top in OOS_INTENTS:
+        return True
+    sim = p.similarity if p.similarity is not None else 1.0
+    return sim < similarity_threshold or p.top_conf < confidence_threshold
+
+
+def metrics(in_scope: Sequence[Parsed], oos: Sequence[Parsed]) -> Dict[str, Optional[float]]:
+    """Figures of one evaluation (fractions, not percent)."""
+    from sklearn.metrics import f1_score
+
+    m: Dict[str, Optional[float]] = {"n_in": len(in_scope), "n_oos": len(oos)}
+    if in_scope:
+        gold = [p.gold for p in in_scope]
+        top = [p.top or "" for p in in_scope]
+        m["accuracy"] = sum(g == t for g, t in zip(gold, top)) / len(gold)
+        m["macro_f1"] = float(
+            f1_score(gold, top, labels=sorted(set(gold)), average="macro", zero_division=0)
+        )
+        m["answered_correct"] = sum(p.final == p.gold for p in in_scope) / len(in_scope)
+        m["fallback_rate"] = sum(p.final == FALLBACK for p in in_scope) / len(in_scope)
+    m["oos_recall"] = sum(declined(p) for p in oos) / len(oos) if oos else None
+    return m
+
+
+def offline_metrics(
+    in_scope: Sequence[Parsed], oos: Sequence[Parsed], sim_t: float, conf_t: float
+) -> Tuple[float, float]:
+    """(answered-correct, OOS recall) if the thresholds were (sim_t, conf_t)."""
+    ans = sum((not gate(p, sim_t, conf_t)) and p.top == p.gold for p in in_scope) / len(in_scope)
+    rec = sum(gate(p, sim_t, conf_t) for p in oos) / len(oos) if oos else float("nan")
+    return ans, rec

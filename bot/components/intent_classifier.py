@@ -1,0 +1,321 @@
+"""E5IntentClassifier: logistic regression on e5 sentence features, with out-of-scope gating.
+
+* Features: the dense sentence features of the configured featurizer origins (default: the two
+  e5 views, ``e5_query`` and ``e5_passage``). Each view is centred on the training mean and
+  re-normalised (e5's vectors share a large common component; centring made the per-class
+  directions stand out: +0.3 to +4 points at 10-shot, see bench/RESULTS.md), then the views
+  are concatenated.
+* Classifier: multinomial logistic regression (scikit-learn, lbfgs) with a weak regulariser
+  (C=100): with 10 examples per intent a high C was worth +6 points over C=1.
+* Out of scope: a message is answered with ``nlu_fallback`` when its cosine similarity to the
+  nearest training example (raw ``e5_query`` space) is below ``similarity_threshold`` or when
+  the top probability is below ``confidence_threshold``. As Rasa's FallbackClassifier does,
+  ``nlu_fallback`` is put on top of ``intent_ranking`` and the real intents stay below it, so the
+  two-stage fallback can offer the best guess. The parse result's ``intent`` carries
+  ``similarity`` (and ``fallback_reason`` when it fell back).
+* Persistence: plain numpy arrays (``np.savez``, loaded with ``allow_pickle=False``) and JSON in
+  the component's model-storage resource: no pickle, nothing executable is ever loaded.
+  Prediction is numpy only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Dict, List, Optional, Text, Tuple, Type
+
+import numpy as np
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
+from rasa.shared.nlu.constants import (
+    FEATURE_TYPE_SENTENCE,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+
+SIMILARITY_KEY = "similarity"
+FALLBACK_REASON_KEY = "fallback_reason"
+MODEL_FILE = "e5_intent_classifier.npz"
+META_FILE = "e5_intent_classifier.json"
+
+
+def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
+    """The dense sentence feature vector of one featurizer origin, or None."""
+    for feat in message.features:
+        if (
+            feat.attribute == TEXT
+            and feat.type == FEATURE_TYPE_SENTENCE
+            and feat.is_dense()
+            and feat.origin == origin
+        ):
+            return np.asarray(feat.features, dtype=np.float32).reshape(-1)
+    return None
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
+)
+class E5IntentClassifier(GraphComponent, IntentClassifier):
+    """Logistic regression on e5 sentence features with nearest-example OOS gating."""
+
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        """Components that should be included in the pipeline before this component."""
+        return [DenseFeaturizer]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The component's default config; the figures behind each default are in
+        bench/RESULTS.md (## NLU)."""
+        return {
+            # dense sentence feature origins used as classifier input (E5Featurizer names
+            # them "<alias>_<prefix>")
+            "feature_origins": ["e5_query", "e5_passage"],
+            # origin whose raw vectors give the nearest-training-example cosine similarity
+            "similarity_origin": "e5_query",
+            # centre each view on the training mean and re-normalise
+            "center": True,
+            # inverse regularisation strength of the logistic regression
+            "C": 100.0,
+            "max_iter": 3000,
+            # None or "balanced"
+            "class_weight": None,
+            # message -> nlu_fallback when cosine to the nearest training example < this
+            "similarity_threshold": 0.84,
+            # ... or when the top intent probability < this
+            "confidence_threshold": 0.3,
+            # intents never answered with nlu_fallback (e.g. an explicit out_of_scope intent
+            # is already a refusal); empty by default
+            "no_fallback_intents": [],
+            # number of intents in intent_ranking (0 = all)
+            "ranking_length": 10,
+            "random_seed": 42,
+        }
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[Dict[Text, np.ndarray]] = None,
+        labels: Optional[List[Text]] = None,
+    ) -> None:
+        """Creates the classifier (trained when ``model`` and ``labels`` are given)."""
+        self.component_config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self.model = model
+        self.labels = labels or []
+        self.origins: List[Text] = list(config["feature_origins"])
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> E5IntentClassifier:
+        """Creates a new untrained component (see parent class for full docstring)."""
+        return cls(config, model_storage, resource)
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Extra python dependencies."""
+        return ["sklearn", "numpy"]
+
+    # ------------------------------------------------------------------ features
+    def _blocks(self, messages: List[Message]) -> Tuple[List[np.ndarray], List[int]]:
+        """Per-origin raw feature matrices for the messages that have all of them."""
+        rows: List[List[np.ndarray]] = [[] for _ in self.origins]
+        keep: List[int] = []
+        for i, message in enumerate(messages):
+            vecs = [_sentence_block(message, o) for o in self.origins]
+            if any(v is None for v in vecs):
+                continue
+            keep.append(i)
+            for r, v in zip(rows, vecs):
+                r.append(v)
+        return [np.stack(r) if r else np.zeros((0, 0), np.float32) for r in rows], keep
+
+    def _design(self, blocks: List[np.ndarray], means: List[np.ndarray]) -> np.ndarray:
+        parts = []
+        for block, mean in zip(blocks, means):
+            parts.append(_l2(block - mean) if self.component_config["center"] else _l2(block))
+        return np.hstack(parts).astype(np.float32)
+
+    # ------------------------------------------------------------------ training
+    def train(self, training_data: TrainingData) -> Resource:
+        """Trains the logistic regression on the intent examples."""
+        from sklearn.linear_model import LogisticRegression
+
+        examples = [e for e in training_data.intent_examples if e.get(TEXT)]
+        blocks, keep = self._blocks(examples)
+        if len(keep) < len(examples):
+            logger.warning(
+                f"E5IntentClassifier: {len(examples) - len(keep)} training examples lack "
+                f"the features {self.origins}; they are skipped."
+            )
+        intents = [examples[i].get(INTENT) for i in keep]
+        labels = sorted(set(intents))
+        if len(labels) < 2:
+            logger.warning("E5IntentClassifier: fewer than 2 intents, nothing to train.")
+            return self._resource
+
+        t0 = time.perf_counter()
+        means = [b.mean(axis=0) for b in blocks]
+        X = self._design(blocks, means)
+        index = {lab: i for i, lab in enumerate(labels)}
+        y = np.array([index[i] for i in intents])
+        clf = LogisticRegression(
+            C=float(self.component_config["C"]),
+            max_iter=int(self.component_config["max_iter"]),
+            class_weight=self.component_config["class_weight"],
+            random_state=self.component_config["random_seed"],
+        )
+        clf.fit(X, y)
+        sim_vectors = _l2(
+            np.stack(
+                [_sentence_block(examples[i], self.component_config["similarity_origin"])
+                 for i in keep]
+            )
+        ).astype(np.float32)
+        self.model = {
+            "coef": clf.coef_.astype(np.float32),
+            "intercept": clf.intercept_.astype(np.float32),
+            "sim_vectors": sim_vectors,
+            "sim_labels": y.astype(np.int32),
+        }
+        for k, mean in enumerate(means):
+            self.model[f"mean_{k}"] = mean.astype(np.float32)
+        self.labels = labels
+        logger.info(
+            f"E5IntentClassifier: {len(labels)} intents, {len(keep)} examples, "
+            f"X {X.shape}, fitted in {time.perf_counter() - t0:.2f}s"
+        )
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        """Writes numpy arrays + JSON metadata into the model storage resource."""
+        if self.model is None:
+            return
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(directory / MODEL_FILE, **self.model)
+            meta = {"labels": self.labels, "origins": self.origins}
+            (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> E5IntentClassifier:
+        """Loads the trained component (see parent class for full docstring)."""
+        try:
+            with model_storage.read_from(resource) as directory:
+                meta = json.loads((directory / META_FILE).read_text())
+                with np.load(directory / MODEL_FILE, allow_pickle=False) as data:
+                    model = {k: data[k] for k in data.files}
+            config = {**config, "feature_origins": meta["origins"]}
+            return cls(config, model_storage, resource, model, meta["labels"])
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            logger.debug(f"E5IntentClassifier: no trained model in '{resource.name}' ({e}).")
+            return cls(config, model_storage, resource)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, messages: List[Message]) -> Tuple[np.ndarray, np.ndarray, List[int]]:
+        """Probabilities (n, n_intents), nearest-example similarity (n,), kept indices."""
+        assert self.model is not None
+        blocks, keep = self._blocks(messages)
+        if not keep:
+            return np.zeros((0, len(self.labels))), np.zeros(0), keep
+        means = [self.model[f"mean_{k}"] for k in range(len(self.origins))]
+        X = self._design(blocks, means)
+        probs = _softmax(X @ self.model["coef"].T + self.model["intercept"])
+        sim_raw = np.stack(
+            [_sentence_block(messages[i], self.component_config["similarity_origin"])
+             for i in keep]
+        )
+        sims = (_l2(sim_raw) @ self.model["sim_vectors"].T).max(axis=1)
+        return probs, sims, keep
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets ``intent`` and ``intent_ranking`` on each message."""
+        if self.model is None or not self.labels:
+            for message in messages:
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                            add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+            return messages
+        probs, sims, keep = self.predict(messages)
+        done = set()
+        for row, i in enumerate(keep):
+            self._set_prediction(messages[i], probs[row], float(sims[row]))
+            done.add(i)
+        for i, message in enumerate(messages):
+            if i not in done:
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                            add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+        return messages
+
+    def _set_prediction(self, message: Message, probs: np.ndarray, similarity: float) -> None:
+        cfg = self.component_config
+        order = np.argsort(-probs)
+        n = int(cfg["ranking_length"]) or len(order)
+        ranking = [
+            {INTENT_NAME_KEY: self.labels[j], PREDICTED_CONFIDENCE_KEY: float(probs[j])}
+            for j in order[:n]
+        ]
+        top = dict(ranking[0])
+        top[SIMILARITY_KEY] = round(similarity, 4)
+        reason = None
+        if top[INTENT_NAME_KEY] not in (cfg.get("no_fallback_intents") or []):
+            if similarity < float(cfg["similarity_threshold"]):
+                reason = "similarity"
+            elif top[PREDICTED_CONFIDENCE_KEY] < float(cfg["confidence_threshold"]):
+                reason = "confidence"
+        if reason:
+            # like FallbackClassifier: nlu_fallback on top, the real intents kept below it;
+            # its confidence is the threshold it fell under, or the top intent's confidence
+            # when that is higher, so the ranking stays sorted
+            fallback = {
+                INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME,
+                PREDICTED_CONFIDENCE_KEY: max(float(cfg["confidence_threshold"]),
+                                              top[PREDICTED_CONFIDENCE_KEY]),
+            }
+            intent = {**fallback, SIMILARITY_KEY: top[SIMILARITY_KEY],
+                      FALLBACK_REASON_KEY: reason}
+            ranking = [fallback] + ranking
+        else:
+            intent = top
+        message.set(INTENT, intent, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)

@@ -1,0 +1,208 @@
+"""Self-check of the custom NLU components, run in the Rasa environment:
+
+    RASA_TELEMETRY_ENABLED=false PYTHONPATH=. .venv-rasa/bin/python -m bot.components.selfcheck
+
+Trains a tiny model (inline en/zh/ru data) with our tokenizer, e5 featurizer, regex entity
+extractor and classifier, loads it back with Rasa's Agent (so persistence is exercised) and
+checks tokenizer offsets, whole emails / order ids, the intent ranking and nlu_fallback for a
+far-off message. Prints one JSON object {"checks": {name: {"ok": bool, "detail": ...}}} on the
+last line of stdout; exit status 0 when every check passed. tests/test_nlu_components.py runs it
+from the application's Python 3.11 environment (which has no Rasa).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+os.environ["RASA_TELEMETRY_ENABLED"] = "false"
+os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+NLU = """version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hello
+    - hi there
+    - good morning
+    - 你好
+    - 您好，在吗
+    - здравствуйте
+    - привет
+- intent: check_order_status
+  examples: |
+    - where is my order
+    - what is the status of order [3348917502](order_id)
+    - has my order [1029384756](order_id) shipped yet
+    - 我的订单[5566778899](order_id)到哪了
+    - 請問我的訂單狀態
+    - где мой заказ
+    - статус заказа [7766554433](order_id)
+- intent: request_refund
+  examples: |
+    - i want a refund
+    - give me my money back
+    - please refund my purchase
+    - 我要退款
+    - 可以退钱吗
+    - хочу вернуть деньги
+    - оформите возврат средств
+- intent: reset_password
+  examples: |
+    - i forgot my password
+    - reset my password please
+    - i can't log in, my email is [anna.k@mail.com](email)
+    - 忘记密码了
+    - 重置密碼
+    - не могу войти, забыл пароль
+    - сбросьте пароль для [ivan.p@mail.ru](email)
+- regex: order_id
+  examples: |
+    - (?<![0-9])[0-9]{10}(?![0-9])
+- regex: email
+  examples: |
+    - (?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}
+"""
+
+CONFIG = """recipe: default.v1
+language: en
+assistant_id: selfcheck
+pipeline:
+  - name: bot.components.tokenizer.MultilingualTokenizer
+  - name: bot.components.e5_featurizer.E5Featurizer
+  - name: RegexFeaturizer
+  - name: RegexEntityExtractor
+    use_regexes: true
+  - name: bot.components.intent_classifier.E5IntentClassifier
+policies: []
+"""
+
+MIXED = "订单1234567890还没到 please email cminh730@email.com, Где мой заказ? 訂單什麼時候到"
+
+
+def check_tokenizer() -> Dict[str, Any]:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.components.tokenizer import MultilingualTokenizer
+
+    tok = MultilingualTokenizer(MultilingualTokenizer.get_default_config())
+    tokens = tok.tokenize(Message(data={"text": MIXED}), "text")
+    spans = [(t.text, t.start, t.end) for t in tokens]
+    bad = [s for s in spans if MIXED[s[1]:s[2]] != s[0]]
+    words = [s[0] for s in spans]
+    expected = ["订单", "1234567890", "还", "please", "email", "cminh730@email.com",
+                "Где", "мой", "заказ", "訂單", "什麼", "時候"]
+    missing = [w for w in expected if w not in words]
+    ok = not bad and not missing
+    return {"ok": ok, "detail": {"tokens": spans, "bad_offsets": bad, "missing": missing}}
+
+
+def check_whole_entities_tokens() -> Dict[str, Any]:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.components.tokenizer import MultilingualTokenizer
+
+    tok = MultilingualTokenizer(MultilingualTokenizer.get_default_config())
+    text = "我的邮箱是li.wei+shop@example.com.cn，订单号3348917502。Order 12345678901 isn't one."
+    words = [t.text for t in tok.tokenize(Message(data={"text": text}), "text")]
+    ok = ("li.wei+shop@example.com.cn" in words and "3348917502" in words
+          and "12345678901" in words and "1234567890" not in words)
+    return {"ok": ok, "detail": words}
+
+
+def train_and_load(tmp: Path) -> Any:
+    from rasa.core.agent import Agent
+    from rasa.model_training import train_nlu
+
+    (tmp / "nlu.yml").write_text(NLU, encoding="utf-8")
+    (tmp / "config.yml").write_text(CONFIG, encoding="utf-8")
+    model = train_nlu(str(tmp / "config.yml"), str(tmp / "nlu.yml"), str(tmp / "models"),
+                      fixed_model_name="selfcheck")
+    if not model:
+        raise RuntimeError("training failed")
+    # drop the process-wide embedding cache: the loaded model must work on its own
+    from bot.components.e5_featurizer import E5_CACHE
+
+    E5_CACHE._cache.clear()
+    return Agent.load(model)
+
+
+def main() -> int:
+    checks: Dict[str, Dict[str, Any]] = {}
+
+    def run(name: str, fn: Callable[[], Dict[str, Any]]) -> None:
+        try:
+            checks[name] = fn()
+        except Exception:  # report, don't stop
+            checks[name] = {"ok": False, "detail": traceback.format_exc()}
+
+    run("tokenizer_offsets_mixed_zh_en_ru", check_tokenizer)
+    run("tokenizer_keeps_emails_and_order_ids", check_whole_entities_tokens)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        os.chdir(tmp)  # rasa writes its cache / tmp files relative to the cwd
+        try:
+            agent = train_and_load(tmp)
+        except Exception:
+            checks["train_and_load"] = {"ok": False, "detail": traceback.format_exc()}
+            agent = None
+        else:
+            checks["train_and_load"] = {"ok": True, "detail": f"{time.perf_counter() - t0:.1f}s"}
+        if agent is not None:
+            loop = asyncio.new_event_loop()
+
+            def parse(text: str) -> Dict[str, Any]:
+                return loop.run_until_complete(agent.parse_message(text))
+
+            def ranking() -> Dict[str, Any]:
+                results = {t: parse(t) for t in
+                           ["where is my order", "我要退款", "забыл пароль, помогите"]}
+                want = {"where is my order": "check_order_status", "我要退款": "request_refund",
+                        "забыл пароль, помогите": "reset_password"}
+                ok = True
+                detail: Dict[str, Any] = {}
+                for text, r in results.items():
+                    rk = r["intent_ranking"]
+                    confs = [x["confidence"] for x in rk]
+                    ok &= r["intent"]["name"] == want[text]
+                    ok &= rk[0]["name"] == want[text] and len(rk) == 4
+                    ok &= confs == sorted(confs, reverse=True) and abs(sum(confs) - 1) < 1e-3
+                    ok &= 0.0 <= r["intent"]["similarity"] <= 1.0 + 1e-6
+                    detail[text] = {"intent": r["intent"], "ranking": [x["name"] for x in rk]}
+                return {"ok": bool(ok), "detail": detail}
+
+            def fallback() -> Dict[str, Any]:
+                r = parse("the mitochondria is the powerhouse of the cell, explain photosynthesis")
+                rk = r["intent_ranking"]
+                ok = (r["intent"]["name"] == "nlu_fallback" and rk[0]["name"] == "nlu_fallback"
+                      and len(rk) == 5 and rk[1]["name"] != "nlu_fallback"
+                      and "similarity" in r["intent"])
+                return {"ok": bool(ok), "detail": {"intent": r["intent"],
+                                                   "ranking": [x["name"] for x in rk]}}
+
+            def entities() -> Dict[str, Any]:
+                r = parse("my order 3348917502 never came, email me at cminh730@email.com")
+                ents = {(e["entity"], e["value"]) for e in r["entities"]}
+                ok = ("order_id", "3348917502") in ents and ("email", "cminh730@email.com") in ents
+                return {"ok": bool(ok), "detail": sorted(ents)}
+
+            run("classifier_ranking", ranking)
+            run("nlu_fallback_far_off_message", fallback)
+            run("regex_entities_on_whole_tokens", entities)
+            loop.close()
+    print(json.dumps({"checks": checks, "seconds": round(time.perf_counter() - t0, 1)},
+                     ensure_ascii=False, default=str))
+    return 0 if all(c["ok"] for c in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
