@@ -67,20 +67,23 @@ class GatewayInput(InputChannel):
             if not isinstance(sender, str) or not isinstance(text, str):
                 return response.json({"error": "sender and message are required strings"}, status=400)
             metadata = body.get("metadata") or {}
-            agent = request.app.ctx.agent
-            store = agent.processor.tracker_store
             language = metadata.get("language")
-            if language in LANGUAGES:
-                tracker = await store.get_or_create_tracker(sender)
-                if tracker.get_slot("language") != language:
-                    tracker.update(SlotSet("language", language))
-                    await store.save(tracker)
+            agent = request.app.ctx.agent
+            processor = agent.processor
             collector = CollectingOutputChannel()
-            await on_new_message(
-                UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
-            )
-            tracker = await store.retrieve(sender)
-            turn = summarise_turn(tracker) if tracker else {}
+            message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+            # Agent.handle_message's steps, keeping the tracker in hand: the turn summary and the
+            # language slot then cost no extra tracker-store round trips (one load, one save,
+            # exactly like Rasa's own REST channel).
+            async with agent.lock_store.lock(sender):
+                tracker = await processor.log_message(message, should_save_tracker=False)
+                if language in LANGUAGES and tracker.get_slot("language") != language:
+                    tracker.update(SlotSet("language", language))
+                tracker = await processor.run_action_extract_slots(collector, tracker)
+                await processor._run_prediction_loop(collector, tracker)
+                await processor.run_anonymization_pipeline(tracker)
+                await processor.save_tracker(tracker)
+            turn = summarise_turn(tracker)
             return response.json({"messages": collector.messages, "turn": turn})
 
         return bp
