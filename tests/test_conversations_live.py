@@ -203,3 +203,14 @@ def test_address_change_of_processing_order_in_russian(live: LiveSystem) -> None
     assert "Готово" in texts(done)
     stored = live.query("select shipping_address from orders where order_id = :o", o=order_id)[0][0]
     assert stored == "Москва, ул. Тверская, д. 7, кв. 12"
+
+
+def test_wrong_order_id_gets_a_clear_answer_and_a_retry(live: LiveSystem) -> None:
+    s = sender()
+    live.say(s, "has my order shipped yet?")
+    unknown = live.say(s, "1234567890")
+    assert "can't find an order with the number 1234567890" in texts(unknown)
+    malformed = live.say(s, "it's 12345")
+    assert "10 digits" in texts(malformed)
+    asked = live.say(s, SHIPPED.order_id)
+    assert "email address or username" in texts(asked)
