@@ -864,7 +864,7 @@ def render(run: Run) -> str:
     out.append("")
     out.append(
         "| Concurrency | Rasa p50 ms | Gateway p50 ms | Gateway overhead on p50 | Met? "
-        "| Throughput ratio (gateway / Rasa turns/s) | Met? |"
+        "| Gateway throughput, % of Rasa's turns/s | Met? |"
     )
     out.append("|---:|---:|---:|---:|---|---:|---|")
     verdicts: list[bool] = []
@@ -878,7 +878,7 @@ def render(run: Run) -> str:
         ok1, ok2 = over <= TARGET_OVERHEAD_P50, ratio >= TARGET_THROUGHPUT
         verdicts += [ok1, ok2]
         out.append(
-            f"| {c} | {ms(rp)} | {ms(gp)} | {over:+.1%} | {'yes' if ok1 else '**no**'} | {ratio:.2f} "
+            f"| {c} | {ms(rp)} | {ms(gp)} | {over:+.1%} | {'yes' if ok1 else '**no**'} | {ratio:.1%} "
             f"| {'yes' if ok2 else '**no**'} |"
         )
     out.append("")
