@@ -26,10 +26,16 @@ pytestmark = pytest.mark.rasa
 def selfcheck() -> dict[str, Any]:
     if not RASA_PY.exists():
         pytest.skip("the Rasa environment (.venv-rasa) is not installed: run scripts/setup_envs.sh rasa")
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT),
-           "RASA_MAX_CACHE_SIZE": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([str(RASA_PY), "-m", "bot.components.selfcheck"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "PYTHONPATH": str(ROOT),
+        "RASA_MAX_CACHE_SIZE": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    proc = subprocess.run(
+        [str(RASA_PY), "-m", "bot.components.selfcheck"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"selfcheck printed no result (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
     result = json.loads(lines[-1])
@@ -63,8 +69,9 @@ def test_far_off_message_gets_nlu_fallback_with_best_guess_below(selfcheck: dict
     _check(selfcheck, "nlu_fallback_far_off_message")
 
 
-def test_regex_entities_come_out_of_whole_tokens(selfcheck: dict[str, Any]) -> None:
-    _check(selfcheck, "regex_entities_on_whole_tokens")
+def test_order_id_and_email_extracted_whole_and_once(selfcheck: dict[str, Any]) -> None:
+    # RegexEntityExtractor + CRFEntityExtractor + EntityDeduplicator, as in config.yml
+    _check(selfcheck, "entities_whole_and_not_duplicated")
 
 
 def test_selfcheck_exit_status(selfcheck: dict[str, Any]) -> None:

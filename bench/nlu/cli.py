@@ -1,12 +1,14 @@
 """python -m bench.nlu: train a Rasa config, evaluate it on the live pipeline, write RESULTS.md."""
+
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
@@ -22,7 +24,7 @@ SIM_GRID = [0.0, 0.80, 0.81, 0.82, 0.83, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9
 CONF_GRID = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.nlu", description=__doc__)
     p.add_argument("--dataset", choices=["shipped", "clinc150"], default="shipped")
     p.add_argument("--shots", type=int, default=None, help="K training examples per intent")
@@ -31,14 +33,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--test", type=Path, help="custom Rasa NLU test file")
     p.add_argument("--oos", type=Path, help="custom out-of-scope test file (all declined)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--compare-default", action="store_true",
-                   help="also run Rasa's default pipeline (DIET, 100 epochs)")
-    p.add_argument("--sweep", action="store_true",
-                   help="clinc150: sweep the fallback thresholds on the validation split")
-    p.add_argument("--min-answered", type=float, default=0.90,
-                   help="sweep pick: most OOS declined with val answered-correct >= this")
-    p.add_argument("--ablation", action="store_true",
-                   help="clinc150: feature/classifier ablation on the validation split")
+    p.add_argument("--compare-default", action="store_true", help="also run Rasa's default pipeline (DIET, 100 epochs)")
+    p.add_argument(
+        "--sweep", action="store_true", help="clinc150: sweep the fallback thresholds on the validation split"
+    )
+    p.add_argument(
+        "--min-answered",
+        type=float,
+        default=0.90,
+        help="sweep pick: most OOS declined with val answered-correct >= this",
+    )
+    p.add_argument(
+        "--ablation", action="store_true", help="clinc150: feature/classifier ablation on the validation split"
+    )
     p.add_argument("--ablation-seeds", type=int, default=3)
     p.add_argument("--latency", type=int, default=50, help="messages timed one by one")
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "nlu")
@@ -78,16 +85,19 @@ def _write_sampled_dir(src_dir: Path, dst: Path, shots: int, seed: int) -> Path:
     return dst
 
 
-def prepare(args: argparse.Namespace) -> Dict[str, Any]:
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Training data path and named test sets: {name: (in_scope, oos)}."""
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     if args.train:
         train_path = args.train
         if args.shots:
-            train_path = _write_sampled_dir(args.train if args.train.is_dir() else args.train.parent,
-                                            work / f"custom_k{args.shots}_s{args.seed}",
-                                            args.shots, args.seed)
+            train_path = _write_sampled_dir(
+                args.train if args.train.is_dir() else args.train.parent,
+                work / f"custom_k{args.shots}_s{args.seed}",
+                args.shots,
+                args.seed,
+            )
         tests = {}
         if args.test:
             ex = D.load_rasa_examples(args.test)
@@ -95,8 +105,13 @@ def prepare(args: argparse.Namespace) -> Dict[str, Any]:
             if args.oos:
                 oos += D.load_rasa_examples(args.oos)
             tests[args.test.stem] = ([e for e in ex if e[1] not in D.OOS_INTENTS], oos)
-        return {"train": train_path, "tests": tests, "label": f"custom ({args.train})",
-                "n_train": len(D.load_rasa_examples(train_path)), "val": None}
+        return {
+            "train": train_path,
+            "tests": tests,
+            "label": f"custom ({args.train})",
+            "n_train": len(D.load_rasa_examples(train_path)),
+            "val": None,
+        }
     if args.dataset == "clinc150":
         s = D.clinc_splits(args.shots, args.seed)
         tag = f"clinc150_k{args.shots or 'full'}_s{args.seed}"
@@ -110,24 +125,32 @@ def prepare(args: argparse.Namespace) -> Dict[str, Any]:
         }
     train_path = D.SHIPPED_TRAIN
     if args.shots:
-        train_path = _write_sampled_dir(D.SHIPPED_TRAIN, work / f"shipped_k{args.shots}_s{args.seed}",
-                                        args.shots, args.seed)
+        train_path = _write_sampled_dir(
+            D.SHIPPED_TRAIN, work / f"shipped_k{args.shots}_s{args.seed}", args.shots, args.seed
+        )
     tests = {}
+    gold_entities: dict[str, list] = {}
     for lang, f in D.SHIPPED_TESTS.items():
+        gold_entities.update(D.load_rasa_entities(f))
         ex = D.load_rasa_examples(f)
-        tests[lang] = ([e for e in ex if e[1] not in D.OOS_INTENTS],
-                       [e for e in ex if e[1] in D.OOS_INTENTS])
+        tests[lang] = ([e for e in ex if e[1] not in D.OOS_INTENTS], [e for e in ex if e[1] in D.OOS_INTENTS])
     per_lang = {}
     for lang in D.SHIPPED_TESTS:
         p = train_path / lang
         if p.exists():
             per_lang[lang] = len(D.load_rasa_examples(p))
-    return {"train": train_path, "tests": tests, "val": None,
-            "label": "shipped data (nlu_data/, tests/nlu/)" + (f", {args.shots}-shot" if args.shots else ""),
-            "n_train": len(D.load_rasa_examples(train_path)), "per_lang_train": per_lang}
+    return {
+        "train": train_path,
+        "tests": tests,
+        "val": None,
+        "label": "shipped data (nlu_data/, tests/nlu/)" + (f", {args.shots}-shot" if args.shots else ""),
+        "n_train": len(D.load_rasa_examples(train_path)),
+        "per_lang_train": per_lang,
+        "gold_entities": gold_entities,
+    }
 
 
-def classifier_thresholds(config: Path) -> Optional[Tuple[float, float]]:
+def classifier_thresholds(config: Path) -> tuple[float, float] | None:
     """(similarity_threshold, confidence_threshold) of an E5IntentClassifier in the config."""
     import yaml
 
@@ -142,14 +165,14 @@ def classifier_thresholds(config: Path) -> Optional[Tuple[float, float]]:
 
 
 # ---------------------------------------------------------------- one config
-def run_config(args: argparse.Namespace, prep: Dict[str, Any], config: Path, name: str) -> Dict[str, Any]:
+def run_config(args: argparse.Namespace, prep: dict[str, Any], config: Path, name: str) -> dict[str, Any]:
     from bench.nlu import evaluate as E
 
     print(f"[bench.nlu] training {name} ({config}) on {prep['train']} ...", flush=True)
     model, seconds = E.train(config, prep["train"], args.workdir / "models", name)
     print(f"[bench.nlu] trained in {seconds:.1f}s -> {model}", flush=True)
     live = E.LiveModel(model)
-    res: Dict[str, Any] = {"name": name, "config": config, "train_s": seconds, "tests": {}}
+    res: dict[str, Any] = {"name": name, "config": config, "train_s": seconds, "tests": {}}
     all_texts = [t for ins, oos in prep["tests"].values() for t, _ in list(ins) + list(oos)]
     if prep.get("val"):
         all_texts += [t for t, _ in prep["val"][0] + prep["val"][1]]
@@ -168,16 +191,22 @@ def run_config(args: argparse.Namespace, prep: Dict[str, Any], config: Path, nam
 
 
 # ---------------------------------------------------------------- reports
-def shipped_table(res: Dict[str, Any], prep: Dict[str, Any]) -> List[str]:
-    from bench.nlu import evaluate as E
+def shipped_table(res: dict[str, Any], prep: dict[str, Any]) -> list[str]:
 
     lines = [
         f"**{res['name']}** (`{_rel(res['config'])}`): trained in **{res['train_s']:.1f} s** on "
         f"{prep['n_train']} examples"
-        + (" (" + ", ".join(f"{k} {v}" for k, v in prep.get("per_lang_train", {}).items()) + ")"
-           if prep.get("per_lang_train") else "")
-        + (f"; parse latency p50 {res['latency']['p50']:.0f} ms, p95 {res['latency']['p95']:.0f} ms"
-           " (cold embedding cache)" if res.get("latency") else ""),
+        + (
+            " (" + ", ".join(f"{k} {v}" for k, v in prep.get("per_lang_train", {}).items()) + ")"
+            if prep.get("per_lang_train")
+            else ""
+        )
+        + (
+            f"; parse latency p50 {res['latency']['p50']:.0f} ms, p95 {res['latency']['p95']:.0f} ms"
+            " (cold embedding cache)"
+            if res.get("latency")
+            else ""
+        ),
         "",
         "| test set | examples | intent accuracy, all (out_of_scope as an intent) | "
         "intent accuracy, in-scope | macro-F1, in-scope | in-scope answered correctly (live, "
@@ -191,14 +220,45 @@ def shipped_table(res: Dict[str, Any], prep: Dict[str, Any]) -> List[str]:
         tot_oos += t["oos"]
     if len(res["tests"]) > 1:
         lines.append(_shipped_row("**all**", tot_in, tot_oos))
+    if prep.get("gold_entities"):
+        lines += ["", *entity_table(res, prep["gold_entities"])]
     wrong = [p for p in tot_in + tot_oos if p.top != p.gold]
     if wrong:
-        lines += ["", f"<details><summary>{len(wrong)} misclassified test examples</summary>", "",
-                  "| text | gold | predicted (top) | final | similarity |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"<details><summary>{len(wrong)} misclassified test examples</summary>",
+            "",
+            "| text | gold | predicted (top) | final | similarity |",
+            "|---|---|---|---|---|",
+        ]
         for p in wrong[:80]:
             sim = "—" if p.similarity is None else f"{p.similarity:.3f}"
             lines.append(f"| {p.text.replace('|', '/')} | {p.gold} | {p.top} | {p.final} | {sim} |")
         lines += ["", "</details>"]
+    return lines
+
+
+def entity_table(res: dict[str, Any], gold: dict[str, list]) -> list[str]:
+    from bench.nlu import evaluate as E
+
+    per_test = {t: E.entity_scores(v["in"] + v["oos"], gold) for t, v in res["tests"].items()}
+    allp = [p for v in res["tests"].values() for p in v["in"] + v["oos"]]
+    total = E.entity_scores(allp, gold)
+    lines = [
+        'Entities (exact span match; "value ok" = share of matched spans whose value is right, '
+        "i.e. synonyms mapped; a wrong or duplicate span counts against precision):",
+        "",
+        "| entity | support | precision | recall | F1 | value ok | " + " | ".join(f"F1 {t}" for t in per_test) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(per_test),
+    ]
+    for name in [k for k in total if k != "all"] + ["all"]:
+        m = total[name]
+        cells = " | ".join(R.pct(per_test[t][name]["f1"]) if name in per_test[t] else "—" for t in per_test)
+        label = "**all (micro)**" if name == "all" else name
+        lines.append(
+            f"| {label} | {m['support']} | {R.pct(m['precision'])} | {R.pct(m['recall'])} | "
+            f"{R.pct(m['f1'])} | {R.pct(m['value_ok'])} | {cells} |"
+        )
     return lines
 
 
@@ -208,12 +268,14 @@ def _shipped_row(tname: str, p_in: list, p_oos: list) -> str:
     m = E.metrics(p_in, p_oos)
     allp = list(p_in) + list(p_oos)
     acc_all = sum(p.top == p.gold for p in allp) / len(allp) if allp else None
-    return (f"| {tname} | {len(allp)} | {R.pct(acc_all)} | {R.pct(m.get('accuracy'))} | "
-            f"{R.pct(m.get('macro_f1'))} | {R.pct(m.get('answered_correct'))} | "
-            f"{R.pct(m.get('fallback_rate'))} | {R.pct(m.get('oos_recall'))} (n={len(p_oos)}) |")
+    return (
+        f"| {tname} | {len(allp)} | {R.pct(acc_all)} | {R.pct(m.get('accuracy'))} | "
+        f"{R.pct(m.get('macro_f1'))} | {R.pct(m.get('answered_correct'))} | "
+        f"{R.pct(m.get('fallback_rate'))} | {R.pct(m.get('oos_recall'))} (n={len(p_oos)}) |"
+    )
 
 
-def clinc_table(runs: List[Dict[str, Any]], prep: Dict[str, Any], thresholds) -> List[str]:
+def clinc_table(runs: list[dict[str, Any]], prep: dict[str, Any], thresholds) -> list[str]:
     lines = [
         f"Training: {prep['n_train']} examples; test: CLINC150 `test` (in-scope, 4,500) and "
         f"`oos_test` (1,000, never trained on). Figures from the live pipeline (Rasa Agent, "
@@ -230,22 +292,23 @@ def clinc_table(runs: List[Dict[str, Any]], prep: Dict[str, Any], thresholds) ->
         lines.append(
             f"| {r['name']} (`{_rel(r['config'])}`) | {R.pct(m['accuracy'])} | {R.pct(m['macro_f1'])} | "
             f"{R.pct(m['oos_recall'])} | {R.pct(m['answered_correct'])} | "
-            f"{R.pct(m['fallback_rate'])} | {r['train_s']:.1f} s | {lat} |")
+            f"{R.pct(m['fallback_rate'])} | {r['train_s']:.1f} s | {lat} |"
+        )
     return lines
 
 
-def sweep_tables(run: Dict[str, Any], thresholds: Tuple[float, float], min_answered: float) -> List[str]:
+def sweep_tables(run: dict[str, Any], thresholds: tuple[float, float], min_answered: float) -> list[str]:
     from bench.nlu import evaluate as E
 
     v_in, v_oos = run["val"]
     t = run["tests"]["test"]
     sim_t, conf_t = thresholds
     lines = [
-        f"Validation split: CLINC150 `val` (3,000 in-scope) + `oos_val` and `oos_train` "
-        f"(200 out-of-scope; no OOS data is trained on). Rule: message → `nlu_fallback` when "
-        f"similarity to the nearest training example < similarity threshold, or top intent "
-        f"probability < confidence threshold. Cells: in-scope answered correctly / OOS declined, "
-        f"in %, on the **validation** split.",
+        "Validation split: CLINC150 `val` (3,000 in-scope) + `oos_val` and `oos_train` "
+        "(200 out-of-scope; no OOS data is trained on). Rule: message → `nlu_fallback` when "
+        "similarity to the nearest training example < similarity threshold, or top intent "
+        "probability < confidence threshold. Cells: in-scope answered correctly / OOS declined, "
+        "in %, on the **validation** split.",
         "",
         f"Similarity threshold alone (confidence threshold fixed at the shipped {conf_t}):",
         "",
@@ -253,11 +316,14 @@ def sweep_tables(run: Dict[str, Any], thresholds: Tuple[float, float], min_answe
         "|---|" + "---|" * len(SIM_GRID),
     ]
     cells = [E.offline_metrics(v_in, v_oos, s, conf_t) for s in SIM_GRID]
-    lines.append("| val answered / declined | " + " | ".join(
-        f"{100 * a:.1f} / {100 * r:.1f}" for a, r in cells) + " |")
-    lines += ["", "Both thresholds (rows: confidence threshold, columns: similarity threshold):", "",
-              "| conf \\ sim | " + " | ".join(f"{s:.2f}" if s else "off" for s in SIM_GRID) + " |",
-              "|---|" + "---|" * len(SIM_GRID)]
+    lines.append("| val answered / declined | " + " | ".join(f"{100 * a:.1f} / {100 * r:.1f}" for a, r in cells) + " |")
+    lines += [
+        "",
+        "Both thresholds (rows: confidence threshold, columns: similarity threshold):",
+        "",
+        "| conf \\ sim | " + " | ".join(f"{s:.2f}" if s else "off" for s in SIM_GRID) + " |",
+        "|---|" + "---|" * len(SIM_GRID),
+    ]
     best = None
     for c in CONF_GRID:
         row = []
@@ -269,17 +335,21 @@ def sweep_tables(run: Dict[str, Any], thresholds: Tuple[float, float], min_answe
         lines.append(f"| {c:.1f} | " + " | ".join(row) + " |")
     lines.append("")
     ta, tr = E.offline_metrics(t["in"], t["oos"], sim_t, conf_t)
-    lines.append(f"- Shipped thresholds (similarity {sim_t}, confidence {conf_t}): test "
-                 f"answered correctly {100 * ta:.1f}%, OOS declined {100 * tr:.1f}% "
-                 f"(live figures above: {R.pct(t['metrics']['answered_correct'])} / "
-                 f"{R.pct(t['metrics']['oos_recall'])}).")
+    lines.append(
+        f"- Shipped thresholds (similarity {sim_t}, confidence {conf_t}): test "
+        f"answered correctly {100 * ta:.1f}%, OOS declined {100 * tr:.1f}% "
+        f"(live figures above: {R.pct(t['metrics']['answered_correct'])} / "
+        f"{R.pct(t['metrics']['oos_recall'])})."
+    )
     if best:
         r, a, s, c = best
         ta, tr = E.offline_metrics(t["in"], t["oos"], s, c)
-        lines.append(f"- Validation pick (most OOS declined with val answered-correct ≥ "
-                     f"{100 * min_answered:.0f}%): similarity {s:.2f}, confidence {c:.1f} → val "
-                     f"{100 * a:.1f} / {100 * r:.1f}; on test (looked at once, after the pick): "
-                     f"{100 * ta:.1f} / {100 * tr:.1f}.")
+        lines.append(
+            f"- Validation pick (most OOS declined with val answered-correct ≥ "
+            f"{100 * min_answered:.0f}%): similarity {s:.2f}, confidence {c:.1f} → val "
+            f"{100 * a:.1f} / {100 * r:.1f}; on test (looked at once, after the pick): "
+            f"{100 * ta:.1f} / {100 * tr:.1f}."
+        )
     return lines
 
 
@@ -290,7 +360,7 @@ def _rel(p: Path) -> str:
         return str(p)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     os.chdir(ROOT)
     if str(ROOT) not in sys.path:
@@ -316,23 +386,29 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.dataset == "clinc150" and not args.train:
         lines = clinc_table(runs, prep, thresholds)
         if thresholds:
-            lines.insert(0, f"Shipped thresholds: similarity {thresholds[0]}, confidence "
-                            f"{thresholds[1]} (E5IntentClassifier config).\n")
+            lines.insert(
+                0,
+                f"Shipped thresholds: similarity {thresholds[0]}, confidence "
+                f"{thresholds[1]} (E5IntentClassifier config).\n",
+            )
         if args.sweep and thresholds and runs[0].get("val"):
             lines += ["", f"#### Fallback threshold sweep ({prep['label']})", ""]
             lines += sweep_tables(runs[0], thresholds, args.min_answered)
-        key = f"clinc150-k{args.shots or 'full'}-s{args.seed}-{_key(args.config)}" + \
-              ("-vsdefault" if args.compare_default else "")
+        key = f"clinc150-k{args.shots or 'full'}-s{args.seed}-{_key(args.config)}" + (
+            "-vsdefault" if args.compare_default else ""
+        )
         title = f"{prep['label']}: live pipeline"
     else:
         lines = []
         for r in runs:
             lines += shipped_table(r, prep) + [""]
         if thresholds:
-            lines.insert(0, f"Shipped thresholds: similarity {thresholds[0]}, confidence "
-                            f"{thresholds[1]}.\n")
-        key = (f"shipped-k{args.shots}-s{args.seed}" if args.shots else "shipped") if not args.train \
+            lines.insert(0, f"Shipped thresholds: similarity {thresholds[0]}, confidence {thresholds[1]}.\n")
+        key = (
+            (f"shipped-k{args.shots}-s{args.seed}" if args.shots else "shipped")
+            if not args.train
             else f"custom-{_key(args.train)}"
+        )
         key += f"-{_key(args.config)}" + ("-vsdefault" if args.compare_default else "")
         title = f"{prep['label']}: live pipeline, per language"
     _emit(args, key, R.header(title, load_at_start) + lines)
@@ -342,7 +418,7 @@ def _key(p: Path) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in Path(p).stem)
 
 
-def _emit(args: argparse.Namespace, key: str, lines: List[str]) -> None:
+def _emit(args: argparse.Namespace, key: str, lines: list[str]) -> None:
     print("\n".join(lines))
     if not args.no_write:
         R.update(args.out, key, lines)

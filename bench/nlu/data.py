@@ -1,11 +1,12 @@
 """Benchmark data: Rasa YAML test sets, CLINC150 conversion, K-shot sampling."""
+
 from __future__ import annotations
 
 import json
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 CLINC_PATH = ROOT.parent / "shared" / "benchdata" / "clinc150" / "data_full.json"
@@ -14,10 +15,10 @@ SHIPPED_TESTS = {lang: ROOT / "tests" / "nlu" / f"{lang}.yml" for lang in ("en",
 OOS_INTENTS = ("out_of_scope", "oos")  # gold labels meaning "should be declined"
 FALLBACK = "nlu_fallback"
 
-Example = Tuple[str, str]  # (text, intent)
+Example = tuple[str, str]  # (text, intent)
 
 
-def load_rasa_examples(path: Path) -> List[Example]:
+def load_rasa_examples(path: Path) -> list[Example]:
     """(text, intent) pairs of a Rasa NLU file or directory (entity markup removed)."""
     from rasa.shared.nlu.training_data.loading import load_data
 
@@ -25,13 +26,23 @@ def load_rasa_examples(path: Path) -> List[Example]:
     return [(m.get("text"), m.get("intent")) for m in td.intent_examples]
 
 
-def sample_k_shot(examples: Sequence[Example], k: int, seed: int) -> List[Example]:
+def load_rasa_entities(path: Path) -> dict[str, list[tuple[str, int, int, str]]]:
+    """text -> gold entities [(type, start, end, value)] of a Rasa NLU file."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    out: dict[str, list[tuple[str, int, int, str]]] = {}
+    for m in load_data(str(path)).intent_examples:
+        out[m.get("text")] = [(e["entity"], e["start"], e["end"], str(e.get("value"))) for e in m.get("entities") or []]
+    return out
+
+
+def sample_k_shot(examples: Sequence[Example], k: int, seed: int) -> list[Example]:
     """K examples per intent (all if fewer), intents in sorted order, fixed seed."""
-    by: Dict[str, List[str]] = defaultdict(list)
+    by: dict[str, list[str]] = defaultdict(list)
     for text, intent in examples:
         by[intent].append(text)
     rng = random.Random(seed)
-    out: List[Example] = []
+    out: list[Example] = []
     for intent in sorted(by):
         texts = by[intent]
         chosen = texts if len(texts) <= k else rng.sample(texts, k)
@@ -51,12 +62,12 @@ def write_rasa_yaml(examples: Sequence[Example], path: Path) -> Path:
     return path
 
 
-def load_clinc() -> Dict[str, List[Example]]:
+def load_clinc() -> dict[str, list[Example]]:
     data = json.loads(CLINC_PATH.read_text())
     return {k: [(t, i) for t, i in v] for k, v in data.items()}
 
 
-def clinc_splits(shots: Optional[int], seed: int) -> Dict[str, List[Example]]:
+def clinc_splits(shots: int | None, seed: int) -> dict[str, list[Example]]:
     """train (K-shot or full), val/test in-scope, and the out-of-scope sets.
 
     Out-of-scope data is never trained on: oos_val + oos_train (200 queries) serve as the

@@ -3,6 +3,7 @@
 Each run owns a block delimited by ``<!-- bench.nlu:KEY -->`` / ``<!-- /bench.nlu:KEY -->``;
 re-running the same command replaces its block, anything else in the section is kept.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,12 +14,11 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 SECTION = "## NLU"
 
 
-def machine() -> Dict[str, str]:
+def machine() -> dict[str, str]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -40,15 +40,14 @@ def machine() -> Dict[str, str]:
     except OSError:
         nproc = str(os.cpu_count())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return {"nproc": nproc, "cpu": cpu, "ram": ram, "python": platform.python_version(),
-            "load": load}
+    return {"nproc": nproc, "cpu": cpu, "ram": ram, "python": platform.python_version(), "load": load}
 
 
 def command_line() -> str:
     return ".venv-rasa/bin/python -m bench.nlu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def header(title: str, load_at_start: str) -> List[str]:
+def header(title: str, load_at_start: str) -> list[str]:
     m = machine()
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return [
@@ -66,7 +65,7 @@ def pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def update(results_path: Path, key: str, lines: List[str]) -> None:
+def update(results_path: Path, key: str, lines: list[str]) -> None:
     """Replaces (or appends) block ``key`` inside the ``## NLU`` section."""
     text = results_path.read_text(encoding="utf-8") if results_path.exists() else ""
     if not text.strip():
@@ -81,7 +80,7 @@ def update(results_path: Path, key: str, lines: List[str]) -> None:
         text = pre + block.rstrip("\n") + post
     else:
         m = re.search(rf"^{re.escape(SECTION)}\s*$", text, flags=re.M)
-        nxt = re.search(r"^## ", text[m.end():], flags=re.M)
+        nxt = re.search(r"^## ", text[m.end() :], flags=re.M)
         at = m.end() + nxt.start() if nxt else len(text)
         before = text[:at].rstrip("\n") + "\n\n"
         text = before + block + ("\n" + text[at:] if nxt else "")

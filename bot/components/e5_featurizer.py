@@ -7,6 +7,7 @@ nearest-example similarity). Embeddings are computed in batches and memoised in-
 identical texts are never embedded twice (training, then evaluation of the same texts, or the
 same message parsed again).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,6 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Text, Tuple, Type
 
 import numpy as np
-
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -74,7 +74,7 @@ class _E5Cache:
                 for start in range(0, len(todo), batch_size):
                     batch = todo[start : start + batch_size]
                     vecs = np.asarray(encode(batch), dtype=np.float32).reshape(len(batch), DIM)
-                    for text, vec in zip(batch, vecs):
+                    for text, vec in zip(batch, vecs, strict=True):
                         vec = vec.copy()
                         self._cache[(prefix, text)] = vec
                         for i in missing[text]:
@@ -87,9 +87,7 @@ class _E5Cache:
 E5_CACHE = _E5Cache()
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
 class E5Featurizer(DenseFeaturizer, GraphComponent):
     """Dense sentence (and optionally sequence) features from multilingual-e5-small."""
 
@@ -129,8 +127,7 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
             from rasa.shared.exceptions import InvalidConfigException
 
             raise InvalidConfigException(
-                f"E5Featurizer: 'prefixes' must be a non-empty subset of {PREFIXES}, "
-                f"got {prefixes!r}."
+                f"E5Featurizer: 'prefixes' must be a non-empty subset of {PREFIXES}, got {prefixes!r}."
             )
 
     def __init__(self, config: Dict[Text, Any], name: Text = "E5Featurizer") -> None:
@@ -141,6 +138,7 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
         self._batch_size = int(self._config.get("batch_size", 64))
         self._sequence = bool(self._config.get("sequence_features", False))
         E5_CACHE.max_size = max(E5_CACHE.max_size, int(self._config.get("cache_size", 0)))
+        E5_CACHE.model()  # load the model now (fast), not on the first message
 
     @classmethod
     def create(
@@ -164,19 +162,15 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
         texts = [m.get(TEXT) for m in todo]
         for prefix in self._prefixes:
             vecs = E5_CACHE.embed(texts, prefix, self._batch_size)
-            for message, vec in zip(todo, vecs):
-                message.add_features(
-                    Features(vec.reshape(1, DIM), FEATURE_TYPE_SENTENCE, TEXT, self.origin(prefix))
-                )
+            for message, vec in zip(todo, vecs, strict=True):
+                message.add_features(Features(vec.reshape(1, DIM), FEATURE_TYPE_SENTENCE, TEXT, self.origin(prefix)))
         if self._sequence:
             prefix = self._prefixes[0]
             for message in todo:
                 tokens = message.get(TOKENS_NAMES[TEXT]) or []
                 words = [t.text for t in tokens] or [message.get(TEXT)]
                 seq = E5_CACHE.embed(words, prefix, self._batch_size)
-                message.add_features(
-                    Features(seq, FEATURE_TYPE_SEQUENCE, TEXT, self.origin(prefix))
-                )
+                message.add_features(Features(seq, FEATURE_TYPE_SEQUENCE, TEXT, self.origin(prefix)))
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Featurizes all training examples (batched)."""

@@ -17,6 +17,7 @@
   the component's model-storage resource: no pickle, nothing executable is ever loaded.
   Prediction is numpy only.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,6 @@ import time
 from typing import Any, Dict, List, Optional, Text, Tuple, Type
 
 import numpy as np
-
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -55,12 +55,7 @@ META_FILE = "e5_intent_classifier.json"
 def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
     """The dense sentence feature vector of one featurizer origin, or None."""
     for feat in message.features:
-        if (
-            feat.attribute == TEXT
-            and feat.type == FEATURE_TYPE_SENTENCE
-            and feat.is_dense()
-            and feat.origin == origin
-        ):
+        if feat.attribute == TEXT and feat.type == FEATURE_TYPE_SENTENCE and feat.is_dense() and feat.origin == origin:
             return np.asarray(feat.features, dtype=np.float32).reshape(-1)
     return None
 
@@ -76,9 +71,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class E5IntentClassifier(GraphComponent, IntentClassifier):
     """Logistic regression on e5 sentence features with nearest-example OOS gating."""
 
@@ -104,6 +97,9 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             "max_iter": 3000,
             # None or "balanced"
             "class_weight": None,
+            # add each intent's name ("check_order_status" -> "check order status"), embedded
+            # with e5, as one more training example of that intent (not used for similarity)
+            "intent_name_examples": True,
             # message -> nlu_fallback when cosine to the nearest training example < this
             "similarity_threshold": 0.84,
             # ... or when the top intent probability < this
@@ -158,13 +154,13 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             if any(v is None for v in vecs):
                 continue
             keep.append(i)
-            for r, v in zip(rows, vecs):
+            for r, v in zip(rows, vecs, strict=True):
                 r.append(v)
         return [np.stack(r) if r else np.zeros((0, 0), np.float32) for r in rows], keep
 
     def _design(self, blocks: List[np.ndarray], means: List[np.ndarray]) -> np.ndarray:
         parts = []
-        for block, mean in zip(blocks, means):
+        for block, mean in zip(blocks, means, strict=True):
             parts.append(_l2(block - mean) if self.component_config["center"] else _l2(block))
         return np.hstack(parts).astype(np.float32)
 
@@ -191,6 +187,12 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         X = self._design(blocks, means)
         index = {lab: i for i, lab in enumerate(labels)}
         y = np.array([index[i] for i in intents])
+        n_examples = len(y)
+        if self.component_config["intent_name_examples"]:
+            names = self._embed_intent_names(labels)
+            if names is not None:
+                X = np.vstack([X, self._design(names, means)])
+                y = np.concatenate([y, np.arange(len(labels))])
         clf = LogisticRegression(
             C=float(self.component_config["C"]),
             max_iter=int(self.component_config["max_iter"]),
@@ -199,16 +201,13 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         )
         clf.fit(X, y)
         sim_vectors = _l2(
-            np.stack(
-                [_sentence_block(examples[i], self.component_config["similarity_origin"])
-                 for i in keep]
-            )
+            np.stack([_sentence_block(examples[i], self.component_config["similarity_origin"]) for i in keep])
         ).astype(np.float32)
         self.model = {
             "coef": clf.coef_.astype(np.float32),
             "intercept": clf.intercept_.astype(np.float32),
             "sim_vectors": sim_vectors,
-            "sim_labels": y.astype(np.int32),
+            "sim_labels": y[:n_examples].astype(np.int32),
         }
         for k, mean in enumerate(means):
             self.model[f"mean_{k}"] = mean.astype(np.float32)
@@ -219,6 +218,24 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         )
         self.persist()
         return self._resource
+
+    def _embed_intent_names(self, labels: List[Text]) -> Optional[List[np.ndarray]]:
+        """e5 vectors of the intent names, one block per feature origin (None if an origin is
+        not an E5Featurizer view such as "e5_query")."""
+        from bot.components.e5_featurizer import PREFIXES, embed_texts
+
+        texts = [label.replace("_", " ").strip() for label in labels]
+        blocks = []
+        for origin in self.origins:
+            prefix = origin.rsplit("_", 1)[-1]
+            if prefix not in PREFIXES:
+                logger.warning(
+                    f"E5IntentClassifier: intent_name_examples needs E5Featurizer features, "
+                    f"'{origin}' is not one; intent names are not added."
+                )
+                return None
+            blocks.append(embed_texts(texts, prefix))
+        return blocks
 
     def persist(self) -> None:
         """Writes numpy arrays + JSON metadata into the model storage resource."""
@@ -260,10 +277,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         means = [self.model[f"mean_{k}"] for k in range(len(self.origins))]
         X = self._design(blocks, means)
         probs = _softmax(X @ self.model["coef"].T + self.model["intercept"])
-        sim_raw = np.stack(
-            [_sentence_block(messages[i], self.component_config["similarity_origin"])
-             for i in keep]
-        )
+        sim_raw = np.stack([_sentence_block(messages[i], self.component_config["similarity_origin"]) for i in keep])
         sims = (_l2(sim_raw) @ self.model["sim_vectors"].T).max(axis=1)
         return probs, sims, keep
 
@@ -271,8 +285,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         """Sets ``intent`` and ``intent_ranking`` on each message."""
         if self.model is None or not self.labels:
             for message in messages:
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
-                            add_to_output=True)
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
         probs, sims, keep = self.predict(messages)
@@ -282,8 +295,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             done.add(i)
         for i, message in enumerate(messages):
             if i not in done:
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
-                            add_to_output=True)
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
         return messages
 
@@ -291,10 +303,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         cfg = self.component_config
         order = np.argsort(-probs)
         n = int(cfg["ranking_length"]) or len(order)
-        ranking = [
-            {INTENT_NAME_KEY: self.labels[j], PREDICTED_CONFIDENCE_KEY: float(probs[j])}
-            for j in order[:n]
-        ]
+        ranking = [{INTENT_NAME_KEY: self.labels[j], PREDICTED_CONFIDENCE_KEY: float(probs[j])} for j in order[:n]]
         top = dict(ranking[0])
         top[SIMILARITY_KEY] = round(similarity, 4)
         reason = None
@@ -309,11 +318,9 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             # when that is higher, so the ranking stays sorted
             fallback = {
                 INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME,
-                PREDICTED_CONFIDENCE_KEY: max(float(cfg["confidence_threshold"]),
-                                              top[PREDICTED_CONFIDENCE_KEY]),
+                PREDICTED_CONFIDENCE_KEY: max(float(cfg["confidence_threshold"]), top[PREDICTED_CONFIDENCE_KEY]),
             }
-            intent = {**fallback, SIMILARITY_KEY: top[SIMILARITY_KEY],
-                      FALLBACK_REASON_KEY: reason}
+            intent = {**fallback, SIMILARITY_KEY: top[SIMILARITY_KEY], FALLBACK_REASON_KEY: reason}
             ranking = [fallback] + ranking
         else:
             intent = top

@@ -3,6 +3,7 @@
 Emails and 10-digit order ids are kept whole so that RegexEntityExtractor / CRFEntityExtractor
 can map them to single tokens; offsets always index into the original message text.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,9 +27,7 @@ ORDER_ID = r"(?<!\d)\d{10}(?!\d)"
 # a word: letters/digits of any non-Han script, optionally joined by an apostrophe (don't, it's)
 WORD = rf"[^\W_{HAN}]+(?:['’][^\W_{HAN}]+)*"
 
-TOKEN_RE = re.compile(
-    rf"(?P<email>{EMAIL})|(?P<order_id>{ORDER_ID})|(?P<han>[{HAN}]+)|(?P<word>{WORD})"
-)
+TOKEN_RE = re.compile(rf"(?P<email>{EMAIL})|(?P<order_id>{ORDER_ID})|(?P<han>[{HAN}]+)|(?P<word>{WORD})")
 
 _jieba = None
 _T2S: Optional[Dict[int, str]] = None
@@ -85,9 +84,7 @@ def split_text(text: Text) -> List[tuple]:
     return out
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
 class MultilingualTokenizer(Tokenizer):
     """Tokenizes mixed English / Chinese (Simplified+Traditional) / Russian text."""
 
@@ -119,6 +116,7 @@ class MultilingualTokenizer(Tokenizer):
         """Creates the tokenizer."""
         super().__init__(config)
         self._lowercase = bool(config.get("lowercase", False))
+        _get_jieba()  # load jieba's dictionary now (~1 s), not on the first Chinese message
         if config.get("dictionary_path"):
             _get_jieba().load_userdict(config["dictionary_path"])
 

@@ -1,0 +1,77 @@
+"""EntityDeduplicator: one entity per span, and the regex extractor is authoritative for the
+entity types it owns (order_id, email).
+
+RegexEntityExtractor and CRFEntityExtractor both learn from the same annotations, so without
+this every order id and email came out twice (once per extractor); and Rasa's training data
+format has no per-extractor switch that our shared data files could use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import ENTITIES
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
+class EntityDeduplicator(GraphComponent):
+    """Drops duplicate entities; keeps only the authoritative extractor's entities of a type."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Returns the component's default config."""
+        return {
+            # entity type -> the only extractor whose entities of that type are kept
+            # (when that extractor found none, the others' are kept)
+            "authoritative": {"order_id": "RegexEntityExtractor", "email": "RegexEntityExtractor"},
+        }
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        """Creates the component."""
+        self._authoritative: Dict[Text, Text] = dict(config.get("authoritative") or {})
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> EntityDeduplicator:
+        """Creates a new component (see parent class for full docstring)."""
+        return cls(config)
+
+    def filter(self, entities: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
+        """The filtered entity list (order kept)."""
+        found_by = {(e.get("entity"), e.get("extractor")) for e in entities}
+        out: List[Dict[Text, Any]] = []
+        seen = set()
+        for e in entities:
+            etype = e.get("entity")
+            owner = self._authoritative.get(etype)
+            if owner and e.get("extractor") != owner and (etype, owner) in found_by:
+                continue
+            key = (etype, e.get("start"), e.get("end"), e.get("role"), e.get("group"))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(e)
+        return out
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Filters the entities of each message."""
+        for message in messages:
+            entities = message.get(ENTITIES)
+            if entities:
+                message.set(ENTITIES, self.filter(entities), add_to_output=True)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Training data is left as annotated."""
+        return training_data
