@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # no data leaves the machine
 os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.nlu.data import FALLBACK, OOS_INTENTS, Example
 
-os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # no data leaves the machine
 os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")  # no graph cache: honest training times
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
