@@ -53,7 +53,10 @@ def prewarm_embeddings(config: Path, texts: Sequence[str]) -> None:
         if str(comp.get("name", "")).endswith("E5Featurizer"):
             from bot.components.e5_featurizer import E5_CACHE
 
-            for prefix in comp.get("prefixes", ["query", "passage"]):
+            prefixes = comp.get("prefixes", ["query", "passage"])
+            # room for every benchmark text in every view (the model's own default is smaller)
+            E5_CACHE.max_size = max(E5_CACHE.max_size, len(texts) * len(prefixes) + 20_000)
+            for prefix in prefixes:
                 E5_CACHE.embed(list(texts), prefix)
 
 
