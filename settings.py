@@ -46,6 +46,37 @@ class Settings(BaseSettings):
     # 503 Retry-After sent while Rasa is down or restarting (it takes ~30 s to load).
     retry_after_s: int = 15
 
+    # --- channels: Telegram, WeChat, outbox, limits (channels/) ---------------------------
+    # A channel is enabled by its credentials: no TELEGRAM_BOT_TOKEN → /webhooks/telegram answers 404.
+    telegram_bot_token: SecretStr = Field(default=SecretStr(""))
+    # Sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; the webhook refuses requests without it.
+    telegram_webhook_secret: SecretStr = Field(default=SecretStr(""))
+    telegram_api_base: str = "https://api.telegram.org"
+    wechat_token: SecretStr = Field(default=SecretStr(""))  # the server-config Token (signatures)
+    wechat_app_id: str = ""
+    wechat_app_secret: SecretStr = Field(default=SecretStr(""))
+    # Set → safe mode (AES): every message must arrive encrypted and passive replies are encrypted.
+    wechat_encoding_aes_key: SecretStr = Field(default=SecretStr(""))
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # WeChat waits 5 s for a passive reply and then retries; answer passively only if ready by then.
+    wechat_passive_timeout_s: float = 4.0
+    # Signed requests older/newer than this are refused (replays); 0 disables the check.
+    wechat_max_clock_skew_s: int = 300
+    # Language of notices for a WeChat customer who has not written any text yet.
+    wechat_default_language: str = "zh"
+    # Per-sender limit on Telegram/WeChat messages: more than COUNT in WINDOW get one polite notice.
+    channel_rate_limit_count: int = 20
+    channel_rate_limit_window_s: float = 60.0
+    # Same cap as the REST contract; longer messages get a notice asking for a shorter one.
+    channel_max_text_chars: int = 4000
+    # Outbox: failed deliveries back off exponentially from BASE to MAX seconds, forever.
+    outbox_retry_base_s: float = 1.0
+    outbox_retry_max_s: float = 300.0
+    outbox_poll_s: float = 2.0  # rows written by another process are picked up this often
+    # Inbound messages stored while Rasa was down are retried this often (customer gets one answer).
+    channel_inbound_retry_s: float = 5.0
+    channel_api_timeout_s: float = 10.0
+
     # --- store policies ------------------------------------------------------------------
     # Refunds above this amount are recorded but must be approved by a person (ABCD guideline).
     auto_refund_limit: Decimal = Decimal("150.00")

@@ -1,0 +1,324 @@
+"""The path every Telegram/WeChat message takes between the channel and the conversation service.
+
+    channel parses + verifies → ``ChannelMessage`` → record it (unique by the channel's own id: a
+    redelivery stops here) → limits (type, size, per-sender rate: a polite notice instead of the bot)
+    → ``ConversationService.handle`` → render for the channel → outbox (or a passive reply)
+
+Push channels cannot answer "503, retry" like REST: the customer wrote once and expects one answer.
+So a message that arrives while Rasa is down stays ``pending`` in ``channel_inbound`` and the relay
+retries it (``retry_loop``) with the same message id until it is answered: once, and in the order
+the customer wrote. A per-sender lock keeps a customer's messages in order; different customers
+run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from anyio import to_thread
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from channels import notices
+from channels.models import ChannelInbound, ChannelOutbox
+from channels.outbox import Delivery, Outbox
+from channels.ratelimit import SlidingWindowLimiter
+from conversations import language as lang
+from conversations.models import Conversation
+from conversations.service import ConversationService, InboundMessage, MessagePending, OutboundMessage
+from storage.db import transaction
+
+__all__ = ["ChannelMessage", "ChannelRelay", "PassiveSlot", "Renderer", "Reply"]
+
+log = logging.getLogger(__name__)
+
+# A message being processed right now is not "due" for the retry loop until this has passed
+# (a gateway that died mid-turn leaves it for the retry loop to finish).
+IN_FLIGHT_GRACE_S = 90.0
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """What a channel parsed from one verified update, before anything is stored."""
+
+    channel: str
+    external_id: str  # the channel's own id of this delivery: Telegram update_id, WeChat MsgId
+    sender_id: str  # "<channel>:<user id in that channel>": one conversation per channel identity
+    text: str | None = None
+    payload: str | None = None  # a button's payload (Telegram callback, WeChat numbered option)
+    language: str | None = None  # an explicit choice for the service (only when the channel knows)
+    language_hint: str | None = None  # e.g. Telegram's UI language: for notices, never for the NLU
+    supported: bool = True  # False: a picture, voice, location… → polite "text only" notice
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: str  # answered | pending | declined
+    language: str
+    script: str | None
+    messages: list[OutboundMessage] = field(default_factory=list)
+
+
+class Renderer(Protocol):
+    def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
+        """Messages → the channel's API calls (runs in a worker thread; may store button choices)."""
+
+
+class PassiveSlot:
+    """A reply the channel can still carry in its HTTP response (WeChat's passive reply).
+
+    The relay offers the rendered deliveries to the slot when the answer is ready; if the route
+    stopped waiting (timeout) or they do not fit, they go to the outbox instead. Never both.
+    """
+
+    def __init__(self, fits: Callable[[list[Delivery]], bool]) -> None:
+        self.future: asyncio.Future[list[Delivery]] = asyncio.get_running_loop().create_future()
+        self._fits = fits
+
+    def offer(self, deliveries: list[Delivery]) -> bool:
+        if self.future.done() or not self._fits(deliveries):
+            return False
+        self.future.set_result(deliveries)
+        return True
+
+    def close(self) -> None:
+        """Nothing to say passively (enqueued, pending or silent): let the route answer at once."""
+        if not self.future.done():
+            self.future.set_result([])
+
+    async def wait(self, timeout_s: float) -> list[Delivery] | None:
+        """The passive reply, or None (then it was, or will be, enqueued)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.future), timeout=timeout_s)
+        if self.future.cancel():  # still open: close it so the relay uses the outbox
+            return None
+        return self.future.result() or None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChannelRelay:
+    def __init__(
+        self, sessions: sessionmaker[Session], service: ConversationService, outbox: Outbox,
+        limiter: SlidingWindowLimiter, *, max_text_chars: int, retry_s: float,
+        default_languages: dict[str, str] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.service = service
+        self.outbox = outbox
+        self.limiter = limiter
+        self.max_text_chars = max_text_chars
+        self.retry_s = retry_s
+        self._renderers: dict[str, Renderer] = {}
+        self._default_languages = default_languages or {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def register(self, channel: str, renderer: Renderer) -> None:
+        self._renderers[channel] = renderer
+
+    # --- the inbound path ------------------------------------------------------------------------
+    async def handle(self, msg: ChannelMessage, passive: PassiveSlot | None = None) -> int | None:
+        """Record, answer and deliver one message; None when it is a redelivery (nothing done).
+
+        Returns the record id. With ``passive`` the answer may be handed to the slot instead of the
+        outbox (only when nothing older for this customer is still on its way, to keep the order).
+        """
+        try:
+            return await self._handle(msg, passive)
+        finally:
+            if passive is not None:
+                passive.close()
+
+    async def _handle(self, msg: ChannelMessage, passive: PassiveSlot | None) -> int | None:
+        if await to_thread.run_sync(self._exists, msg.channel, msg.external_id):
+            return None
+        reason = self._decline_reason(msg)
+        record_id = await to_thread.run_sync(self._insert, msg, reason)
+        if record_id is None:
+            return None
+        async with self._locks[msg.sender_id]:
+            await self._catch_up(msg.sender_id, before_id=record_id)
+            await self._process(record_id, passive)
+        return record_id
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a handle() in the background (e.g. after WeChat's passive window), keeping a reference."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _decline_reason(self, msg: ChannelMessage) -> str | None:
+        if not msg.supported:
+            return "unsupported"
+        decision = self.limiter.check(msg.sender_id)
+        if not decision.allowed:
+            return "rate_limited" if decision.notify else "rate_limited_silent"
+        if msg.text is not None and len(msg.text) > self.max_text_chars:
+            return "too_long"
+        return None
+
+    async def _catch_up(self, sender_id: str, before_id: int | None = None) -> bool:
+        """Answer this customer's older unanswered messages first; False if one is still pending."""
+        for record_id in await to_thread.run_sync(self._outstanding, sender_id, before_id):
+            if not await self._process(record_id, None):
+                return False
+        return True
+
+    async def _process(self, record_id: int, passive: PassiveSlot | None) -> bool:
+        """Answer one record and deliver the reply; False when Rasa is still unavailable."""
+        record = await to_thread.run_sync(self._load, record_id)
+        if record is None or record.done_at is not None:
+            return True
+        reply = await self._answer(record)
+        if reply.status == "pending":
+            return False
+        renderer = self._renderers[record.channel]
+        deliveries = await to_thread.run_sync(
+            lambda: renderer.render(record.sender_id, reply.language, reply.messages))
+        # A passive reply must not overtake older messages still waiting in the outbox.
+        if (passive is not None and deliveries and await to_thread.run_sync(self._nothing_queued, record.sender_id)
+                and passive.offer(deliveries)):
+            await to_thread.run_sync(self._done, record_id, reply.status)
+            return True
+        await self.outbox.enqueue(record.channel, record.sender_id, deliveries, dedup_prefix=f"in{record_id}")
+        await to_thread.run_sync(self._done, record_id, reply.status)
+        return True
+
+    async def _answer(self, record: ChannelInbound) -> Reply:
+        if record.reason is not None:
+            return await to_thread.run_sync(self._notice, record)
+        inbound = InboundMessage(
+            sender_id=record.sender_id, channel=record.channel, text=record.text, payload=record.payload,
+            language=record.language, message_id=f"{record.channel}:{record.external_id}",
+        )
+        try:
+            result = await self.service.handle(inbound)
+        except MessagePending as pending:
+            await to_thread.run_sync(self._pending, record.id, str(pending))
+            log.info("inbound pending until Rasa is back", extra={"record": record.id, "channel": record.channel})
+            return Reply("pending", "en", None)
+        script = None
+        if result.language == "zh":
+            script = "hant" if any(lang.chinese_script(m.text) == "hant" for m in result.messages if m.text) else "hans"
+        return Reply("answered", result.language, script, list(result.messages))
+
+    def _notice(self, record: ChannelInbound) -> Reply:
+        language, script = self._language_for(record)
+        if record.reason == "rate_limited_silent":
+            return Reply("declined", language, script)
+        values = {"limit": self.max_text_chars} if record.reason == "too_long" else {}
+        text = notices.notice(record.reason or "unsupported", language, script, **values)
+        return Reply("declined", language, script, [OutboundMessage(type="text", text=text)])
+
+    def _language_for(self, record: ChannelInbound) -> tuple[str, str | None]:
+        """Notice language: the conversation's, else the text's, else the channel's hint/default."""
+        with self._sessions() as db:
+            conv = db.execute(
+                select(Conversation.language, Conversation.script).where(Conversation.sender_id == record.sender_id)
+            ).first()
+        if conv is not None:
+            return conv.language, conv.script
+        if record.text and record.text.strip():
+            detected = lang.detect(record.text[:500])
+            if detected.language != "en" or record.language_hint is None:
+                return detected.language, detected.script
+        return notices.pick_language(record.language_hint or self._default_languages.get(record.channel))
+
+    # --- retrying what Rasa could not answer ---------------------------------------------------
+    async def retry_due(self) -> int:
+        """One pass over customers with due unanswered messages; returns how many customers."""
+        senders = await to_thread.run_sync(self._due_senders)
+        for sender_id in senders:
+            async with self._locks[sender_id]:
+                await self._catch_up(sender_id)
+        return len(senders)
+
+    async def retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retry_s)
+            try:
+                await self.retry_due()
+            except Exception:
+                log.exception("inbound retry pass failed")
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- storage steps (worker threads) ----------------------------------------------------------
+    def _exists(self, channel: str, external_id: str) -> bool:
+        with self._sessions() as db:
+            return db.scalar(select(ChannelInbound.id).where(
+                ChannelInbound.channel == channel, ChannelInbound.external_id == external_id)) is not None
+
+    def _insert(self, msg: ChannelMessage, reason: str | None) -> int | None:
+        now = _now()
+        row = ChannelInbound(
+            channel=msg.channel, external_id=msg.external_id, sender_id=msg.sender_id, text=msg.text,
+            payload=msg.payload, language=msg.language, language_hint=msg.language_hint,
+            status="received" if reason is None else "declined", reason=reason, attempts=0,
+            next_attempt_at=now + timedelta(seconds=IN_FLIGHT_GRACE_S), created_at=now,
+        )
+        try:
+            with transaction(self._sessions) as db:
+                db.add(row)
+                db.flush()
+                return row.id
+        except IntegrityError:
+            return None  # the same update arrived twice at once: the other one handles it
+
+    def _load(self, record_id: int) -> ChannelInbound | None:
+        with self._sessions() as db:
+            return db.get(ChannelInbound, record_id)
+
+    def _outstanding(self, sender_id: str, before_id: int | None) -> list[int]:
+        with self._sessions() as db:
+            query = select(ChannelInbound.id).where(
+                ChannelInbound.sender_id == sender_id,
+                ChannelInbound.status.in_(("received", "pending", "declined")),
+                ChannelInbound.done_at.is_(None),
+            )
+            if before_id is not None:
+                query = query.where(ChannelInbound.id < before_id)
+            return list(db.scalars(query.order_by(ChannelInbound.id)))
+
+    def _due_senders(self) -> list[str]:
+        with self._sessions() as db:
+            return list(db.scalars(
+                select(ChannelInbound.sender_id).where(
+                    ChannelInbound.status.in_(("received", "pending", "declined")),
+                    ChannelInbound.done_at.is_(None),
+                    ChannelInbound.next_attempt_at <= _now(),
+                ).distinct()
+            ))
+
+    def _nothing_queued(self, sender_id: str) -> bool:
+        """True when no older outbound message for this customer is still waiting in the outbox."""
+        with self._sessions() as db:
+            return db.scalar(select(ChannelOutbox.id).where(
+                ChannelOutbox.sender_id == sender_id, ChannelOutbox.status == "pending").limit(1)) is None
+
+    def _pending(self, record_id: int, error: str) -> None:
+        with transaction(self._sessions) as db:
+            row = db.get_one(ChannelInbound, record_id)
+            row.status, row.attempts, row.last_error = "pending", row.attempts + 1, error[:2000]
+            row.next_attempt_at = _now() + timedelta(seconds=self.retry_s)
+
+    def _done(self, record_id: int, status: str) -> None:
+        with transaction(self._sessions) as db:
+            db.execute(update(ChannelInbound).where(ChannelInbound.id == record_id).values(
+                status="answered" if status == "answered" else "declined", done_at=_now()))
