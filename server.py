@@ -21,6 +21,9 @@ from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
 from bot.training import ensure_model
 from channels.rest import router as rest_router
+from channels.runtime import start_channels
+from channels.telegram import router as telegram_router
+from channels.wechat import router as wechat_router
 from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
 from conversations.rasa_process import RasaSupervisor
@@ -69,9 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await to_thread.run_sync(language.warm_up)
         rasa = await _start_rasa(app, settings)
         app.state.conversations = ConversationService(sessions, rasa)
+        # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
+        push_channels = start_channels(app, settings, sessions, app.state.conversations)
         try:
             yield
         finally:
+            await push_channels.stop()
             if app.state.rasa_process is not None:
                 await app.state.rasa_process.stop()
             await rasa.close()
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(rest_router)
+    app.include_router(telegram_router)
+    app.include_router(wechat_router)
     app.include_router(actions_router)
 
     @app.get("/healthz", tags=["ops"])

@@ -1,0 +1,123 @@
+"""Wires the push channels into the gateway: one call in ``server.py``'s lifespan.
+
+Builds, from settings, the outbox and its worker, the relay with its inbound retry loop, and each
+configured channel (Telegram when ``TELEGRAM_BOT_TOKEN`` is set, WeChat when ``WECHAT_TOKEN`` is
+set); registers each channel's pusher on ``app.state.pushers`` so that handoff can reach those
+customers; puts the channels on ``app.state.telegram`` / ``app.state.wechat`` for the webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+from wechatpy.crypto import WeChatCrypto
+
+from channels.outbox import Outbox, OutboxWorker
+from channels.push import ChannelPushers
+from channels.ratelimit import SlidingWindowLimiter
+from channels.relay import ChannelRelay, Renderer
+from channels.telegram import BotApi, TelegramChannel, TelegramDeliverer, TelegramRenderer
+from channels.wechat import WeChatApi, WeChatChannel, WeChatDeliverer, WeChatRenderer
+from conversations.service import ConversationService, OutboundMessage
+from settings import Settings
+
+__all__ = ["ChannelsRuntime", "OutboxPusher", "start_channels"]
+
+log = logging.getLogger(__name__)
+
+
+class OutboxPusher:
+    """``ChannelPushers`` pusher: render for the channel and enqueue; the outbox worker delivers.
+
+    Returning means "accepted for delivery": the row is stored and retried until the channel takes it.
+    """
+
+    def __init__(self, channel: str, renderer: Renderer, outbox: Outbox) -> None:
+        self.channel = channel
+        self.renderer = renderer
+        self.outbox = outbox
+
+    async def push(self, sender_id: str, messages: list[OutboundMessage]) -> None:
+        from anyio import to_thread
+
+        language = "en"  # the renderers only use it for the WeChat option hint; agent texts have none
+        deliveries = await to_thread.run_sync(lambda: self.renderer.render(sender_id, language, messages))
+        await self.outbox.enqueue(self.channel, sender_id, deliveries)
+
+
+@dataclass
+class ChannelsRuntime:
+    outbox: Outbox
+    worker: OutboxWorker
+    relay: ChannelRelay
+    telegram: TelegramChannel | None = None
+    wechat: WeChatChannel | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[object] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.worker.stop()
+        await self.relay.stop()
+        for api in self._closers:
+            await api.close()  # type: ignore[attr-defined]
+
+
+def start_channels(
+    app: FastAPI, settings: Settings, sessions: sessionmaker[Session], service: ConversationService,
+) -> ChannelsRuntime:
+    """Create and start everything; call ``await runtime.stop()`` on shutdown."""
+    pushers: ChannelPushers = getattr(app.state, "pushers", None) or ChannelPushers()
+    app.state.pushers = pushers
+    outbox = Outbox(sessions)
+    worker = OutboxWorker(outbox, sessions, retry_base_s=settings.outbox_retry_base_s,
+                          retry_max_s=settings.outbox_retry_max_s, poll_s=settings.outbox_poll_s)
+    limiter = SlidingWindowLimiter(settings.channel_rate_limit_count, settings.channel_rate_limit_window_s)
+    relay = ChannelRelay(sessions, service, outbox, limiter, max_text_chars=settings.channel_max_text_chars,
+                         retry_s=settings.channel_inbound_retry_s,
+                         default_languages={"wechat": settings.wechat_default_language})
+    runtime = ChannelsRuntime(outbox, worker, relay)
+
+    token = settings.telegram_bot_token.get_secret_value()
+    if token:
+        api = BotApi(token, settings.telegram_api_base, settings.channel_api_timeout_s)
+        renderer = TelegramRenderer(sessions)
+        runtime.telegram = TelegramChannel(api, renderer, relay, settings.telegram_webhook_secret.get_secret_value())
+        relay.register("telegram", renderer)
+        worker.register("telegram", TelegramDeliverer(api))
+        pushers.register("telegram", OutboxPusher("telegram", renderer, outbox))
+        runtime._closers.append(api)
+
+    wechat_token = settings.wechat_token.get_secret_value()
+    if wechat_token:
+        aes_key = settings.wechat_encoding_aes_key.get_secret_value()
+        crypto = WeChatCrypto(wechat_token, aes_key, settings.wechat_app_id) if aes_key else None
+        wx_api = WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
+                           settings.wechat_api_base, settings.channel_api_timeout_s)
+        wx_renderer = WeChatRenderer(sessions)
+        runtime.wechat = WeChatChannel(
+            token=wechat_token, app_id=settings.wechat_app_id, relay=relay, renderer=wx_renderer, crypto=crypto,
+            passive_timeout_s=settings.wechat_passive_timeout_s, max_clock_skew_s=settings.wechat_max_clock_skew_s,
+            default_language=settings.wechat_default_language,
+        )
+        relay.register("wechat", wx_renderer)
+        worker.register("wechat", WeChatDeliverer(wx_api))
+        pushers.register("wechat", OutboxPusher("wechat", wx_renderer, outbox))
+        runtime._closers.append(wx_api)
+
+    app.state.telegram = runtime.telegram
+    app.state.wechat = runtime.wechat
+    app.state.channels = runtime
+    worker.start()
+    runtime._tasks.append(asyncio.create_task(relay.retry_loop(), name="channels-inbound-retry"))
+    log.info("push channels started", extra={"telegram": bool(token), "wechat": bool(wechat_token)})
+    return runtime
