@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,6 +81,56 @@ class Settings(BaseSettings):
     # Refunds above this amount are recorded but must be approved by a person (ABCD guideline).
     auto_refund_limit: Decimal = Decimal("150.00")
     max_verification_attempts: int = 3
+
+    # --- human handoff (handoff/) ---------------------------------------------------------
+    # Queues, business hours, demo agents and canned replies: this YAML file (the default is shipped).
+    handoff_config: Path = ROOT / "handoff" / "queues.yml"
+    # Consecutive turns the bot could not help (NLU fallback, KB declined, form failed) before a
+    # person is offered. 2: one miss can be a typo; a second in a row means the bot is not getting it.
+    handoff_failure_turns: int = 2
+    # Frustration score (handoff/frustration.py) at or above which a person is offered; 1.0 is one
+    # clear signal (an insult, "this is useless"). Chosen on bench/handoff/frustration_*.yml.
+    handoff_frustration_threshold: float = 1.0
+    # After an offer is declined, no new offer for this many turns (don't nag).
+    handoff_offer_cooldown_turns: int = 5
+    # Give a waiting ticket to the least busy qualified online agent; False: agents claim tickets.
+    handoff_auto_assign: bool = True
+    # Signs conversation tokens (the customer's read access to their own conversation) and is the
+    # fallback webhook secret; empty: a random secret is created once under data_dir.
+    handoff_secret: SecretStr = Field(default=SecretStr(""))
+    # Agent accounts created at start-up when missing. The admin's password must come from here;
+    # demo agents (handoff_config) use handoff_demo_agent_password, or a random one logged once.
+    handoff_admin_username: str = "admin"
+    handoff_admin_password: SecretStr = Field(default=SecretStr(""))
+    handoff_demo_agent_password: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("SUPPORTBOT_DEMO_AGENT_PASSWORD", "handoff_demo_agent_password"),
+    )
+    handoff_session_hours: float = 12.0
+    # Failed logins per username+address within the window before 429.
+    handoff_login_max_failures: int = 5
+    handoff_login_window_s: int = 300
+    # Timeouts (handoff/timeouts.py), in minutes: queued customer silent → ticket abandoned (unless we
+    # can reach them later); agent silent → customer reassured, then ticket re-queued; chat idle → closed.
+    handoff_queued_abandon_min: float = 30.0
+    handoff_agent_nudge_min: float = 3.0
+    handoff_agent_requeue_min: float = 8.0
+    handoff_idle_close_min: float = 30.0
+    handoff_sweep_interval_s: float = 30.0
+    # An agent counts as online only if seen (API call or websocket ping) within this many seconds.
+    handoff_presence_timeout_s: float = 120.0
+    # Outbound adapters: a webhook (ticket JSON, X-Signature-SHA256 = HMAC-SHA256 of the body) and email.
+    handoff_webhook_url: str = ""
+    handoff_webhook_secret: SecretStr = Field(default=SecretStr(""))
+    handoff_smtp_host: str = ""
+    handoff_smtp_port: int = 587
+    handoff_smtp_tls: str = "starttls"  # starttls | ssl | none
+    handoff_smtp_username: str = ""
+    handoff_smtp_password: SecretStr = Field(default=SecretStr(""))
+    handoff_email_from: str = "support-bot@localhost"
+    handoff_email_to: str = ""  # the helpdesk's address; empty: no email adapter
+    handoff_outbox_max_attempts: int = 10
+    handoff_outbox_backoff_s: float = 5.0  # doubled per attempt, capped at one hour
 
     @property
     def sqlalchemy_url(self) -> str:

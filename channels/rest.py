@@ -60,6 +60,8 @@ class ChatResponse(BaseModel):
     language: Literal["en", "zh", "ru"]
     state: Literal["bot", "queued", "human", "closed"]
     messages: list[OutMessage]
+    # First answer of a conversation only: read access to it (GET /api/v1/conversations/{sender_id}/messages).
+    conversation_token: str | None = None
 
 
 @router.post("/chat", response_model=ChatResponse, responses={503: {"description": "Rasa is not available"}})
@@ -84,4 +86,5 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse | JSONRespon
     return ChatResponse(
         sender_id=result.sender_id, language=result.language, state=result.state,  # type: ignore[arg-type]
         messages=[OutMessage(**m.as_dict()) for m in result.messages],
+        conversation_token=result.conversation_token,
     )

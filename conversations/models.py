@@ -28,6 +28,9 @@ class Conversation(Base):
     state: Mapped[str] = mapped_column(String(16), default="bot")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Messages (an agent's reply, a queue update) not yet delivered to a customer whose channel cannot
+    # push (plain REST): returned with their next answer. Read with the row the turn loads anyway.
+    undelivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # revision 0004_handoff
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 

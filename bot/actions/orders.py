@@ -17,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.forms import language, refusal_vars
+from bot.actions.handoff import say
 from bot.actions.labels import REFUND_METHOD, label
 from bot.actions.runtime import services
 from store.policies import PolicyViolation
@@ -143,6 +144,15 @@ class ActionSubmitRefund(OrderTaskAction):
             refund_id=refund.id,
             limit=money(services().settings.auto_refund_limit, order.currency),
         )
+        handoff = services().handoff
+        if needs_approval and handoff is not None:  # business rule: a person approves it, with the order in context
+            decision = handoff.policy.refund_above_limit(
+                order.order_id, money(refund.amount, order.currency),
+                money(services().settings.auto_refund_limit, order.currency),
+            )
+            slots = {**tracker.current_slot_values(), "order_id": order.order_id}
+            outcome = handoff.escalate_blocking(tracker.sender_id, decision, {"intent": "request_refund", "slots": slots})
+            say(dispatcher, outcome.messages)
         return []
 
 

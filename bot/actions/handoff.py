@@ -1,0 +1,75 @@
+"""Human handoff from inside the dialogue: the customer asks for a person (text in any language
+or the "talk to a person" button, intent ``human_handoff``). The decision is
+``handoff.policy.HandoffPolicy.explicit_request``; ``handoff.service`` files the ticket, routes it
+and says where the customer stands (queue position, an agent's name, or when the team is back).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot.actions.runtime import services
+from handoff.policy import Escalate
+
+HANDOFF_INTENT = "human_handoff"
+
+
+def times_asked(tracker: Tracker) -> int:
+    """How many times in this conversation the customer asked for a person (this message included)."""
+    return sum(
+        1 for e in tracker.events
+        if e.get("event") == "user" and ((e.get("parse_data") or {}).get("intent") or {}).get("name") == HANDOFF_INTENT
+    )
+
+
+def membership(tracker: Tracker) -> str | None:
+    """The verified customer's membership level (gold customers get priority)."""
+    username = tracker.get_slot("verified_username") if tracker.get_slot("verified") else None
+    if not username:
+        return None
+    orders = services().orders.orders_of(str(username))
+    return str(orders[0].customer.membership_level) if orders else None
+
+
+def facts(tracker: Tracker) -> dict[str, Any]:
+    """What the bot knows right now (this turn is not in the conversation store yet)."""
+    latest = tracker.latest_message or {}
+    intent = (latest.get("intent") or {}).get("name")
+    previous = next(
+        (
+            ((e.get("parse_data") or {}).get("intent") or {}).get("name")
+            for e in reversed(tracker.events)
+            if e.get("event") == "user"
+            and ((e.get("parse_data") or {}).get("intent") or {}).get("name") not in (None, HANDOFF_INTENT, "affirm", "deny")
+        ),
+        None,
+    )
+    return {"intent": previous or intent, "slots": dict(tracker.current_slot_values())}
+
+
+def say(dispatcher: CollectingDispatcher, messages: list[str]) -> None:
+    for text in messages:
+        dispatcher.utter_message(json_message={"type": "handoff", "text": text})
+
+
+class ActionHandoffRequest(Action):
+    def name(self) -> str:
+        return "action_handoff_request"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        handoff = services().handoff
+        if handoff is None:
+            dispatcher.utter_message(response="utter_handoff_unavailable")
+            return []
+        decision = handoff.policy.explicit_request(times_asked(tracker), membership(tracker))
+        offered = handoff.take_offer(tracker.sender_id)
+        if offered and decision.rule is None:  # "yes" to the bot's offer: keep the offer's reason
+            decision = Escalate(offered, None, decision.priority, {**decision.detail, "accepted_offer": True})
+        outcome = await handoff.escalate(tracker.sender_id, decision, facts(tracker))
+        say(dispatcher, outcome.messages)
+        return []
