@@ -13,16 +13,20 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from anyio import to_thread
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.crypto import WeChatCrypto
 
-from channels.outbox import Outbox, OutboxWorker
+from channels.outbox import Delivery, Outbox, OutboxWorker
 from channels.push import ChannelPushers
 from channels.ratelimit import SlidingWindowLimiter
 from channels.relay import ChannelRelay, Renderer
 from channels.telegram import BotApi, TelegramChannel, TelegramDeliverer, TelegramRenderer
 from channels.wechat import WeChatApi, WeChatChannel, WeChatDeliverer, WeChatRenderer
+from conversations import language as lang
+from conversations.models import Conversation
 from conversations.service import ConversationService, OutboundMessage
 from settings import Settings
 
@@ -37,17 +41,25 @@ class OutboxPusher:
     Returning means "accepted for delivery": the row is stored and retried until the channel takes it.
     """
 
-    def __init__(self, channel: str, renderer: Renderer, outbox: Outbox) -> None:
+    def __init__(self, channel: str, renderer: Renderer, outbox: Outbox, sessions: sessionmaker[Session]) -> None:
         self.channel = channel
         self.renderer = renderer
         self.outbox = outbox
+        self._sessions = sessions
 
     async def push(self, sender_id: str, messages: list[OutboundMessage]) -> None:
-        from anyio import to_thread
+        def render() -> list[Delivery]:
+            return self.renderer.render(sender_id, self._language(sender_id, messages), messages)
 
-        language = "en"  # the renderers only use it for the WeChat option hint; agent texts have none
-        deliveries = await to_thread.run_sync(lambda: self.renderer.render(sender_id, language, messages))
-        await self.outbox.enqueue(self.channel, sender_id, deliveries)
+        await self.outbox.enqueue(self.channel, sender_id, await to_thread.run_sync(render))
+
+    def _language(self, sender_id: str, messages: list[OutboundMessage]) -> str:
+        """The conversation's language (for texts the channel adds, e.g. WeChat's option hint)."""
+        with self._sessions() as db:
+            known = db.scalar(select(Conversation.language).where(Conversation.sender_id == sender_id))
+        if known:
+            return known
+        return lang.detect(" ".join(m.text for m in messages)[:500]).language
 
 
 @dataclass
@@ -94,7 +106,7 @@ def start_channels(
         runtime.telegram = TelegramChannel(api, renderer, relay, settings.telegram_webhook_secret.get_secret_value())
         relay.register("telegram", renderer)
         worker.register("telegram", TelegramDeliverer(api))
-        pushers.register("telegram", OutboxPusher("telegram", renderer, outbox))
+        pushers.register("telegram", OutboxPusher("telegram", renderer, outbox, sessions))
         runtime._closers.append(api)
 
     wechat_token = settings.wechat_token.get_secret_value()
@@ -111,7 +123,7 @@ def start_channels(
         )
         relay.register("wechat", wx_renderer)
         worker.register("wechat", WeChatDeliverer(wx_api))
-        pushers.register("wechat", OutboxPusher("wechat", wx_renderer, outbox))
+        pushers.register("wechat", OutboxPusher("wechat", wx_renderer, outbox, sessions))
         runtime._closers.append(wx_api)
 
     app.state.telegram = runtime.telegram

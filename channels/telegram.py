@@ -142,7 +142,9 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     while _utf16_len(rest) > limit:
         fit = _prefix_within(rest, limit)
         window = rest[:fit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        cut = window.rfind("\n\n")
+        if cut <= 0:  # no paragraph break: a line, a space, or just after a sentence end (CJK)
+            cut = max(window.rfind("\n"), window.rfind(" "), *(window.rfind(p) + 1 for p in "。！？；"))
         if cut <= 0:
             cut = fit
         parts.append(rest[:cut].rstrip())

@@ -204,7 +204,8 @@ def _split_bytes(text: str, limit: int) -> list[str]:
     while len(rest.encode()) > limit:
         fit = len(rest.encode()[:limit].decode(errors="ignore"))
         window = rest[:fit]
-        cut = max(window.rfind("\n"), window.rfind(" "))
+        # A line, a space, or just after a sentence end (Chinese has no spaces between words).
+        cut = max(window.rfind("\n"), window.rfind(" "), *(window.rfind(p) + 1 for p in "。！？；"))
         cut = cut if cut > 0 else fit
         parts.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip()
