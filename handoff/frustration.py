@@ -74,7 +74,7 @@ def _compile(patterns: list[str]) -> re.Pattern[str]:
 
 _STRONG_LATIN = _compile(_STRONG_EN + _STRONG_RU)
 _MILD_LATIN = _compile(_MILD_EN + _MILD_RU)
-_REPEATED_PUNCT = re.compile(r"[!?！？]{3,}|[!！][?？]|[?？][!！]")
+_REPEATED_PUNCT = re.compile(r"[!?！？]{2,}|[!！][?？]|[?？][!！]")
 _LETTER = re.compile(r"[A-Za-zА-Яа-яЁё]")
 
 
