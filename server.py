@@ -24,6 +24,7 @@ from channels.rest import router as rest_router
 from channels.runtime import start_channels
 from channels.telegram import router as telegram_router
 from channels.wechat import router as wechat_router
+from channels.widget import routes as widget
 from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
 from conversations.rasa_process import RasaSupervisor
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await to_thread.run_sync(language.warm_up)
         rasa = await _start_rasa(app, settings)
         app.state.conversations = ConversationService(sessions, rasa)
+        widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
         try:
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(rest_router)
+    app.include_router(widget.router)
     app.include_router(telegram_router)
     app.include_router(wechat_router)
     app.include_router(actions_router)

@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     handoff_outbox_max_attempts: int = 10
     handoff_outbox_backoff_s: float = 5.0  # doubled per attempt, capped at one hour
 
+    # --- website widget (channels/widget) ----------------------------------------------------
+    # Shared with the host site: it signs logged-in user ids as hex HMAC-SHA256(user_id, secret).
+    # Empty: signed user ids are refused (every widget visitor is anonymous).
+    widget_user_secret: SecretStr = Field(default=SecretStr(""))
+    # Pages allowed to open the widget's websocket / call its REST fallback (exact origins such as
+    # "https://shop.example"). Empty: any origin, since the widget is meant to be embedded anywhere.
+    widget_allowed_origins: list[str] = Field(default_factory=list)
+    # Serve /demo, the sample store page; it signs user ids of the demo store's customers only.
+    widget_demo: bool = True
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -6,7 +6,7 @@ active form), so the gateway can store it without a second request. It also keep
 conversation's ``language`` slot in step with the language the gateway detected.
 
 Route: POST /webhooks/gateway/webhook
-  {"sender": str, "message": str, "metadata": {"language": "en|zh|ru", ...}}
+  {"sender": str, "message": str, "metadata": {"language": "en|zh|ru", "verified_username"?: str, ...}}
 → {"messages": [...], "turn": {"intent": ..., "intent_ranking": [...], "entities": [...],
    "actions": [...], "slots": {...}, "active_loop": str|null}}
 """
@@ -79,6 +79,13 @@ class GatewayInput(InputChannel):
                 tracker = await processor.log_message(message, should_save_tracker=False)
                 if language in LANGUAGES and tracker.get_slot("language") != language:
                     tracker.update(SlotSet("language", language))
+                # A customer the gateway verified (the widget's signed user id) skips identity
+                # checks for their own orders. Set once, while no identity is known, so that a
+                # later verification for someone else's order (forms.py) is not overwritten.
+                verified_username = metadata.get("verified_username")
+                if isinstance(verified_username, str) and verified_username and not tracker.get_slot("verified_username"):
+                    tracker.update(SlotSet("verified", True))
+                    tracker.update(SlotSet("verified_username", verified_username))
                 tracker = await processor.run_action_extract_slots(collector, tracker)
                 await processor._run_prediction_loop(collector, tracker)
                 await processor.run_anonymization_pipeline(tracker)

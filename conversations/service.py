@@ -46,6 +46,9 @@ class InboundMessage:
     payload: str | None = None  # a clicked button's payload, sent to Rasa instead of text
     language: str | None = None  # explicit choice by the customer or channel: wins over detection
     message_id: str | None = None
+    # Facts the channel vouches for, passed to Rasa as message metadata (e.g. the widget's
+    # {"verified_username": ...} for a signed-in customer whose id the host site signed).
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class ConversationService:
             started = time.perf_counter()
             text_for_bot = inbound.payload or stored.nlu_text
             try:
-                reply = await self.rasa.send(inbound.sender_id, text_for_bot, {"language": stored.language})
+                reply = await self.rasa.send(inbound.sender_id, text_for_bot, {**inbound.metadata, "language": stored.language})
             except RasaUnavailable as err:
                 raise MessagePending(stored.client_message_id, err) from err
             latency_ms = (time.perf_counter() - started) * 1000
@@ -214,10 +217,20 @@ class ConversationService:
             if conv is None:
                 return []
             return [
-                {"direction": m.direction, "type": m.type, "text": m.text, "status": m.status,
+                {"id": m.id, "direction": m.direction, "type": m.type, "text": m.text, "status": m.status,
+                 "client_message_id": m.client_message_id, "buttons": (m.data or {}).get("buttons", []),
+                 "sources": (m.data or {}).get("sources", []), "agent": (m.data or {}).get("agent"),
                  "language": m.language, "channel": m.channel, "created_at": m.created_at.isoformat()}
                 for m in conv.messages
             ]
+
+    def conversation_state(self, sender_id: str) -> tuple[str, str] | None:
+        """(state, language) of the sender's conversation, None before its first message."""
+        with self._sessions() as db:
+            row = db.execute(
+                select(Conversation.state, Conversation.language).where(Conversation.sender_id == sender_id)
+            ).first()
+            return (row[0], row[1]) if row else None
 
 
 @dataclass(frozen=True)

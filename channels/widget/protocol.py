@@ -1,0 +1,105 @@
+"""The widget's wire format (JSON text frames on ``/api/v1/ws``; the REST fallback uses the same shapes).
+
+Browser → gateway
+  {"type": "hello", "token"?: str, "user_id"?: str, "user_sig"?: str}     first frame, within 10 s
+  {"type": "message", "id": str, "text"?: str, "payload"?: str, "language"?: "en"|"zh"|"ru"}
+      ``id`` is the client message id: a resend after a reconnect is answered from the stored reply,
+      never processed twice. ``payload`` is a clicked button's payload (``text`` = its title, shown
+      in the transcript); ``/human_handoff`` asks for a person.
+  {"type": "ping"}                                                       keep-alive, answered by pong
+  {"type": "history"}                                                    ask for the ready frame again
+
+Gateway → browser
+  {"type": "ready", "state", "language", "user": str|null, "history": [HistoryItem]}
+  {"type": "ack", "id"}                                   the message is received and being answered
+  {"type": "reply", "id", "state", "language", "duplicate": bool, "messages": [Message]}
+  {"type": "pending", "id", "retry_after": s, "detail"}   stored; the bot is restarting, resend later
+  {"type": "push", "state", "messages": [Message]}        outside a turn: agent replies, queue updates
+  {"type": "error", "id"?: str, "detail"}                 a frame was refused; the socket stays open
+  {"type": "pong"}
+
+  Message = {"type": "text"|"kb_answer"|"handoff"|"agent", "text", "buttons": [{"title", "payload"}],
+             "sources": [{"title", "url"}], "agent"?: the agent's display name (type agent)}
+  HistoryItem = Message + {"id": int, "direction": "in"|"out", "client_id": str|null,
+                           "status": "pending"|"answered"|null, "at": ISO time}
+
+Close codes: 4400 bad or missing hello, 4401 identity refused (unsigned or badly signed user id),
+4403 origin not allowed, 4408 no hello in time, 1013 too many messages in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MAX_TEXT_CHARS = 4000  # as channels/rest.py
+MAX_FRAME_BYTES = 16 * 1024
+HISTORY_LIMIT = 200  # newest messages sent on (re)connect
+
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
+class Hello(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["hello"]
+    token: str | None = Field(default=None, max_length=128)
+    user_id: str | None = Field(default=None, max_length=64)
+    user_sig: str | None = Field(default=None, max_length=128)
+
+
+class ChatFrame(BaseModel):
+    """One customer message; also the REST fallback's body (with the hello's identity fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["message"] = "message"
+    id: ClientId
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    payload: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    language: Literal["en", "zh", "ru"] | None = None
+
+    @model_validator(mode="after")
+    def _needs_text_or_payload(self) -> ChatFrame:
+        if self.payload is None and (self.text is None or not self.text.strip()):
+            raise ValueError("text must be a non-empty string (or send a button's payload)")
+        if self.payload is not None and not self.payload.strip():
+            raise ValueError("payload must not be empty")
+        return self
+
+
+class RestIdentity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = Field(default=None, max_length=128)
+    user_id: str | None = Field(default=None, max_length=64)
+    user_sig: str | None = Field(default=None, max_length=128)
+
+
+class RestChat(ChatFrame):
+    token: str | None = Field(default=None, max_length=128)
+    user_id: str | None = Field(default=None, max_length=64)
+    user_sig: str | None = Field(default=None, max_length=128)
+
+
+def history_item(entry: dict[str, Any]) -> dict[str, Any]:
+    """A transcript row (ConversationService.transcript) as the browser sees it: no channel internals."""
+    return {
+        "id": entry["id"], "direction": entry["direction"], "type": entry["type"], "text": entry["text"],
+        "buttons": entry.get("buttons") or [], "sources": entry.get("sources") or [], "agent": entry.get("agent"),
+        "client_id": entry.get("client_message_id") if entry["direction"] == "in" else None,
+        "status": entry.get("status"), "at": entry.get("created_at"),
+    }
+
+
+def error_detail(err: Exception) -> str:
+    """A pydantic ValidationError (or any error) as one readable line."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        parts = []
+        for e in errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "__root__")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return "; ".join(parts)
+    return str(err)
