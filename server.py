@@ -29,6 +29,7 @@ from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
 from conversations.rasa_process import RasaSupervisor
 from conversations.service import ConversationService
+from handoff.console_routes import router as handoff_console_router
 from settings import Settings, get_settings
 from storage.db import make_engine, make_session_factory, upgrade
 from store.seed import seed
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telegram_router)
     app.include_router(wechat_router)
     app.include_router(actions_router)
+    app.include_router(handoff_console_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
