@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -282,7 +283,7 @@ class TelegramChannel:
     async def handle_update(self, update: Update) -> None:
         if update.callback_query is not None:
             self.relay.spawn(self._answer_callback(update.callback_query.id))
-        msg = self.to_message(update)
+        msg = await to_thread.run_sync(self.to_message, update)  # may read a stored button payload
         if msg is None:
             log.info("telegram update ignored", extra={"update_id": update.update_id})
             return
