@@ -25,6 +25,10 @@ MODEL_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_MODEL_DIR", Path.home() / ".c
 # The pipeline under test: the project's config.yml unless RASA_CONFIG names another.
 RASA_CONFIG = Path(os.environ.get("RASA_CONFIG", ROOT / "config.yml")).resolve()
 STARTUP_TIMEOUT_S = 300
+# Handoff accounts of the live system (demo agents alice/wei/olga, and admin); agents claim tickets
+# (no automatic assignment), so a test decides who takes which chat.
+AGENT_PASSWORD = "test-agent-password"
+HANDOFF_ADMIN_PASSWORD = "test-handoff-admin-password"
 
 
 def free_port() -> int:
@@ -95,6 +99,8 @@ def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir), MODEL_DIR=str(MODEL_CACHE),
         RASA_CONFIG=str(RASA_CONFIG),
         RASA_TOKEN="test-token", RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
+        SUPPORTBOT_DEMO_AGENT_PASSWORD=AGENT_PASSWORD, HANDOFF_ADMIN_PASSWORD=HANDOFF_ADMIN_PASSWORD,
+        HANDOFF_AUTO_ASSIGN="false",
     )
     env.pop("RASA_URL", None)
     env.pop("DATABASE_URL", None)
