@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 # Imported so that ``alembic revision --autogenerate`` sees every table; add new model modules here.
 import channels.models  # noqa: F401
 import handoff.models  # noqa: F401
+import ops.models  # noqa: F401
 import store.models  # noqa: F401
 from storage.db import Base, make_engine
 

