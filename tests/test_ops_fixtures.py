@@ -7,7 +7,15 @@ retrain → evaluate → gate → promote loop can run for real in a test. ``bui
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from conversations.models import Conversation, Message, Turn
+from storage.db import transaction
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 CONFIG = """\
 recipe: default.v1
@@ -162,3 +170,32 @@ def build(root: Path) -> dict[str, Path]:
         "config": root / "config.yml", "domain": root / "domain.yml", "data": root / "data", "nlu": root / "nlu",
         "nlu_test_dir": root / "tests_nlu", "stories": root / "stories", "model_dir": root / "models",
     }  # fmt: skip
+
+
+class Chat:
+    """Writes a conversation the way the conversation service does (messages + turns)."""
+
+    def __init__(self, sessions: sessionmaker[Session], sender: str, channel: str = "rest", language: str = "en",
+                 start: datetime = T0) -> None:
+        self.sessions, self.sender, self.channel, self.language, self.at = sessions, sender, channel, language, start
+        with transaction(sessions) as db:
+            conv = Conversation(sender_id=sender, channel=channel, language=language, state="bot", created_at=start,
+                                updated_at=start)
+            db.add(conv)
+            db.flush()
+            self.conv_id = conv.id
+
+    def say(self, text: str, intent: str | None, confidence: float | None = 0.95, payload: str | None = None,
+            reply: str = "ok", reply_type: str = "text", minutes: float = 1.0) -> int:
+        self.at += timedelta(minutes=minutes)
+        with transaction(self.sessions) as db:
+            msg = Message(conversation_id=self.conv_id, direction="in", status="answered", type="text", text=text,
+                          payload=payload, language=self.language, channel=self.channel, created_at=self.at)
+            db.add(msg)
+            db.flush()
+            db.add(Message(conversation_id=self.conv_id, direction="out", reply_to_id=msg.id, type=reply_type, text=reply,
+                           data={}, language=self.language, channel=self.channel, created_at=self.at))
+            db.add(Turn(conversation_id=self.conv_id, message_id=msg.id, language=self.language, intent=intent,
+                        confidence=confidence, intent_ranking=[{"name": intent, "confidence": confidence}], entities=[],
+                        actions=[], slots={}, created_at=self.at))
+            return msg.id

@@ -4,14 +4,14 @@ collected, how it is grouped and filtered, and what the actions write (ops/inbox
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from conversations.models import Conversation, KbAnswer, Message, Turn
+from conversations.models import KbAnswer
 from handoff.models import Ticket
 from kb_index import make_embedder
 from ops.annotations import NluWriter
@@ -19,9 +19,7 @@ from ops.inbox import Filters, InboxConfig, InboxError, ReviewInbox
 from ops.redaction import Redactor
 from settings import Settings
 from storage.db import make_engine, make_session_factory, transaction, upgrade
-from tests.test_ops_fixtures import build
-
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from tests.test_ops_fixtures import Chat, build
 
 
 @pytest.fixture(scope="module")
@@ -49,35 +47,6 @@ def inbox(sessions: sessionmaker[Session], embedder, project: dict[str, Path]) -
     s = Settings()
     config = InboxConfig(s.ops_low_confidence, s.ops_rephrase_window_turns, s.ops_rephrase_similarity, s.ops_cluster_similarity)
     return ReviewInbox(sessions, embedder, Redactor(), writer, config)
-
-
-class Chat:
-    """Writes a conversation the way the conversation service does (messages + turns)."""
-
-    def __init__(self, sessions: sessionmaker[Session], sender: str, channel: str = "rest", language: str = "en",
-                 start: datetime = T0) -> None:
-        self.sessions, self.sender, self.channel, self.language, self.at = sessions, sender, channel, language, start
-        with transaction(sessions) as db:
-            conv = Conversation(sender_id=sender, channel=channel, language=language, state="bot", created_at=start,
-                                updated_at=start)
-            db.add(conv)
-            db.flush()
-            self.conv_id = conv.id
-
-    def say(self, text: str, intent: str | None, confidence: float | None = 0.95, payload: str | None = None,
-            reply: str = "ok", reply_type: str = "text", minutes: float = 1.0) -> int:
-        self.at += timedelta(minutes=minutes)
-        with transaction(self.sessions) as db:
-            msg = Message(conversation_id=self.conv_id, direction="in", status="answered", type="text", text=text,
-                          payload=payload, language=self.language, channel=self.channel, created_at=self.at)
-            db.add(msg)
-            db.flush()
-            db.add(Message(conversation_id=self.conv_id, direction="out", reply_to_id=msg.id, type=reply_type, text=reply,
-                           data={}, language=self.language, channel=self.channel, created_at=self.at))
-            db.add(Turn(conversation_id=self.conv_id, message_id=msg.id, language=self.language, intent=intent,
-                        confidence=confidence, intent_ranking=[{"name": intent, "confidence": confidence}], entities=[],
-                        actions=[], slots={}, created_at=self.at))
-            return msg.id
 
 
 def test_collects_each_source_once_with_redacted_text(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
