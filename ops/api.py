@@ -1,0 +1,349 @@
+"""Ops HTTP API under ``/api/v1/ops`` (admin only) and Prometheus metrics at ``/metrics``.
+
+Authentication is ``kb_index.admin_routes.require_admin``: the ADMIN_API_TOKEN bearer token, or a
+signed-in agent console session with the admin role. Routes are thin: validate, call the service
+(in a worker thread: they touch SQLite, YAML files, the embedder), map its errors to 4xx.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kb_index.admin_routes import require_admin
+from ops.annotations import AnnotationError
+from ops.drafts import DraftError
+from ops.inbox import Filters, InboxError
+from ops.kb_versions import KbVersionError
+from ops.registry import RegistryError
+from ops.service import OpsApp
+from ops.training import JobError
+
+Admin = Annotated[str, Depends(require_admin)]
+router = APIRouter(prefix="/api/v1/ops", tags=["support ops"], dependencies=[Depends(require_admin)])
+metrics_router = APIRouter(tags=["support ops"])
+
+Language = Literal["en", "zh", "ru"]
+_ERRORS = (InboxError, AnnotationError, DraftError, RegistryError, JobError, KbVersionError)
+
+
+def _ops(request: Request) -> OpsApp:
+    ops = getattr(request.app.state, "ops", None)
+    if ops is None:
+        raise HTTPException(503, "Support ops is still starting; retry shortly.")
+    return ops
+
+
+async def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+    except _ERRORS as err:
+        raise HTTPException(err.status, str(err)) from err
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EntitySpan(Strict):
+    start: int = Field(ge=0)
+    end: int = Field(ge=1)
+    entity: str = Field(min_length=1, max_length=64)
+
+
+class AssignBody(Strict):
+    item_ids: list[int] = Field(min_length=1, max_length=500)
+    intent: str = Field(min_length=2, max_length=64)
+    new_intent: bool = False
+    # Entity spans per item id, on the item's ``text`` (the redacted text that will be written).
+    entities: dict[int, list[EntitySpan]] = {}
+
+
+class MarkBody(Strict):
+    item_ids: list[int] = Field(min_length=1, max_length=500)
+    note: str = Field(default="", max_length=2000)
+
+
+class RedactBody(Strict):
+    text: str = Field(min_length=1, max_length=20_000)
+    language: Language | None = None
+    style: Literal["mask", "surrogate"] = "mask"
+
+
+class DraftPatch(Strict):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    question: str | None = Field(default=None, max_length=10_000)
+    answer: str | None = Field(default=None, min_length=1, max_length=20_000)
+    article_id: str | None = Field(default=None, max_length=101)
+    language: Language | None = None
+
+
+class TrainBody(Strict):
+    auto_promote: bool = False
+
+
+class PromoteBody(Strict):
+    force: bool = False
+
+
+class RollbackBody(Strict):
+    model_id: str | None = Field(default=None, max_length=64)
+
+
+def _filters(language: Language | None, channel: str | None, intent: str | None, source: str | None, status: str,
+             since: date | None, until: date | None) -> Filters:
+    if status not in ("open", "annotated", "knowledge_gap", "dismissed", "all"):
+        raise HTTPException(422, "status must be open, annotated, knowledge_gap, dismissed or all")
+    if since and until and since > until:
+        raise HTTPException(422, "since is after until")
+    return Filters(language, channel, intent, source, status, since, until)
+
+
+FilterArgs = dict[str, Any]
+
+
+async def filter_args(
+    language: Language | None = None,
+    channel: Annotated[str | None, Query(max_length=32)] = None,
+    intent: Annotated[str | None, Query(max_length=64)] = None,
+    source: Literal["fallback", "low_confidence", "kb_declined", "kb_unhelpful", "handoff", "rephrased"] | None = None,
+    status: str = "open",
+    since: date | None = None,
+    until: date | None = None,
+) -> Filters:
+    return _filters(language, channel, intent, source, status, since, until)
+
+
+Filtered = Annotated[Filters, Depends(filter_args)]
+
+
+# --- review inbox -----------------------------------------------------------------------------------
+@router.get("/inbox")
+async def inbox_clusters(request: Request, filters: Filtered, collect: bool = True) -> dict[str, Any]:
+    """Open items grouped by similarity, biggest group first (new items are collected first)."""
+    ops = _ops(request)
+    if collect:
+        await _run(ops.inbox.collect)
+    clusters = await _run(ops.inbox.clusters, filters)
+    return {"clusters": clusters, "items": sum(c["size"] for c in clusters)}
+
+
+@router.post("/inbox/collect")
+async def inbox_collect(request: Request) -> dict[str, Any]:
+    report = await _run(_ops(request).inbox.collect)
+    return {"added": dict(report.added), "total": report.total}
+
+
+@router.get("/inbox/items")
+async def inbox_items(request: Request, filters: Filtered, limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+    from ops.inbox import item_view
+
+    return [item_view(i) for i in await _run(_ops(request).inbox.items, filters, limit)]
+
+
+@router.get("/inbox/items/{item_id}")
+async def inbox_item(request: Request, item_id: int) -> dict[str, Any]:
+    from ops.inbox import item_view
+
+    return item_view(await _run(_ops(request).inbox.item, item_id))
+
+
+@router.post("/inbox/assign")
+async def inbox_assign(request: Request, body: AssignBody, actor: Admin) -> dict[str, Any]:
+    """Write the items as examples of an intent to nlu_data/<language>/reviewed.yml."""
+    entities = {k: [e.model_dump() for e in v] for k, v in body.entities.items()}
+    unknown = set(entities) - set(body.item_ids)
+    if unknown:
+        raise HTTPException(422, f"entities given for item(s) not in item_ids: {sorted(unknown)}")
+    items = await _run(_ops(request).inbox.assign, body.item_ids, body.intent, actor, new_intent=body.new_intent,
+                       entities=entities)
+    note = None
+    if body.new_intent:
+        note = (f"new intent {body.intent!r}: add it to bot/domain.yml with a rule and a response before the bot can act "
+                "on it; until then a retrained model recognises it but the dialogue has nothing to say")
+    return {"items": items, "note": note}
+
+
+@router.post("/inbox/knowledge-gap")
+async def inbox_gap(request: Request, body: MarkBody, actor: Admin) -> dict[str, Any]:
+    return {"items": await _run(_ops(request).inbox.mark, body.item_ids, "knowledge_gap", actor, body.note)}
+
+
+@router.post("/inbox/dismiss")
+async def inbox_dismiss(request: Request, body: MarkBody, actor: Admin) -> dict[str, Any]:
+    return {"items": await _run(_ops(request).inbox.mark, body.item_ids, "dismissed", actor, body.note)}
+
+
+@router.post("/inbox/items/{item_id}/reopen")
+async def inbox_reopen(request: Request, item_id: int, actor: Admin) -> dict[str, Any]:
+    return await _run(_ops(request).inbox.reopen, item_id, actor)
+
+
+@router.get("/inbox/export.csv", response_class=PlainTextResponse)
+async def inbox_export(request: Request, filters: Filtered) -> Response:
+    """Masked text only ([EMAIL], [PHONE]...): safe to share."""
+    import csv
+    import io
+
+    rows = await _run(_ops(request).inbox.export_rows, filters)
+    buf = io.StringIO()
+    columns = ["id", "source", "status", "language", "channel", "intent", "confidence", "text", "pii", "occurred_at",
+               "resolution_intent", "resolved_by"]
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="review-inbox.csv"'})
+
+
+@router.get("/intents")
+async def intents(request: Request) -> dict[str, Any]:
+    writer = _ops(request).inbox.writer
+    intents_, entities = await _run(writer.domain_names)
+    return {"intents": sorted(await _run(writer.known_intents)), "domain_intents": sorted(intents_),
+            "entities": sorted(entities)}
+
+
+@router.post("/redact")
+async def redact(request: Request, body: RedactBody) -> dict[str, Any]:
+    red = await _run(_ops(request).inbox.redactor.redact, body.text, body.language, body.style)
+    return {"text": red.text, "spans": [{"start": s.start, "end": s.end, "type": s.type} for s in red.spans]}
+
+
+# --- KB drafts ----------------------------------------------------------------------------------------
+@router.get("/drafts")
+async def drafts(request: Request, status: Literal["draft", "published", "discarded", "all"] = "draft") -> list[dict[str, Any]]:
+    return await _run(_ops(request).drafts.list, status)
+
+
+@router.post("/drafts/propose")
+async def drafts_propose(request: Request) -> dict[str, Any]:
+    return {"created": await _run(_ops(request).drafts.propose)}
+
+
+@router.get("/drafts/{draft_id}")
+async def draft(request: Request, draft_id: int) -> dict[str, Any]:
+    return await _run(_ops(request).drafts.get, draft_id)
+
+
+@router.patch("/drafts/{draft_id}")
+async def draft_edit(request: Request, draft_id: int, body: DraftPatch, actor: Admin) -> dict[str, Any]:
+    return await _run(_ops(request).drafts.update, draft_id, actor, **body.model_dump(exclude_none=True))
+
+
+@router.post("/drafts/{draft_id}/publish")
+async def draft_publish(request: Request, draft_id: int, actor: Admin) -> dict[str, Any]:
+    kb = getattr(request.app.state, "knowledge", None)
+    if kb is None:
+        raise HTTPException(503, "The knowledge base is still loading; retry shortly.")
+    ops = _ops(request)
+    published = await _run(ops.drafts.publish, draft_id, actor, kb)
+    await _run(ops.kb_versions.archive)
+    return published
+
+
+@router.post("/drafts/{draft_id}/discard")
+async def draft_discard(request: Request, draft_id: int, actor: Admin) -> dict[str, Any]:
+    return await _run(_ops(request).drafts.discard, draft_id, actor)
+
+
+# --- training, models, KB versions ---------------------------------------------------------------------
+@router.post("/training/jobs", status_code=202)
+async def train(request: Request, body: TrainBody, actor: Admin) -> dict[str, Any]:
+    """Queue a retrain on the current training data; the runner starts it within seconds."""
+    return await _run(_ops(request).training.submit, actor, auto_promote=body.auto_promote)
+
+
+@router.get("/training/jobs")
+async def jobs(request: Request) -> list[dict[str, Any]]:
+    return await _run(_ops(request).training.jobs)
+
+
+@router.get("/training/jobs/{job_id}")
+async def job(request: Request, job_id: int) -> dict[str, Any]:
+    return await _run(_ops(request).training.job, job_id)
+
+
+@router.get("/models")
+async def models(request: Request) -> list[dict[str, Any]]:
+    return await _run(_ops(request).registry.list)
+
+
+@router.get("/models/{model_id}")
+async def model(request: Request, model_id: str) -> dict[str, Any]:
+    from ops.registry import model_view
+
+    m = await _run(_ops(request).registry.get, model_id)
+    return {**model_view(m), "config": m.config, "metrics": m.metrics}
+
+
+@router.post("/models/{model_id}/promote")
+async def promote(request: Request, model_id: str, body: PromoteBody, actor: Admin) -> dict[str, Any]:
+    return await _run(_ops(request).registry.promote, model_id, actor, force=body.force)
+
+
+@router.post("/models/rollback")
+async def rollback(request: Request, body: RollbackBody, actor: Admin) -> dict[str, Any]:
+    """Back to the previously active model, or to any kept model named by ``model_id``."""
+    return await _run(_ops(request).registry.rollback, actor, body.model_id)
+
+
+@router.get("/kb/versions")
+async def kb_versions(request: Request) -> list[dict[str, Any]]:
+    return await _run(_ops(request).kb_versions.list)
+
+
+@router.post("/kb/versions/{version}/rollback")
+async def kb_rollback(request: Request, version: str, actor: Admin) -> dict[str, Any]:
+    """Point the live index at an older version (any version ops has archived)."""
+    return await _run(_ops(request).kb_rollback, version, actor, getattr(request.app.state, "knowledge", None))
+
+
+# --- analytics ----------------------------------------------------------------------------------------
+def _group_by(group_by: str) -> list[str]:
+    dims = [d.strip() for d in group_by.split(",") if d.strip()]
+    bad = [d for d in dims if d not in ("day", "language", "channel")]
+    if bad:
+        raise HTTPException(422, f"group_by: unknown dimension(s) {', '.join(bad)}; use day, language, channel")
+    return dims
+
+
+@router.get("/analytics")
+async def analytics(request: Request, since: date | None = None, until: date | None = None,
+                    group_by: str = "day,language,channel") -> dict[str, Any]:
+    if since and until and since > until:
+        raise HTTPException(422, "since is after until")
+    return await _run(_ops(request).analytics.report, since, until, _group_by(group_by))
+
+
+@router.get("/analytics.csv", response_class=PlainTextResponse)
+async def analytics_csv(request: Request, since: date | None = None, until: date | None = None,
+                        group_by: str = "day,language,channel") -> Response:
+    from ops.analytics import csv_text
+
+    if since and until and since > until:
+        raise HTTPException(422, "since is after until")
+    report = await _run(_ops(request).analytics.report, since, until, _group_by(group_by))
+    return Response(csv_text(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="analytics.csv"'})
+
+
+@router.get("/audit")
+async def audit_log(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    return await _run(_ops(request).audit_log, limit)
+
+
+@metrics_router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_admin)])
+async def metrics(request: Request) -> Response:
+    """All-time totals per language and channel, Prometheus text format (scrape with the admin token)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from ops.analytics import prometheus_text
+
+    report = await _run(_ops(request).analytics.report, None, None, ["language", "channel"])
+    return Response(prometheus_text(report), media_type=CONTENT_TYPE_LATEST)

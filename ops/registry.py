@@ -1,0 +1,198 @@
+"""The model registry: every trained model kept with its metadata; promote and roll back.
+
+Promotion hands the model file to the running Rasa server with ``PUT /model`` (Rasa loads the new
+agent, keeps the lock store and the SQLite tracker store, and answers the next message with the new
+model: no conversation is dropped, see bench/RESULTS.md "Model promotion"). The supervisor is told
+too, so a Rasa restart comes back on the promoted model, and a pin file
+(``<data_dir>/ops/active_model.json``) makes the gateway start on it after its own restart
+(setting ``ops_pin_promoted_model``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ops.models import AuditEntry, ModelVersion
+from storage.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+class RegistryError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ModelSwapper(Protocol):
+    def swap(self, model_path: Path) -> str: ...
+
+
+@dataclass
+class RasaModelSwapper:
+    """Swaps the model of a running Rasa server through its HTTP API (``--enable-api``)."""
+
+    base_url: str
+    token: str
+    supervisor: Any = None  # conversations.rasa_process.RasaSupervisor in embedded mode
+    timeout_s: float = 300.0
+
+    def swap(self, model_path: Path) -> str:
+        """Load ``model_path`` into Rasa; returns the model id Rasa reports afterwards."""
+        url = self.base_url.rstrip("/")
+        params = {"token": self.token} if self.token else {}
+        try:
+            with httpx.Client(timeout=self.timeout_s) as client:
+                r = client.put(f"{url}/model", params=params, json={"model_file": str(model_path)})
+                if r.status_code != 204:
+                    raise RegistryError(502, f"Rasa refused the model ({r.status_code}): {r.text[:300]}")
+                status = client.get(f"{url}/status", params=params).json()
+        except httpx.HTTPError as err:
+            raise RegistryError(503, f"Rasa is not reachable to load the model: {err}") from err
+        loaded = str(status.get("model_file") or "")
+        if Path(loaded).name != model_path.name:
+            raise RegistryError(502, f"Rasa reports model {loaded!r} after loading {model_path.name}")
+        if self.supervisor is not None:
+            self.supervisor.model = model_path  # a restart of Rasa comes back on this model
+        return str(status.get("model_id") or "")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def model_view(m: ModelVersion) -> dict[str, Any]:
+    metrics = m.metrics or {}
+    langs = {k: v.get("accuracy") for k, v in (metrics.get("languages") or {}).items()}
+    stories = metrics.get("stories") or {}
+    return {
+        "id": m.id, "path": m.path, "status": m.status, "data_hash": m.data_hash, "trained_by": m.trained_by,
+        "created_at": m.created_at.isoformat(), "promoted_at": m.promoted_at.isoformat() if m.promoted_at else None,
+        "training_seconds": m.training_seconds, "job_id": m.job_id, "test_hash": m.test_hash,
+        "accuracy": langs, "stories": {"total": stories.get("total"), "failed": stories.get("failed")} if stories else None,
+        "file_present": Path(m.path).exists(),
+    }  # fmt: skip
+
+
+class ModelRegistry:
+    def __init__(self, sessions: sessionmaker[Session], pin_file: Path, swapper: ModelSwapper | None = None) -> None:
+        self._sessions = sessions
+        self.pin_file = Path(pin_file)
+        self.swapper = swapper
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._sessions() as db:
+            return [model_view(m) for m in db.scalars(select(ModelVersion).order_by(ModelVersion.created_at.desc()))]
+
+    def get(self, model_id: str) -> ModelVersion:
+        with self._sessions() as db:
+            m = db.get(ModelVersion, model_id)
+        if m is None:
+            raise RegistryError(404, f"no model {model_id!r}")
+        return m
+
+    def active(self) -> ModelVersion | None:
+        with self._sessions() as db:
+            return db.scalar(select(ModelVersion).where(ModelVersion.status == "active"))
+
+    def register(self, path: Path, *, data_hash: str, config: str, actor: str, training_seconds: float | None = None,
+                 job_id: int | None = None) -> ModelVersion:
+        """Record a model file (idempotent: the same file keeps its first record)."""
+        model_id = path.name.removesuffix(".tar.gz")
+        with transaction(self._sessions) as db:
+            m = db.get(ModelVersion, model_id)
+            if m is None:
+                m = ModelVersion(id=model_id, path=str(path), data_hash=data_hash, config=config, status="candidate",
+                                 trained_by=actor, training_seconds=training_seconds, job_id=job_id, created_at=_now())
+                db.add(m)
+            elif job_id is not None and m.job_id is None:
+                m.job_id = job_id
+            return m
+
+    def save_metrics(self, model_id: str, metrics: dict[str, Any], test_hash: str) -> None:
+        with transaction(self._sessions) as db:
+            m = db.get_one(ModelVersion, model_id)
+            m.metrics, m.test_hash = metrics, test_hash
+
+    def set_status(self, model_id: str, status: str) -> None:
+        with transaction(self._sessions) as db:
+            m = db.get_one(ModelVersion, model_id)
+            if m.status != "active":
+                m.status = status
+
+    def mark_running(self, path: Path, *, data_hash: str, config: str) -> None:
+        """At start-up: the model Rasa was started with is the active one (registered if new)."""
+        self.register(path, data_hash=data_hash, config=config, actor="startup")
+        with transaction(self._sessions) as db:
+            for m in db.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
+                if m.id != path.name.removesuffix(".tar.gz"):
+                    m.status = "retired"
+            m = db.get_one(ModelVersion, path.name.removesuffix(".tar.gz"))
+            if m.status != "active":
+                m.status, m.promoted_at = "active", m.promoted_at or _now()
+
+    def promote(self, model_id: str, actor: str, *, action: str = "promote", force: bool = False) -> dict[str, Any]:
+        """Make ``model_id`` the model customers talk to. A model the gate refused needs ``force``."""
+        m = self.get(model_id)
+        if m.status == "active":
+            raise RegistryError(409, f"model {model_id} is already active")
+        if m.status == "refused" and not force and action == "promote":
+            raise RegistryError(409, f"the regression gate refused model {model_id}; use rollback or force to load it anyway")
+        path = Path(m.path)
+        if not path.exists():
+            raise RegistryError(410, f"the file of model {model_id} is gone ({path})")
+        if self.swapper is None:
+            raise RegistryError(503, "no Rasa server to load the model into (is the gateway running?)")
+        previous = self.active()
+        loaded_id = self.swapper.swap(path)
+        now = _now()
+        with transaction(self._sessions) as db:
+            for other in db.scalars(select(ModelVersion).where(ModelVersion.status == "active")):
+                other.status = "retired"
+            row = db.get_one(ModelVersion, model_id)
+            row.status, row.promoted_at = "active", now
+            db.add(AuditEntry(actor=actor, action=action, target=f"model:{model_id}",
+                              detail={"previous": previous.id if previous else None, "rasa_model_id": loaded_id},
+                              created_at=now))
+        self._write_pin(path)
+        log.info("model %s", action, extra={"model": model_id, "previous": previous.id if previous else None, "by": actor})
+        return {"active": model_id, "previous": previous.id if previous else None, "action": action}
+
+    def rollback(self, actor: str, model_id: str | None = None) -> dict[str, Any]:
+        """Back to ``model_id`` (any kept model), or to the model that was active before this one."""
+        if model_id is None:
+            with self._sessions() as db:
+                current = db.scalar(select(ModelVersion).where(ModelVersion.status == "active"))
+                prior = db.scalar(
+                    select(ModelVersion).where(ModelVersion.status != "active", ModelVersion.promoted_at.is_not(None))
+                    .order_by(ModelVersion.promoted_at.desc()).limit(1)
+                )  # fmt: skip
+            if prior is None:
+                raise RegistryError(409, "no earlier model to roll back to" + (f" (active: {current.id})" if current else ""))
+            model_id = prior.id
+        return self.promote(model_id, actor, action="rollback", force=True)
+
+    def _write_pin(self, path: Path) -> None:
+        self.pin_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.pin_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model": str(path), "at": _now().isoformat()}), encoding="utf-8")
+        os.replace(tmp, self.pin_file)
+
+
+def pinned_model(pin_file: Path) -> Path | None:
+    """The model pinned by the last promotion or rollback, if its file still exists."""
+    try:
+        path = Path(json.loads(Path(pin_file).read_text(encoding="utf-8"))["model"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if path.exists() else None

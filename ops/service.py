@@ -1,0 +1,170 @@
+"""Wiring: build the ops services from settings, and the background runner the gateway starts.
+
+The runner (one asyncio task) collects new inbox items and KB drafts every ``collect_every_s``,
+archives new KB index versions, and runs queued training jobs one at a time in a worker thread, so a
+job submitted by the API or by the CLI (another process, same database) is picked up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anyio import to_thread
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ops.analytics import Analytics, AnalyticsConfig
+from ops.annotations import NluWriter
+from ops.drafts import KbDrafts
+from ops.gate import GatePolicy
+from ops.inbox import InboxConfig, ReviewInbox
+from ops.kb_versions import KbVersions
+from ops.models import AuditEntry
+from ops.redaction import default_redactor
+from ops.registry import ModelRegistry, ModelSwapper, pinned_model
+from ops.training import TrainingService, TrainPaths
+from storage.db import transaction
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpsApp:
+    """Everything the ops routes need; kept on ``app.state.ops``."""
+
+    inbox: ReviewInbox
+    drafts: KbDrafts
+    registry: ModelRegistry
+    training: TrainingService
+    kb_versions: KbVersions
+    analytics: Analytics
+    sessions: sessionmaker[Session]
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        with transaction(self.sessions) as db:
+            db.add(AuditEntry(actor=actor, action=action, target=target, detail=detail, created_at=datetime.now(UTC)))
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.sessions() as db:
+            rows = db.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+            return [{"id": r.id, "actor": r.actor, "action": r.action, "target": r.target, "detail": r.detail,
+                     "created_at": r.created_at.isoformat()} for r in rows]
+
+    def kb_rollback(self, version: str, actor: str, kb: Any) -> dict[str, Any]:
+        result = self.kb_versions.rollback(version, kb)
+        self.audit(actor, "kb_rollback", f"kb:{version}", result)
+        return result
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def pin_file(settings: Settings) -> Path:
+    return settings.data_dir / "ops" / "active_model.json"
+
+
+def pinned(settings: Settings) -> Path | None:
+    """The model to start Rasa with, if a promotion or rollback pinned one (and pinning is on)."""
+    return pinned_model(pin_file(settings)) if settings.ops_pin_promoted_model else None
+
+
+def train_paths(settings: Settings) -> TrainPaths:
+    from bot.training import DEFAULT_DATA, DEFAULT_DOMAIN
+
+    return TrainPaths(
+        config=settings.rasa_config, domain=DEFAULT_DOMAIN, data=tuple(DEFAULT_DATA), model_dir=settings.model_dir,
+        nlu_test_dir=settings.ops_nlu_test_dir, stories=settings.ops_test_stories, venv=settings.rasa_venv,
+        timeout_s=settings.ops_train_timeout_s,
+    )  # fmt: skip
+
+
+def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: ModelSwapper | None = None,
+          paths: TrainPaths | None = None, embedder: Any = None) -> OpsApp:
+    """The ops services for these settings (no background task; ``start`` adds those)."""
+    paths = paths or train_paths(settings)
+    redactor = default_redactor()
+    if embedder is None:
+        from kb_index import make_embedder
+
+        def embedder() -> Any:  # loaded on first use: starting the gateway costs nothing
+            return make_embedder(settings.kb_embedder)
+
+    writer = NluWriter(settings.ops_nlu_data_dir, paths.domain, settings.ops_nlu_test_dir)
+    inbox = ReviewInbox(sessions, embedder, redactor, writer, InboxConfig(
+        low_confidence=settings.ops_low_confidence, rephrase_window_turns=settings.ops_rephrase_window_turns,
+        rephrase_similarity=settings.ops_rephrase_similarity, cluster_similarity=settings.ops_cluster_similarity,
+    ))  # fmt: skip
+    registry = ModelRegistry(sessions, pin_file(settings), swapper)
+    policy = GatePolicy(settings.ops_gate_accuracy_margin, settings.ops_gate_strong_f1, settings.ops_gate_floor_f1)
+    return OpsApp(
+        inbox=inbox, drafts=KbDrafts(sessions, redactor), registry=registry,
+        training=TrainingService(sessions, registry, paths, policy),
+        kb_versions=KbVersions(settings.kb_data_dir, settings.data_dir / "ops" / "kb_archive"),
+        analytics=Analytics(sessions, AnalyticsConfig(timedelta(minutes=settings.ops_session_gap_min), settings.ops_durable_days)),
+        sessions=sessions,
+    )  # fmt: skip
+
+
+async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session], *, collect_every_s: float = 60.0,
+                job_poll_s: float = 2.0) -> OpsApp:
+    """Wire ops into a running gateway: the model swapper, the running model's record, the runner."""
+    from bot.training import DEFAULT_DATA, DEFAULT_DOMAIN, model_hash
+    from ops.registry import RasaModelSwapper
+
+    supervisor = getattr(app.state, "rasa_process", None)
+    # External mode (RASA_URL): that server must be able to read the model files' paths.
+    swapper = RasaModelSwapper(base_url=app.state.conversations.rasa.base_url, token=getattr(app.state, "rasa_token", ""),
+                               supervisor=supervisor)
+    ops = build(settings, sessions, swapper=swapper)
+    if supervisor is not None:
+        model = Path(supervisor.model)
+        data_hash = model.name.removeprefix("model-").removesuffix(".tar.gz")
+        if pinned(settings) is None:  # started on the current data: record which hash that is
+            data_hash = await to_thread.run_sync(lambda: model_hash(settings.rasa_config, DEFAULT_DOMAIN, DEFAULT_DATA))
+        await to_thread.run_sync(lambda: ops.registry.mark_running(
+            model, data_hash=data_hash, config=settings.rasa_config.read_text(encoding="utf-8")))
+    await to_thread.run_sync(ops.training.fail_interrupted)
+    app.state.ops = ops
+    ops.tasks.append(asyncio.create_task(_collect_loop(ops, collect_every_s), name="ops-collect"))
+    ops.tasks.append(asyncio.create_task(_job_loop(ops, job_poll_s), name="ops-jobs"))
+    log.info("support ops ready")
+    return ops
+
+
+async def _collect_loop(ops: OpsApp, every_s: float) -> None:
+    while True:
+        try:
+            await to_thread.run_sync(ops.kb_versions.archive)
+            await to_thread.run_sync(ops.drafts.propose)
+            await to_thread.run_sync(ops.inbox.collect)
+        except Exception:
+            log.exception("ops collection failed; retrying later")
+        await asyncio.sleep(every_s)
+
+
+async def _job_loop(ops: OpsApp, poll_s: float) -> None:
+    while True:
+        try:
+            job_id = await to_thread.run_sync(ops.training.next_queued)
+            if job_id is not None:
+                await to_thread.run_sync(ops.training.run, job_id)
+                continue
+        except Exception:
+            log.exception("ops job runner failed; retrying later")
+        await asyncio.sleep(poll_s)
