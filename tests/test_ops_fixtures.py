@@ -141,8 +141,8 @@ stories:
 """
 
 # Not placed by the first model (nlu_fallback); after annotation it is check_order_status.
-NEW_PHRASING = "the parcel never turned up at all"
-NEW_PHRASING_2 = "my parcel never turned up at my door"
+NEW_PHRASING = "my shipment has gone missing"
+NEW_PHRASING_2 = "the shipment has gone missing"
 
 
 def _nlu_yaml(blocks: dict[str, list[str]]) -> str:
