@@ -30,6 +30,10 @@ from conversations.rasa_client import RasaClient, RasaUnavailable
 from conversations.rasa_process import RasaSupervisor
 from conversations.service import ConversationService
 from handoff.console_routes import router as handoff_console_router
+from ops import service as ops_service
+from ops.api import metrics_router as ops_metrics_router
+from ops.api import router as ops_router
+from ops.auth import admin_session_check
 from settings import Settings, get_settings
 from storage.db import make_engine, make_session_factory, upgrade
 from store.seed import seed
@@ -41,10 +45,14 @@ log = logging.getLogger("supportbot")
 async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
     """External mode: use RASA_URL. Embedded mode: train if needed, then supervise `rasa run`."""
     token = settings.rasa_token.get_secret_value() or secrets.token_urlsafe(24)
+    app.state.rasa_token = token  # support ops swaps models through Rasa's HTTP API
     if settings.rasa_url:
         app.state.rasa_process = None
         return RasaClient(settings.rasa_url, token, settings.rasa_timeout_s)
-    model = await to_thread.run_sync(lambda: ensure_model(settings.rasa_config, settings.model_dir, venv=settings.rasa_venv))
+    # A model promoted (or rolled back to) by support ops stays live across restarts.
+    model = ops_service.pinned(settings) or await to_thread.run_sync(
+        lambda: ensure_model(settings.rasa_config, settings.model_dir, venv=settings.rasa_venv)
+    )
     supervisor = RasaSupervisor(
         model=model,
         port=settings.rasa_port,
@@ -77,9 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
+        # Support ops: review inbox collection, training jobs, model registry (ops/service.py).
+        if getattr(app.state, "admin_session_check", None) is None:
+            app.state.admin_session_check = admin_session_check  # admin agents may use admin routes
+        ops_running = await ops_service.start(app, settings, sessions)
         try:
             yield
         finally:
+            await ops_running.stop()
             await push_channels.stop()
             if app.state.rasa_process is not None:
                 await app.state.rasa_process.stop()
@@ -94,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(wechat_router)
     app.include_router(actions_router)
     app.include_router(handoff_console_router)
+    app.include_router(ops_router)
+    app.include_router(ops_metrics_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

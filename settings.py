@@ -142,6 +142,36 @@ class Settings(BaseSettings):
     # Serve /demo, the sample store page; it signs user ids of the demo store's customers only.
     widget_demo: bool = True
 
+    # --- support ops (ops/): review inbox, retraining, analytics -----------------------------
+    # A turn goes to the review inbox when the NLU declined it (nlu_fallback) or its top intent's
+    # confidence is below this. 0.5: below it the classifier is closer to a coin toss than a decision.
+    ops_low_confidence: float = 0.5
+    # "Rephrased": a customer message within this many turns of an earlier one whose e5 cosine to it
+    # is at least ops_rephrase_similarity. On the en/zh/ru pairs in tests/test_ops_inbox.py
+    # (multilingual-e5-small, query view) paraphrases scored 0.856-0.948 and unrelated support
+    # questions 0.776-0.836, so 0.85 separates them.
+    ops_rephrase_window_turns: int = 3
+    ops_rephrase_similarity: float = 0.85
+    # Inbox grouping: an item joins a cluster when its cosine to the cluster's centroid is at least this.
+    ops_cluster_similarity: float = 0.85
+    # Regression gate: a candidate is refused if any language's accuracy drops by more than this many
+    # points, any test story fails, or an intent with F1 >= ops_gate_strong_f1 falls below ops_gate_floor_f1.
+    ops_gate_accuracy_margin: float = 1.0
+    ops_gate_strong_f1: float = 0.9
+    ops_gate_floor_f1: float = 0.8
+    # What a retrain uses: the held-out NLU split (one <language>.yml per language) and test stories.
+    ops_nlu_test_dir: Path = ROOT / "tests" / "nlu"
+    ops_test_stories: Path = ROOT / "tests" / "stories"
+    ops_nlu_data_dir: Path = ROOT / "nlu_data"  # annotations go to <dir>/<language>/reviewed.yml
+    ops_train_timeout_s: float = 3600.0
+    # Keep serving the promoted (or rolled-back-to) model across restarts instead of the model of
+    # the current training data: data changes reach customers only through the regression gate.
+    ops_pin_promoted_model: bool = True
+    # Analytics: a session is a sender's run of messages without a gap longer than this; a
+    # resolution is "durable" when the same customer opens no new session or handoff within N days.
+    ops_session_gap_min: float = 30.0
+    ops_durable_days: int = 7
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:
