@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import SQLAlchemyError
 
 from scenarios import report
+from scenarios.agent import AdminCredentials
 from scenarios.database import SystemDatabase
 from scenarios.drivers import CHANNELS
 from scenarios.loader import LoadError, load_paths
@@ -46,6 +47,7 @@ def select(scenarios: Sequence[Scenario], language: str | None, tags: Sequence[s
 def run_scenarios(
     scenarios: Sequence[Scenario], url: str, database_url: str, *, concurrency: int = 4,
     console: Console | None = None, auto_refund_limit: Decimal = Decimal("150.00"),
+    admin: AdminCredentials | None = None,
 ) -> list[ScenarioResult]:
     """Run against a running system; prints a progress bar and one line per finished scenario."""
     console = console or Console(soft_wrap=True)
@@ -53,7 +55,7 @@ def run_scenarios(
     try:
         if not database.has("turns"):
             raise SQLAlchemyError(f"{database_url} has no 'turns' table: not the database of this system")
-        runner = Runner(Target(url, database, auto_refund_limit), concurrency=concurrency)
+        runner = Runner(Target(url, database, auto_refund_limit, admin), concurrency=concurrency)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("scenarios", total=len(scenarios))
@@ -104,6 +106,9 @@ def test_conversations(
     language: Annotated[str | None, typer.Option(help="only scenarios in this language (en, zh, ru)")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="only scenarios with this tag (repeatable)")] = None,
     keep_data: Annotated[bool, typer.Option(help="keep the started system's DATA_DIR (logs, database)")] = False,
+    admin_user: Annotated[str, typer.Option(help="handoff administrator, for agent turns, with --url")] = "admin",
+    admin_password: Annotated[str | None, typer.Option(
+        envvar="HANDOFF_ADMIN_PASSWORD", help="its password, for agent turns, with --url")] = None,
 ) -> None:
     """Run conversation scenarios end to end, print pass/fail and the figures, write reports."""
     console = Console(soft_wrap=True)
@@ -130,7 +135,8 @@ def test_conversations(
 
             db_url = database_url or Settings().sqlalchemy_url
             meta.update(url=url, database_url=db_url)
-            results = run_scenarios(chosen, url, db_url, concurrency=concurrency, console=console)
+            admin = AdminCredentials(admin_user, admin_password) if admin_password else None
+            results = run_scenarios(chosen, url, db_url, concurrency=concurrency, console=console, admin=admin)
         else:
             from scenarios.system import StartError, local_system
 
@@ -138,7 +144,7 @@ def test_conversations(
                 with local_system(keep_data=keep_data, say=lambda m: console.print(f"[dim]{escape(m)}[/]")) as system:
                     meta.update(url=f"{system.url} (started by the runner)", database_url=system.database_url)
                     results = run_scenarios(chosen, system.url, system.database_url, concurrency=concurrency,
-                                            console=console)
+                                            console=console, admin=AdminCredentials("admin", system.admin_password))
             except StartError as err:
                 console.print(f"[red]{escape(str(err))}[/]")
                 raise typer.Exit(EXIT_USAGE) from None

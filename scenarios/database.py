@@ -104,6 +104,25 @@ class SystemDatabase:
             ).mappings().all()
         return [dict(r) for r in rows]
 
+    def open_ticket(self, sender_id: str) -> tuple[int, str] | None:
+        """(id, status) of the conversation's ticket waiting for or owned by a person."""
+        if not self.has("handoff_tickets"):
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("select id, status from handoff_tickets where sender_id = :s and status in ('queued', 'assigned') "
+                     "order by id desc"), {"s": sender_id},
+            ).first()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def last_message_id(self, sender_id: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                text("select max(m.id) from messages m join conversations c on c.id = m.conversation_id "
+                     "where c.sender_id = :s"), {"s": sender_id},
+            ).scalar()
+        return int(value or 0)
+
     # --- the store -----------------------------------------------------------------------------
     def _candidates(self, exclude: Iterable[str]) -> list[Candidate]:
         skip = set(exclude)

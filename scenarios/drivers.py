@@ -56,6 +56,7 @@ class RestDriver:
         data = resp.json()
         return Observation(
             status=200, state=data.get("state"), language=data.get("language"), messages=list(data.get("messages") or []),
+            conversation_token=data.get("conversation_token"),
         )
 
 

@@ -22,12 +22,13 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from scenarios.agent import AGENT_ACTIONS
 from scenarios.checks import CHECKS
 from scenarios.model import LANGUAGES, RESOLUTIONS, Check, Location, Outcome, Scenario, StoreCheck, Turn
 from scenarios.pools import FIXTURE_FIELDS, POOLS, STORE_FIELDS
 
 SCENARIO_KEYS = ("name", "language", "channel", "uses", "turns", "outcome", "store", "tags")
-TURN_KEYS = ("user", "payload", "click", "language", "expect")
+TURN_KEYS = ("user", "payload", "click", "agent", "text", "language", "expect")
 OUTCOME_KEYS = ("resolved_by", "handoff_reason")
 SUFFIXES = (".yml", ".yaml")
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -207,12 +208,25 @@ class _FileLoader:
 
     def turn(self, node: Node, uses: dict[str, str]) -> Turn:
         keys = self.mapping(node, "turn", TURN_KEYS)
-        said = [k for k in ("user", "payload", "click") if k in keys]
+        said = [k for k in ("user", "payload", "click", "agent") if k in keys]
         if len(said) != 1:
-            raise _Bad(node, "a turn has exactly one of 'user' (typed text), 'payload' (a button's payload) or 'click' (an offered button)")
+            raise _Bad(node, "a turn has exactly one of 'user' (typed text), 'payload' (a button's payload), "
+                             "'click' (an offered button) or 'agent' (a person's action)")
         kind = said[0]
         what = self.text(keys[kind][1], kind)
         self.placeholders(keys[kind][1], what, uses)
+        extra: dict[str, str] = {}
+        if kind == "agent":
+            if what not in AGENT_ACTIONS:
+                raise _Bad(keys["agent"][1], f"agent: unknown action {what!r}; one of {', '.join(AGENT_ACTIONS)}")
+            if (what == "reply") != ("text" in keys):
+                raise _Bad(node, "'text' goes with 'agent: reply' (what the agent writes), and only there")
+            if "text" in keys:
+                extra["text"] = self.text(keys["text"][1], "text")
+            if "language" in keys:
+                raise _Bad(keys["language"][0], "'language' is for the customer's turns")
+        elif "text" in keys:
+            raise _Bad(keys["text"][0], "'text' goes with 'agent: reply' (a customer's words go in 'user')")
         language = None
         if "language" in keys:
             language = self.value(keys["language"][1])
@@ -230,7 +244,7 @@ class _FileLoader:
                     continue
                 self.placeholders(value_node, parsed, uses)
                 checks.append(Check(key, parsed, self.at(key_node)))
-        return Turn(where=self.at(node), language=language, checks=tuple(checks), **{kind: what})
+        return Turn(where=self.at(node), language=language, checks=tuple(checks), **{kind: what}, **extra)
 
     def outcome(self, node: Node) -> Outcome:
         keys = self.mapping(node, "outcome", OUTCOME_KEYS)

@@ -36,12 +36,16 @@ class Check:
 
 @dataclass(frozen=True)
 class Turn:
-    """One customer action: typed text, a literal button payload, or a click on an offered button."""
+    """One action: the customer's typed text, a literal button payload or a click on an offered
+    button; or a human agent's action in the console (``agent``: claim, reply with ``text``,
+    resolve, hand_back)."""
 
     where: Location
     user: str | None = None
     payload: str | None = None
     click: str | None = None
+    agent: str | None = None
+    text: str | None = None  # what the agent writes (agent: reply)
     language: str | None = None  # sent with the request, as a language picker would
     checks: tuple[Check, ...] = ()
 
@@ -52,6 +56,8 @@ class Turn:
             return self.user
         if self.payload is not None:
             return f"[payload] {self.payload}"
+        if self.agent is not None:
+            return f"[agent {self.agent}] {self.text or ''}".rstrip()
         return f"[click] {self.click}"
 
 
@@ -84,6 +90,10 @@ class Scenario:
     uses: dict[str, str] = field(default_factory=dict)  # placeholder name → order pool
     store: tuple[StoreCheck, ...] = ()
     tags: tuple[str, ...] = ()
+
+    @property
+    def has_agent(self) -> bool:
+        return any(t.agent is not None for t in self.turns)
 
     @property
     def id(self) -> str:

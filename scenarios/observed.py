@@ -61,6 +61,7 @@ class Observation:
     understood: Understood | None = None
     kb_rows: list[dict[str, Any]] = field(default_factory=list)  # kb_answers rows written in this turn
     error: str | None = None  # transport or HTTP error, when there is no usable reply
+    conversation_token: str | None = None  # the first answer's token (reads the conversation later)
 
     @property
     def text(self) -> str:

@@ -1,7 +1,9 @@
 """Who resolved a conversation: the rules behind ``outcome: {resolved_by: ...}`` and the figures.
 
 - **human**: the conversation was handed off: some reply had state ``queued`` or ``human``, or a
-  message of type ``handoff`` or ``agent``, or a handoff ticket exists for the conversation.
+  message of type ``agent``, or a handoff ticket exists for the conversation. A message of type
+  ``handoff`` alone is not enough: the bot's *offer* of a person ("Would you like me to connect
+  you with a person?") has that type too, and an offer declined or ignored is no handoff.
   A handoff wins over everything the bot did before it.
 - **bot**: a task action completed: one of ``TASK_ACTIONS`` ran in a turn after which the customer
   was verified (slot ``verified`` true), or ``action_reset_password`` ran (it needs no
@@ -29,7 +31,7 @@ TASK_ACTIONS = frozenset({
 })
 UNVERIFIED_TASK_ACTIONS = frozenset({"action_reset_password"})
 HANDOFF_STATES = frozenset({"queued", "human"})
-HANDOFF_TYPES = frozenset({"handoff", "agent"})
+HANDOFF_TYPES = frozenset({"agent"})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from scenarios.agent import AdminCredentials, AgentConsole
 from scenarios.checks import CHECKS, same_value
 from scenarios.database import PoolExhausted, SystemDatabase
 from scenarios.drivers import DRIVERS, Driver
@@ -136,11 +137,13 @@ def find_button(spec: str, previous: Observation | None) -> str | None:
 
 @dataclass
 class Target:
-    """The system under test: its base URL and its database (read-only)."""
+    """The system under test: its base URL, its database (read-only) and, for agent turns, the
+    handoff administrator's sign-in."""
 
     url: str
     database: SystemDatabase
     auto_refund_limit: Decimal = Decimal("150.00")
+    admin: AdminCredentials | None = None
 
 
 class Runner:
@@ -152,21 +155,28 @@ class Runner:
     async def run(
         self, scenarios: Sequence[Scenario], on_done: Callable[[ScenarioResult], None] | None = None
     ) -> list[ScenarioResult]:
-        """All scenarios, results in the order given."""
+        """All scenarios, results in the order given. Scenarios with agent turns run last, one at a
+        time (see scenarios/agent.py for why)."""
         bindings = [self._reserve(s) for s in scenarios]
         sem = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2, max_keepalive_connections=self.concurrency * 2)
+        results: dict[int, ScenarioResult] = {}
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
             drivers = {name: cls(self.target.url, client) for name, cls in DRIVERS.items()}
+            console = AgentConsole(self.target.url, client, self.target.admin, self.run_id)
 
-            async def one(i: int, s: Scenario) -> ScenarioResult:
+            async def one(i: int, s: Scenario) -> None:
                 async with sem:
-                    result = await self._run_one(i, s, drivers[s.channel], bindings[i])
+                    result = await self._run_one(i, s, drivers[s.channel], console, bindings[i])
+                results[i] = result
                 if on_done is not None:
                     on_done(result)
-                return result
 
-            return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(scenarios))))
+            await asyncio.gather(*(one(i, s) for i, s in enumerate(scenarios) if not s.has_agent))
+            for i, s in enumerate(scenarios):
+                if s.has_agent:
+                    await one(i, s)
+        return [results[i] for i in range(len(scenarios))]
 
     def _reserve(self, s: Scenario) -> dict[str, dict[str, str]] | str:
         if not s.uses:
@@ -178,7 +188,7 @@ class Runner:
         return dict(zip(s.uses, orders, strict=True))
 
     async def _run_one(
-        self, index: int, s: Scenario, driver: Driver, bindings: dict[str, dict[str, str]] | str
+        self, index: int, s: Scenario, driver: Driver, console: AgentConsole, bindings: dict[str, dict[str, str]] | str
     ) -> ScenarioResult:
         sender = f"scn-{self.run_id}-{index:04d}-{uuid.uuid4().hex[:6]}"
         result = ScenarioResult(scenario=s, sender_id=sender)
@@ -188,7 +198,7 @@ class Runner:
         result.bindings = bindings
         started = time.perf_counter()
         try:
-            await self._converse(s, driver, sender, bindings, result)
+            await self._converse(s, driver, console, sender, bindings, result)
             await self._conclude(s, sender, bindings, result)
         except Exception as err:  # a runner or database fault: report it on this scenario, go on
             result.error = f"{type(err).__name__}: {err}"
@@ -196,12 +206,21 @@ class Runner:
         return result
 
     async def _converse(
-        self, s: Scenario, driver: Driver, sender: str, bindings: dict[str, dict[str, str]], result: ScenarioResult
+        self, s: Scenario, driver: Driver, console: AgentConsole, sender: str, bindings: dict[str, dict[str, str]],
+        result: ScenarioResult,
     ) -> None:
         db = self.target.database
         previous: Observation | None = None
+        token: str | None = None
         seen_kb: set[int] = {int(r["id"]) for r in await asyncio.to_thread(db.kb_rows, sender)}
         for n, turn in enumerate(s.turns, 1):
+            if turn.agent is not None:
+                done = await self._agent_turn(n, turn, console, sender, token, bindings)
+                result.turns.append(done)
+                if done.observation.error is not None:
+                    return
+                previous = done.observation
+                continue
             text = substitute(turn.user, bindings) if turn.user is not None else None
             payload = substitute(turn.payload, bindings) if turn.payload is not None else None
             if turn.click is not None:
@@ -219,12 +238,35 @@ class Runner:
             if obs.error is not None:
                 result.turns.append(TurnResult(n, turn, sent, obs, [CheckResult("reply", "HTTP 200", obs.error, False, turn.where)]))
                 return
+            token = token or obs.conversation_token
             obs.understood = await asyncio.to_thread(db.understood, sender, message_id)
             rows = await asyncio.to_thread(db.kb_rows, sender)
             obs.kb_rows = [r for r in rows if int(r["id"]) not in seen_kb]
             seen_kb.update(int(r["id"]) for r in rows)
             result.turns.append(TurnResult(n, turn, sent, obs, [self._check(c, obs, bindings) for c in turn.checks]))
             previous = obs
+
+    async def _agent_turn(
+        self, n: int, turn: Turn, console: AgentConsole, sender: str, token: str | None,
+        bindings: dict[str, dict[str, str]],
+    ) -> TurnResult:
+        """A person's action on this conversation's ticket; observed as the customer sees it."""
+        db = self.target.database
+        sent = {"agent": turn.agent, **({"text": turn.text} if turn.text else {})}
+        ticket = await asyncio.to_thread(db.open_ticket, sender)
+        if ticket is None:
+            obs = Observation(status=0, error="no open handoff ticket for this conversation")
+            return TurnResult(n, turn, sent, obs, [CheckResult("agent", "an open ticket", "none", False, turn.where)])
+        after = await asyncio.to_thread(db.last_message_id, sender)
+        text = substitute(turn.text, bindings) if turn.text else None
+        failed = await console.act(str(turn.agent), ticket[0], ticket[1], text)
+        if failed:
+            obs = Observation(status=0, error=failed)
+            return TurnResult(n, turn, sent, obs, [CheckResult("agent", f"{turn.agent} done", failed, False, turn.where)])
+        obs = await console.customer_view(sender, token, after)
+        if obs.error is not None:
+            return TurnResult(n, turn, sent, obs, [CheckResult("reply", "the customer's view", obs.error, False, turn.where)])
+        return TurnResult(n, turn, sent, obs, [self._check(c, obs, bindings) for c in turn.checks])
 
     @staticmethod
     def _check(check: Check, obs: Observation, bindings: dict[str, dict[str, str]]) -> CheckResult:

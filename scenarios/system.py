@@ -7,6 +7,7 @@ DATA_DIR, so every run starts from a freshly seeded store and leaves nothing beh
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ class LocalSystem:
     url: str
     database_url: str
     data_dir: Path
+    admin_password: str  # the handoff administrator's (agent turns sign in with it)
 
 
 def free_port() -> int:
@@ -72,10 +74,11 @@ def local_system(keep_data: bool = False, say: Callable[[str], None] = print) ->
     ensure_model(config, MODEL_CACHE)
     data_dir = Path(tempfile.mkdtemp(prefix="scenarios-"))
     port, rasa_port = free_port(), free_port()
+    admin_password = secrets.token_urlsafe(18)
     env = dict(os.environ)
     env.update(
         PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir), MODEL_DIR=str(MODEL_CACHE),
-        RASA_CONFIG=str(config), RASA_TELEMETRY_ENABLED="false",
+        RASA_CONFIG=str(config), RASA_TELEMETRY_ENABLED="false", HANDOFF_ADMIN_PASSWORD=admin_password,
     )
     env.pop("RASA_URL", None)
     env.pop("DATABASE_URL", None)
@@ -87,7 +90,7 @@ def local_system(keep_data: bool = False, say: Callable[[str], None] = print) ->
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(url, proc, data_dir, STARTUP_TIMEOUT_S)
-            yield LocalSystem(url, f"sqlite:///{data_dir / 'supportbot.db'}", data_dir)
+            yield LocalSystem(url, f"sqlite:///{data_dir / 'supportbot.db'}", data_dir, admin_password)
             ok = True
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -75,6 +75,21 @@ def test_the_issue_example_loads() -> None:
     assert s.where.line == 2 and s.turns[1].where.line == 8
 
 
+def test_agent_turns_load() -> None:
+    (s,), errors = load("""
+        - name: person
+          turns:
+            - user: a human please
+            - agent: reply
+              text: Hi, I'm Sam
+              expect: {type: agent, state: human}
+            - agent: resolve
+    """)
+    assert errors == [] and s.has_agent
+    assert [(t.agent, t.text) for t in s.turns] == [(None, None), ("reply", "Hi, I'm Sam"), ("resolve", None)]
+    assert s.turns[1].said == "[agent reply] Hi, I'm Sam"
+
+
 def test_customer_words_are_kept_as_written() -> None:
     (s,), _ = load("""
         - name: literal
@@ -133,6 +148,11 @@ def test_language_is_detected_from_the_customers_text(texts: list[str], language
     ("- name: a\n  uses: {o: processing}\n  turns: [{user: hi}]\n  store:\n    o: {colour: red}\n",
      "suite.yml:5: store.o: unknown key 'colour'"),
     ("- name: a\n  tags: fast\n  turns: [{user: hi}]\n", "suite.yml:2: tags must be a list of strings"),
+    ("- name: a\n  turns:\n    - agent: dance\n", "suite.yml:3: agent: unknown action 'dance'"),
+    ("- name: a\n  turns:\n    - agent: reply\n", "suite.yml:3: 'text' goes with 'agent: reply'"),
+    ("- name: a\n  turns:\n    - {agent: claim, text: hi}\n", "suite.yml:3: 'text' goes with 'agent: reply'"),
+    ("- name: a\n  turns:\n    - {user: hi, text: hi}\n", "suite.yml:3: 'text' goes with 'agent: reply'"),
+    ("- name: a\n  turns:\n    - {user: hi, agent: claim}\n", "suite.yml:3: a turn has exactly one of"),
     ("name: a\nturns: []\n", "suite.yml:1: a scenario file is a list of scenarios"),
     ("", "suite.yml:1: empty file"),
     ("- name: a\n  turns: [{user: hi}\n", "suite.yml:3: not valid YAML"),
@@ -298,6 +318,11 @@ def test_handoff_wins_and_reports_reasons() -> None:
     only_ticket = resolve([turn()], [], [{"id": 2, "reason": "business_rule", "rule": "refund_above_limit"}])
     assert (only_ticket.resolved_by, only_ticket.handoff_reasons) == ("human", ["business_rule", "refund_above_limit"])
     assert resolve([turn(types=("agent",))], [], None).resolved_by == "human"
+
+
+def test_an_offer_of_a_person_is_not_a_handoff() -> None:
+    offered = [turn(["action_order_status"], verified=True, types=("text", "handoff"))]
+    assert resolve(offered, [], []).resolved_by == "bot"
 
 
 # --- figures and reports -----------------------------------------------------------------------
