@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export RASA_TELEMETRY_ENABLED := false
 PY := .venv/bin/python
 
-.PHONY: setup run test train lint bench-nlu bench-load clean
+.PHONY: setup run test test-conversations train lint bench-nlu bench-load clean
 
 setup:
 	@bash scripts/setup_envs.sh all
@@ -14,6 +14,11 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q -rs
+
+# Conversation scenarios (tests/scenarios) end to end; starts its own system unless ARGS has --url.
+# e.g. make test-conversations ARGS="--language zh --junit reports/scenarios.xml"
+test-conversations: setup
+	$(PY) -m scenarios test-conversations $(ARGS)
 
 train: setup
 	$(PY) -m bot.training
