@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export RASA_TELEMETRY_ENABLED := false
 PY := .venv/bin/python
 
-.PHONY: setup run test test-conversations train lint bench-nlu bench-load clean
+.PHONY: setup run test test-conversations train lint bench-nlu bench-load clean bench-redaction bench-ops
 
 setup:
 	@bash scripts/setup_envs.sh all
@@ -32,6 +32,14 @@ bench-nlu: setup
 
 bench-load: setup
 	$(PY) -m bench.load
+
+# Support ops: PII redaction precision/recall on bench/redaction (seconds), and retraining +
+# promotion under load (starts the whole system, trains the shipped data: many minutes).
+bench-redaction: setup
+	$(PY) -m bench.redaction --write-results
+
+bench-ops: setup
+	$(PY) -m bench.ops --write-results
 
 clean:
 	rm -rf data models .pytest_cache
