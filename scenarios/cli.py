@@ -7,6 +7,7 @@ files are malformed, the arguments are wrong, or the system could not be reached
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from scenarios.model import LANGUAGES, Scenario
 from scenarios.runner import Runner, ScenarioResult, Target
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATHS = (ROOT / "tests" / "scenarios",)
+DEFAULT_PATHS = (Path(os.path.relpath(ROOT / "tests" / "scenarios")),)  # relative: shorter reports
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Conversation testing for the support bot.")

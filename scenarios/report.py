@@ -159,12 +159,23 @@ def write_json(path: Path, results: Sequence[ScenarioResult], meta: dict[str, An
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
 
+def _rel(path: Path) -> str:
+    """Paths in reports relative to the working directory when they are under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _transcript(r: ScenarioResult) -> str:
     lines = [f"sender_id: {r.sender_id}"]
     for t in r.turns:
-        lines.append(f"[{t.index}] customer: {t.turn.said if not t.sent else t.sent.get('text') or t.sent.get('payload')}")
+        who = f"agent {t.turn.agent}" if t.turn.agent else "customer"
+        said = t.turn.text if t.turn.agent else (t.sent.get("text") or t.sent.get("payload") or t.turn.said)
+        lines.append(f"[{t.index}] {who}: {said or ''}".rstrip())
         for m in t.observation.messages:
-            lines.append(f"    bot ({m.get('type')}): {m.get('text')}")
+            speaker = "agent" if m.get("type") == "agent" else "bot"
+            lines.append(f"    {speaker} ({m.get('type')}): {m.get('text')}")
         if t.observation.understood:
             lines.append(f"    understood: {t.observation.understood.brief()}")
     if r.resolution:
@@ -196,8 +207,8 @@ def write_junit(path: Path, results: Sequence[ScenarioResult]) -> None:
             totals[k] += v
         for r in group:
             s = r.scenario
-            case = ET.SubElement(suite, "testcase", classname=str(s.where.path), name=s.name,
-                                 file=str(s.where.path), line=str(s.where.line), time=f"{r.duration_s:.3f}")
+            case = ET.SubElement(suite, "testcase", classname=_rel(s.where.path), name=s.name,
+                                 file=_rel(s.where.path), line=str(s.where.line), time=f"{r.duration_s:.3f}")
             if r.error:
                 ET.SubElement(case, "error", message=r.error, type="ScenarioError").text = r.error
             elif not r.passed:

@@ -15,6 +15,7 @@ from scenarios import report
 from scenarios.agent import AdminCredentials
 from scenarios.cli import DEFAULT_PATHS, main, run_scenarios
 from scenarios.loader import load_paths
+from tests import conftest
 from tests.conftest import LiveSystem
 
 pytestmark = pytest.mark.rasa
@@ -24,23 +25,16 @@ def database_url(live: LiveSystem) -> str:
     return f"sqlite:///{live.data_dir / 'supportbot.db'}"
 
 
-def admin(live: LiveSystem) -> AdminCredentials | None:
-    """The handoff administrator: HANDOFF_ADMIN_PASSWORD, else the random password the gateway
-    logged once when it created the account (how an operator of `make run` finds it)."""
-    if os.environ.get("HANDOFF_ADMIN_PASSWORD"):
-        return AdminCredentials("admin", os.environ["HANDOFF_ADMIN_PASSWORD"])
-    for line in (live.data_dir / "gateway.log").read_text(encoding="utf-8", errors="replace").splitlines():
-        if '"handoff account created with a random password"' in line:
-            entry = json.loads(line)
-            if entry.get("username") == "admin":
-                return AdminCredentials("admin", str(entry["password"]))
-    return None
+def admin() -> AdminCredentials:
+    """The live system's handoff administrator (tests/conftest.py sets the password)."""
+    return AdminCredentials("admin", os.environ.get("HANDOFF_ADMIN_PASSWORD") or conftest.HANDOFF_ADMIN_PASSWORD)
 
 
 def test_shipped_suite_passes(live: LiveSystem, tmp_path: Path) -> None:
     scenarios = load_paths(DEFAULT_PATHS)
     console = Console(file=open(tmp_path / "run.txt", "w", encoding="utf-8"), soft_wrap=True)  # noqa: SIM115
-    results = run_scenarios(scenarios, live.url, database_url(live), concurrency=4, console=console, admin=admin(live))
+    results = run_scenarios(scenarios, live.url, database_url(live), concurrency=4, console=console, admin=admin())
+    report.print_summary(console, results)
     console.file.close()
     report.write_json(tmp_path / "scenarios.json", results, {"url": live.url})
     failed = [r for r in results if not r.passed]
