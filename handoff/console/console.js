@@ -737,11 +737,10 @@
     state.pingTimer = window.setInterval(() => {
       if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "ping" }));
     }, PING_EVERY_MS);
-    if (again) {
-      // Events are not replayed: read what changed while the socket was down.
-      announce("Reconnected");
-      await Promise.all([loadTickets(), refreshCurrent(), loadQueues().catch(() => {})]);
-    }
+    // Events are not replayed: read what changed before the subscription started (the list was
+    // loaded before the socket opened) or while the socket was down.
+    if (again) announce("Reconnected");
+    await Promise.all([loadTickets(), again ? refreshCurrent() : null, loadQueues().catch(() => {})]);
   }
 
   function onEvent(data) {
