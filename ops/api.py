@@ -333,6 +333,29 @@ async def analytics_csv(request: Request, since: date | None = None, until: date
                     headers={"Content-Disposition": 'attachment; filename="analytics.csv"'})
 
 
+CHART_METRICS = {
+    "sessions": "Sessions", "containment_rate": "Containment rate", "confirmed_resolution_rate": "Confirmed resolution rate",
+    "assumed_resolution_rate": "Assumed resolution rate", "deflection_rate": "Deflection rate",
+    "durable_resolution_rate": "Durable resolution rate", "handoff_rate": "Handoff rate", "kb_answer_rate": "KB answer rate",
+    "kb_helpfulness_rate": "KB helpfulness rate", "kb_decline_rate": "KB decline rate", "csat_mean": "CSAT (mean)",
+    "first_agent_reply_s_median": "Time to first agent reply (median s)", "resolution_s_median": "Time to resolution (median s)",
+}  # fmt: skip
+
+
+@router.get("/analytics/chart.svg")
+async def analytics_chart(request: Request, metric: str = "containment_rate",
+                          series: Literal["language", "channel"] = "language", since: date | None = None,
+                          until: date | None = None) -> Response:
+    """One metric per day, a line per language (or channel), as an SVG image."""
+    from ops.charts import line_chart
+
+    if metric not in CHART_METRICS:
+        raise HTTPException(422, f"metric must be one of {', '.join(CHART_METRICS)}")
+    report = await _run(_ops(request).analytics.report, since, until, ["day", series])
+    svg = line_chart(report, metric, series, CHART_METRICS[metric] + f" by {series}")
+    return Response(svg, media_type="image/svg+xml")
+
+
 @router.get("/audit")
 async def audit_log(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     return await _run(_ops(request).audit_log, limit)

@@ -37,6 +37,7 @@ from storage.db import transaction
 FALLBACK_INTENT = "nlu_fallback"
 # Intents whose messages are answers inside a form or small talk: repeating them ("yes", an order
 # id typed twice) is not a rephrase of a question.
+_MASKS = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS|ORDER_ID|PERSON)\]")
 _NOT_QUESTIONS = frozenset({"inform", "affirm", "deny", "greet", "goodbye", "thanks", "kb_feedback", "kb_pick", "stop"})
 
 
@@ -160,7 +161,9 @@ class ReviewInbox:
         red = self.redactor.redact(text, language, "surrogate")
         masked = self.redactor.redact(text, language, "mask").text
         if vector is None:
-            vector = self.embedder.embed_queries([red.text])[0]
+            # Embedded without the personal data: two messages that both hold an email are not
+            # similar for that reason (surrogates and [EMAIL] marks alike would pull them together).
+            vector = self.embedder.embed_queries([_MASKS.sub(" ", masked).strip() or masked])[0]
         item = ReviewItem(
             source=source, source_key=key, message_id=message_id, conversation_id=conversation_id,
             sender_id=sender_id, channel=channel, language=language, intent=intent, confidence=confidence,
@@ -298,7 +301,7 @@ class ReviewInbox:
             out.append({
                 "id": min(i.id for i in its),
                 "size": len(its),
-                "label": label.text,
+                "label": label.masked,
                 "languages": dict(Counter(i.language for i in its)),
                 "sources": dict(Counter(i.source for i in its)),
                 "intents": dict(Counter(i.intent or "-" for i in its)),

