@@ -34,6 +34,7 @@ from ops import service as ops_service
 from ops.api import metrics_router as ops_metrics_router
 from ops.api import router as ops_router
 from ops.auth import admin_session_check
+from ops.page import router as ops_page_router
 from settings import Settings, get_settings
 from storage.db import make_engine, make_session_factory, upgrade
 from store.seed import seed
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoff_console_router)
     app.include_router(ops_router)
     app.include_router(ops_metrics_router)
+    app.include_router(ops_page_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
