@@ -25,7 +25,8 @@ def bot_api() -> Iterator[FakeBotApi]:
 
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WECHAT_"))}
+    ours = ("TELEGRAM_", "WECHAT_", "DATABASE_URL", "DATA_DIR", "SUPPORTBOT_SETTINGS_FILE")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     full_env.update(env)
     return subprocess.run([sys.executable, "-m", "channels", *args], cwd=ROOT, env=full_env, capture_output=True,
                           text=True, timeout=120)

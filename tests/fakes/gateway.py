@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from channels.runtime import ChannelsRuntime, start_channels
 from channels.telegram import router as telegram_router
 from channels.wechat import router as wechat_router
+from conversations import language
 from conversations.rasa_client import RasaClient
 from conversations.service import ConversationService
 from settings import Settings
@@ -65,6 +66,7 @@ class ChannelGateway:
             upgrade(settings.sqlalchemy_url)
             engine = make_engine(settings.sqlalchemy_url)
             sessions = make_session_factory(engine)
+            language.warm_up()  # as server.py does: the first message must not wait for the detector to load
             rasa = RasaClient(str(settings.rasa_url), settings.rasa_token.get_secret_value(), settings.rasa_timeout_s)
             app.state.conversations = ConversationService(sessions, rasa)
             self.runtime = start_channels(app, settings, sessions, app.state.conversations)

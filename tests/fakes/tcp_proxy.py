@@ -60,6 +60,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # idle keep-alive connections stay open, as with no proxy
             with self._lock:
                 self._open.update((client, upstream))
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
