@@ -309,6 +309,10 @@ def test_kb_answer_counts_unless_marked_unhelpful() -> None:
     assert resolve(answered, [{"id": 4, "helpful": None}], []).resolved_by == "kb"
     assert resolve(answered, [{"id": 4, "helpful": True}], []).resolved_by == "kb"
     assert resolve(answered, [{"id": 4, "helpful": False}], []).resolved_by == "none"
+    spaced = Observation(status=200, state="bot", messages=[{"type": "kb_answer", "text": "", "buttons": [
+        {"title": "Не то, что нужно", "payload": '/kb_feedback{"kb_helpful": "no", "kb_answer_id": "22"}'}]}])
+    assert spaced.kb_answer_ids() == [22]
+    assert resolve([spaced], [{"id": 22, "helpful": False}], []).resolved_by == "none"
 
 
 def test_handoff_wins_and_reports_reasons() -> None:
