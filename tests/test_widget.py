@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketDisconnect
 
+from channels.ratelimit import SlidingWindowLimiter
 from channels.widget.identity import (
     IdentityError,
     WidgetIdentity,
@@ -285,6 +286,24 @@ def test_agent_replies_carry_the_agents_name_live_and_in_history(client: TestCli
     with client.websocket_connect("/api/v1/ws") as ws:
         history = hello(ws, token=token)["history"]
     assert [(h["type"], h["agent"]) for h in history] == [("text", None), ("agent", "Anna")]
+
+
+def test_a_flood_from_one_sender_is_refused_politely(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client.app.state.widget_hub, "limiter", SlidingWindowLimiter(2, 60))
+    token = "flood-token-0000000000000"
+    with client.websocket_connect("/api/v1/ws") as ws:
+        hello(ws, token=token, locale="zh-Hans")
+        for n in (1, 2):
+            ws.send_text(json.dumps({"type": "message", "id": f"w-flood-{n}", "text": "你好"}))
+            assert [ws.receive_json()["type"] for _ in range(2)] == ["ack", "pending"]
+        ws.send_text(json.dumps({"type": "message", "id": "w-flood-3", "text": "你好"}))
+        refused = ws.receive_json()
+    assert refused["type"] == "error" and refused["id"] == "w-flood-3" and refused["rate_limited"] is True
+    assert "请稍等一分钟" in refused["detail"] and "retry" not in refused
+    # The limit is per sender: the REST fallback shares it.
+    resp = client.post("/api/v1/widget/chat", json={"token": token, "id": "w-flood-4", "text": "hi", "locale": "ru"})
+    assert resp.status_code == 429 and "Подождите минуту" in resp.json()["detail"]
+    assert [r["client_message_id"] for r in inbound_rows(client, sender_for_token(token))] == ["w-flood-1", "w-flood-2"]
 
 
 # --- REST fallback ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from anyio import to_thread
 from starlette.websockets import WebSocket, WebSocketState
 
+from channels.ratelimit import SlidingWindowLimiter
 from conversations.service import ConversationService, OutboundMessage
 
 from .identity import WidgetIdentity
@@ -30,9 +31,10 @@ log = logging.getLogger(__name__)
 class Connection:
     """One open widget socket. Sends are serialised: replies, pushes and pongs come from different tasks."""
 
-    def __init__(self, websocket: WebSocket, identity: WidgetIdentity) -> None:
+    def __init__(self, websocket: WebSocket, identity: WidgetIdentity, locale: str | None = None) -> None:
         self.websocket = websocket
         self.identity = identity
+        self.locale = locale  # the widget's interface language, for the gateway's own notices
         self.in_flight: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
 
@@ -56,8 +58,9 @@ class Connection:
 class WidgetHub:
     """sender id → open connections. Registered on ``app.state.pushers`` under "widget"."""
 
-    def __init__(self, conversations: ConversationService) -> None:
+    def __init__(self, conversations: ConversationService, limiter: SlidingWindowLimiter) -> None:
         self._conversations = conversations
+        self.limiter = limiter  # per sender id, shared by all of a sender's sockets and the REST fallback
         self._connections: defaultdict[str, set[Connection]] = defaultdict(set)
         self.tasks: set[asyncio.Task[None]] = set()  # answers in progress, kept alive past their socket
 

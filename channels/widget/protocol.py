@@ -1,7 +1,8 @@
 """The widget's wire format (JSON text frames on ``/api/v1/ws``; the REST fallback uses the same shapes).
 
 Browser → gateway
-  {"type": "hello", "token"?: str, "user_id"?: str, "user_sig"?: str}     first frame, within 10 s
+  {"type": "hello", "token"?: str, "user_id"?: str, "user_sig"?: str, "locale"?: str}   first frame, within 10 s
+      ``locale``: the widget's interface language (en, zh-Hans, zh-Hant, ru), for the gateway's notices.
   {"type": "message", "id": str, "text"?: str, "payload"?: str, "language"?: "en"|"zh"|"ru"}
       ``id`` is the client message id: a resend after a reconnect is answered from the stored reply,
       never processed twice. ``payload`` is a clicked button's payload (``text`` = its title, shown
@@ -15,7 +16,10 @@ Gateway → browser
   {"type": "reply", "id", "state", "language", "duplicate": bool, "messages": [Message]}
   {"type": "pending", "id", "retry_after": s, "detail"}   stored; the bot is restarting, resend later
   {"type": "push", "state", "messages": [Message]}        outside a turn: agent replies, queue updates
-  {"type": "error", "id"?: str, "detail"}                 a frame was refused; the socket stays open
+  {"type": "error", "id"?: str, "detail", "retry"?: true, "rate_limited"?: true}
+      a frame was refused; the socket stays open. ``retry``: resend the same id later; otherwise the
+      message is dropped (invalid, or over the per-sender rate limit: ``detail`` is a polite notice
+      in the customer's language to show as is).
   {"type": "pong"}
 
   Message = {"type": "text"|"kb_answer"|"handoff"|"agent", "text", "buttons": [{"title", "payload"}],
@@ -24,7 +28,8 @@ Gateway → browser
                            "status": "pending"|"answered"|null, "at": ISO time}
 
 Close codes: 4400 bad or missing hello, 4401 identity refused (unsigned or badly signed user id),
-4403 origin not allowed, 4408 no hello in time, 1013 too many messages in flight.
+4403 origin not allowed, 4408 no hello in time. More than 8 unanswered messages on one socket get
+an ``error`` with ``retry`` (the widget resends them later).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Hello(BaseModel):
     token: str | None = Field(default=None, max_length=128)
     user_id: str | None = Field(default=None, max_length=64)
     user_sig: str | None = Field(default=None, max_length=128)
+    locale: str | None = Field(default=None, max_length=35)
 
 
 class ChatFrame(BaseModel):
@@ -75,12 +81,14 @@ class RestIdentity(BaseModel):
     token: str | None = Field(default=None, max_length=128)
     user_id: str | None = Field(default=None, max_length=64)
     user_sig: str | None = Field(default=None, max_length=128)
+    locale: str | None = Field(default=None, max_length=35)
 
 
 class RestChat(ChatFrame):
     token: str | None = Field(default=None, max_length=128)
     user_id: str | None = Field(default=None, max_length=64)
     user_sig: str | None = Field(default=None, max_length=128)
+    locale: str | None = Field(default=None, max_length=35)
 
 
 def history_item(entry: dict[str, Any]) -> dict[str, Any]:

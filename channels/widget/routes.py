@@ -32,7 +32,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket
 
+from channels.notices import notice, pick_language
 from channels.push import ChannelPushers
+from channels.ratelimit import SlidingWindowLimiter
 from conversations.service import ConversationService, InboundMessage, MessagePending, TurnResult
 from settings import Settings
 from store.seed import DEMO
@@ -66,7 +68,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def install(app: FastAPI) -> WidgetHub:
     """Create the hub and register it as the "widget" pusher (call in the lifespan, after conversations)."""
-    hub = WidgetHub(app.state.conversations)
+    settings: Settings = app.state.settings
+    limiter = SlidingWindowLimiter(settings.channel_rate_limit_count, settings.channel_rate_limit_window_s)
+    hub = WidgetHub(app.state.conversations, limiter)
     pushers = getattr(app.state, "pushers", None)
     if pushers is None:
         pushers = app.state.pushers = ChannelPushers()
@@ -174,6 +178,11 @@ def pending_frame(client_id: str, retry_after_s: int) -> dict[str, Any]:
     }
 
 
+def rate_notice(locale: str | None) -> str:
+    """The channels' shared polite notice (channels/notices.py), in the widget's interface language."""
+    return notice("rate_limited", *pick_language(locale))
+
+
 def inbound(frame: ChatFrame, identity: WidgetIdentity) -> InboundMessage:
     return InboundMessage(
         sender_id=identity.sender_id, channel="widget", text=frame.text, payload=frame.payload,
@@ -227,7 +236,7 @@ async def widget_socket(websocket: WebSocket) -> None:
         return
     hub: WidgetHub = app.state.widget_hub
     service: ConversationService = app.state.conversations
-    conn = Connection(websocket, identity)
+    conn = Connection(websocket, identity, hello.locale)
     hub.add(conn)
     try:
         await conn.send(await ready_frame(service, identity))
@@ -273,6 +282,9 @@ async def _accept_message(
         frame = ChatFrame.model_validate(data)
     except ValidationError as err:
         await conn.send({"type": "error", "id": client_id, "detail": error_detail(err)})
+        return
+    if not hub.limiter.check(conn.sender_id).allowed:
+        await conn.send({"type": "error", "id": frame.id, "rate_limited": True, "detail": rate_notice(conn.locale)})
         return
     if len(conn.in_flight) >= MAX_IN_FLIGHT:
         await conn.send({"type": "error", "id": frame.id, "retry": True,
@@ -342,6 +354,11 @@ async def widget_chat(request: Request) -> Response:
         identity = identify(body, settings)
     except IdentityError as err:
         return JSONResponse({"detail": str(err)}, status_code=401, headers=headers)
+    hub: WidgetHub = request.app.state.widget_hub
+    if not hub.limiter.check(identity.sender_id).allowed:
+        window = f"{settings.channel_rate_limit_window_s:.0f}"
+        return JSONResponse({"type": "error", "id": body.id, "rate_limited": True, "detail": rate_notice(body.locale)},
+                            status_code=429, headers={**headers, "Retry-After": window})
     service: ConversationService = request.app.state.conversations
     try:
         result = await service.handle(inbound(body, identity))

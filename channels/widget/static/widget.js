@@ -85,7 +85,7 @@
   var KEY = "sbw:" + (userId ? "u:" + userId : "anon");
   var outbox = load(KEY + ":outbox", []); // [{id, text, payload}] not yet answered
   function saveOutbox() { save(KEY + ":outbox", outbox); }
-  function identity() { return userId ? { user_id: userId, user_sig: userSig } : { token: token }; }
+  function identity() { return userId ? { user_id: userId, user_sig: userSig, locale: LANG } : { token: token, locale: LANG }; }
 
   // --- DOM ------------------------------------------------------------------------------------
   var color = ds.color && window.CSS && CSS.supports("color", ds.color) ? ds.color : "#2563eb";
