@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export RASA_TELEMETRY_ENABLED := false
 PY := .venv/bin/python
 
-.PHONY: setup run test test-conversations train lint bench-nlu bench-load clean bench-redaction bench-ops
+.PHONY: setup browser run test test-conversations train lint bench-nlu bench-load bench-widget clean bench-redaction bench-ops
 
 setup:
 	@bash scripts/setup_envs.sh all
@@ -12,7 +12,16 @@ setup:
 run: setup
 	$(PY) server.py
 
-test: setup
+# The widget's browser test drives Debian's Chromium (apt, no browser download), with a CJK font so
+# that its review screenshots show the Chinese text; nothing is installed when both are present.
+browser:
+	@{ [ -x /usr/bin/chromium ] && dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; } || { \
+	  echo "[setup] installing chromium and fonts-wqy-zenhei (apt) for the widget's browser test"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
+
+test: setup browser
 	$(PY) -m pytest -q -rs
 
 # Conversation scenarios (tests/scenarios) end to end; starts its own system unless ARGS has --url.
@@ -32,6 +41,9 @@ bench-nlu: setup
 
 bench-load: setup
 	$(PY) -m bench.load
+
+bench-widget: setup
+	$(PY) -m bench.widget
 
 # Support ops: PII redaction precision/recall on bench/redaction (seconds), and retraining +
 # promotion under load (starts the whole system, trains the shipped data: many minutes).

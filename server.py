@@ -6,6 +6,7 @@ the server named by RASA_URL), the action server and the customer channels.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -17,6 +18,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import handoff
 from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
 from bot.training import ensure_model
@@ -29,7 +31,13 @@ from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
 from conversations.rasa_process import RasaSupervisor
 from conversations.service import ConversationService
+from handoff.api import agent_router as handoff_agent_router
+from handoff.api import customer_router as handoff_customer_router
 from handoff.console_routes import router as handoff_console_router
+from kb_index import KnowledgeBase, load_path, make_embedder
+from kb_index.admin_routes import router as kb_admin_router
+from kb_index.answering import Answerer
+from kb_index.questions import QuestionIndex, load_questions
 from ops import service as ops_service
 from ops.api import metrics_router as ops_metrics_router
 from ops.api import router as ops_router
@@ -69,6 +77,37 @@ async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
     return RasaClient(supervisor.url, token, settings.rasa_timeout_s)
 
 
+def _open_knowledge(settings: Settings) -> Answerer:
+    """Open the saved index and bring it up to date with the help centre folder.
+
+    Upsert re-embeds only articles whose content changed, and leaves articles uploaded through the
+    admin API alone, so a restart is cheap and loses nothing. The question index (questions each
+    article answers) is refitted in a second; its embeddings are cached on disk.
+    """
+    embedder = make_embedder(settings.kb_embedder)
+    kb = KnowledgeBase.open(settings.data_dir / "kb", embedder)
+    report = load_path(settings.kb_source_dir)
+    for path, reason in report.errors:
+        log.warning("help centre file skipped", extra={"path": str(path), "reason": str(reason)})
+    kb.upsert(report.articles)
+    questions = QuestionIndex(embedder, cache_dir=settings.data_dir / "kb-questions")
+    questions.build(load_questions(settings.kb_source_dir / "questions"))
+    log.info("knowledge base ready", extra={**kb.stats(), "questions": questions.size})
+    return Answerer(kb, questions, settings.kb_answer_policy())
+
+
+async def _start_knowledge(app: FastAPI, settings: Settings) -> None:
+    """Runs beside start-up: the bot says "search is starting" until it is done, never guesses."""
+    try:
+        answerer = await to_thread.run_sync(_open_knowledge, settings)
+    except Exception:
+        log.exception("knowledge base failed to load")
+        app.state.knowledge_error = "knowledge base failed to load (see the log)"
+        return
+    app.state.knowledge = answerer.kb
+    action_runtime.update(knowledge=answerer)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -79,13 +118,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         await to_thread.run_sync(lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
-        action_runtime.configure(SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings)
+        action_runtime.configure(
+            SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings, sessions=sessions
+        )
+        app.state.knowledge = None
+        knowledge_task = asyncio.create_task(_start_knowledge(app, settings))
         await to_thread.run_sync(language.warm_up)
         rasa = await _start_rasa(app, settings)
         app.state.conversations = ConversationService(sessions, rasa)
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
+        # Human handoff: turn hooks, the handoff actions' service, agent API, timeouts, outbox.
+        handoff_running = await handoff.start(
+            app, sessions, settings, app.state.conversations, action_runtime.services().orders
+        )
         # Support ops: review inbox collection, training jobs, model registry (ops/service.py).
         if getattr(app.state, "admin_session_check", None) is None:
             app.state.admin_session_check = admin_session_check  # admin agents may use admin routes
@@ -94,7 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await ops_running.stop()
+            await handoff_running.stop()
             await push_channels.stop()
+            knowledge_task.cancel()
             if app.state.rasa_process is not None:
                 await app.state.rasa_process.stop()
             await rasa.close()
@@ -107,10 +156,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(telegram_router)
     app.include_router(wechat_router)
     app.include_router(actions_router)
-    app.include_router(handoff_console_router)
+    app.include_router(kb_admin_router)
+    app.include_router(handoff_agent_router)
+    app.include_router(handoff_customer_router)
     app.include_router(ops_router)
     app.include_router(ops_metrics_router)
     app.include_router(ops_page_router)
+    app.include_router(handoff_console_router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -125,7 +177,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = await service.rasa.status()
         except RasaUnavailable as err:
             return JSONResponse({"status": "unavailable", "missing": str(err)}, status_code=503)
-        return JSONResponse({"status": "ready", "model": status.get("model_id")})
+        if request.app.state.knowledge is None:
+            missing = getattr(request.app.state, "knowledge_error", "knowledge base still loading")
+            return JSONResponse({"status": "unavailable", "missing": missing}, status_code=503)
+        return JSONResponse({"status": "ready", "model": status.get("model_id"), "kb": request.app.state.knowledge.stats()})
 
     return app
 

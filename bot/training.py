@@ -40,6 +40,11 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
     )
     env.update(extra or {})
+    # endpoints.yml reads these; unset, Rasa would create a file literally named "${RASA_TRACKER_DB}".
+    if "RASA_TRACKER_DB" not in env:
+        (ROOT / "data").mkdir(exist_ok=True)
+        env["RASA_TRACKER_DB"] = str(ROOT / "data" / "rasa-tracker.db")
+    env.setdefault("ACTION_ENDPOINT_URL", "http://127.0.0.1:8000/actions/webhook")
     return env
 
 

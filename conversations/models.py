@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base
@@ -74,4 +74,27 @@ class Turn(Base):
     slots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active_loop: Mapped[str | None] = mapped_column(String(64))
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class KbAnswer(Base):
+    """One knowledge-base reply (answer, clarification or decline) and the customer's verdict on it.
+
+    Keyed by sender id rather than conversation id because the Rasa action that writes it knows only
+    the tracker's sender; ops reports join on it. ``helpful`` stays NULL until a feedback button.
+    """
+
+    __tablename__ = "kb_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(128))
+    query: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(16))  # answered | clarified | declined
+    article_id: Mapped[str | None] = mapped_column(String(128))
+    article_language: Mapped[str | None] = mapped_column(String(8))
+    score: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    helpful: Mapped[bool | None] = mapped_column(Boolean)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -14,12 +14,12 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from anyio import to_thread
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations import language as lang
@@ -69,6 +69,7 @@ class TurnResult:
     state: str
     messages: list[OutboundMessage]
     duplicate: bool = False
+    conversation_token: str | None = None  # first answer only: lets the customer read their conversation
 
 
 def _now() -> datetime:
@@ -90,26 +91,54 @@ def to_outbound(rasa_message: dict[str, Any], traditional: bool) -> OutboundMess
     return OutboundMessage(type=str(custom.get("type") or "text"), text=text, buttons=buttons, sources=sources)
 
 
+class TurnHooks(Protocol):
+    """What human handoff plugs into every turn (implemented by handoff.service.HandoffService)."""
+
+    async def before_rasa(self, stored: _Stored, inbound: InboundMessage) -> TurnResult | str | None:
+        """A TurnResult answers without Rasa; a str replaces the text sent to Rasa; None goes on."""
+
+    async def after_turn(
+        self, stored: _Stored, inbound: InboundMessage, turn: dict[str, Any], result: TurnResult
+    ) -> TurnResult: ...
+
+    def conversation_token(self, sender_id: str) -> str: ...
+
+
 class ConversationService:
     def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient) -> None:
         self._sessions = sessions
         self.rasa = rasa
         # Turns of one conversation are processed in order; different conversations in parallel.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.hooks: TurnHooks | None = None  # set by the gateway when human handoff is wired
 
     async def handle(self, inbound: InboundMessage) -> TurnResult:
         async with self._locks[inbound.sender_id]:
             stored = await to_thread.run_sync(self._store_inbound, inbound)
             if stored.answered is not None:
                 return stored.answered
-            started = time.perf_counter()
             text_for_bot = inbound.payload or stored.nlu_text
+            if self.hooks is not None:  # human handoff (handoff/service.py): may answer without Rasa
+                early = await self.hooks.before_rasa(stored, inbound)
+                if isinstance(early, TurnResult):
+                    return self._with_token(stored, early)
+                text_for_bot = early or text_for_bot
+            started = time.perf_counter()
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, {**inbound.metadata, "language": stored.language})
             except RasaUnavailable as err:
                 raise MessagePending(stored.client_message_id, err) from err
             latency_ms = (time.perf_counter() - started) * 1000
-            return await to_thread.run_sync(self._store_reply, stored, reply, latency_ms)
+            result = await to_thread.run_sync(self._store_reply, stored, reply, latency_ms)
+            if self.hooks is not None:
+                result = self._with_token(stored, await self.hooks.after_turn(stored, inbound, reply.turn, result))
+            return result
+
+    def _with_token(self, stored: _Stored, result: TurnResult) -> TurnResult:
+        """The first answer of a conversation carries the customer's read token (handoff/tokens.py)."""
+        if stored.created and self.hooks is not None:
+            return replace(result, conversation_token=self.hooks.conversation_token(stored.sender_id))
+        return result
 
     # --- storage steps (run in a worker thread) --------------------------------------------------
     def _store_inbound(self, inbound: InboundMessage) -> _Stored:
@@ -126,6 +155,7 @@ class ConversationService:
                     return self._replay(db, conv, existing)
             detected = self._language(inbound, previous)
             now = _now()
+            created = conv is None
             if conv is None:
                 conv = Conversation(
                     sender_id=inbound.sender_id, channel=inbound.channel, language=detected.language,
@@ -144,7 +174,10 @@ class ConversationService:
             )
             db.add(msg)
             db.flush()
-            return _Stored(conv.id, msg.id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected))
+            return _Stored(
+                conv.id, msg.id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected),
+                state=conv.state, undelivered=conv.undelivered or 0, created=created,
+            )
 
     def _replay(self, db: Session, conv: Conversation, inbound: Message) -> _Stored:
         detected = lang.Detected(conv.language, conv.script)  # type: ignore[arg-type]
@@ -162,9 +195,10 @@ class ConversationService:
             )
             return _Stored(conv.id, inbound.id, inbound.client_message_id or "", conv.sender_id, detected, "", answered)
         # Stored while Rasa was down: answer it now, once.
+        first = db.scalar(select(func.min(Message.id)).where(Message.conversation_id == conv.id)) == inbound.id
         return _Stored(
             conv.id, inbound.id, inbound.client_message_id or "", conv.sender_id, detected,
-            self._nlu_text(inbound.text, detected),
+            self._nlu_text(inbound.text, detected), state=conv.state, undelivered=conv.undelivered or 0, created=first,
         )
 
     def _store_reply(self, stored: _Stored, reply: RasaReply, latency_ms: float) -> TurnResult:
@@ -242,6 +276,9 @@ class _Stored:
     detected: lang.Detected
     nlu_text: str
     answered: TurnResult | None = None
+    state: str = "bot"  # the conversation's state when the message arrived
+    undelivered: int = 0  # messages waiting for a customer whose channel cannot push
+    created: bool = False  # this message started the conversation
 
     @property
     def language(self) -> str:

@@ -67,4 +67,5 @@ def upgrade(url: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
+    # "heads": feature branches (handoff, channels) may each add a revision on the same parent.
+    command.upgrade(cfg, "heads")

