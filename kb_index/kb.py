@@ -234,7 +234,7 @@ def read_manifest(data_dir: Path) -> dict[str, Any] | None:
         return None
     version = current.read_text(encoding="utf-8").strip()
     path = Path(data_dir) / "versions" / version / "manifest.json"
-    if not path.exists():
+    if not version or not path.exists():
         raise KBError(f"{current} points at version {version!r}, which is missing: the index is damaged; rebuild it")
     return _read_json(path)
 
@@ -295,7 +295,13 @@ class KnowledgeBase:
         the next ``build`` replaces the old index)."""
         kb = cls(data_dir, embedder, config)
         for attempt in range(3):
-            manifest = read_manifest(kb.data_dir)
+            try:
+                manifest = read_manifest(kb.data_dir)
+            except KBError:
+                if replace_mismatched:  # a damaged index is replaced by the next build
+                    kb._replacing = True
+                    return kb
+                raise
             if manifest is None:
                 return kb
             problem = kb._mismatch(manifest)
@@ -336,7 +342,12 @@ class KnowledgeBase:
         version = current.read_text(encoding="utf-8").strip()
         if version == self._snap.version:
             return False
-        manifest = _read_json(self.data_dir / "versions" / version / "manifest.json")
+        try:
+            manifest = _read_json(self.data_dir / "versions" / version / "manifest.json")
+        except KBError:
+            if self._replacing:
+                return False
+            raise
         problem = self._mismatch(manifest)
         if problem:
             if self._replacing:

@@ -52,19 +52,32 @@ class Builder:
         if "" not in vocab:  # bm25s convention: an empty token so that no query is entirely unknown
             vocab[""] = len(vocab)
         n_vocab = len(vocab)
-        lengths = np.frombuffer(self._lengths, dtype=np.int32).astype(np.int64)
-        tokens = np.frombuffer(self._tokens, dtype=np.int32).astype(np.int64)
-        docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-        # Term frequency per (doc, term): unique over a combined key, one sort of all tokens.
-        keys, tf = np.unique(docs * n_vocab + tokens, return_counts=True)
-        doc_of, term_of = keys // n_vocab, keys % n_vocab
+        lengths = np.frombuffer(self._lengths, dtype=np.int32)
+        # Term frequency per (doc, term): unique over a combined key, one sort of all tokens. The
+        # keys come out sorted by document, i.e. in CSR order, so no further sort is needed.
+        keys = np.repeat(np.arange(n_docs, dtype=np.int64), lengths) * n_vocab
+        keys += np.frombuffer(self._tokens, dtype=np.int32)
+        keys, tf = np.unique(keys, return_counts=True)
+        doc_of = (keys // n_vocab).astype(np.int32)
+        term_of = (keys % n_vocab).astype(np.int32)
+        del keys
         df = np.bincount(term_of, minlength=n_vocab).astype(np.float64)
-        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))  # Lucene's idf, as bm25s "lucene"
-        avg_len = float(lengths.mean()) if n_docs else 0.0
-        norm = K1 * (1.0 - B + B * lengths[doc_of] / avg_len) if avg_len > 0 else np.full(len(tf), K1)
-        scores = (idf[term_of] * tf / (tf + norm)).astype(np.float32)
-        # bm25s "lucene" scores tf·idf/(tf + k1·(…)) without the (k1+1) factor; keep its exact values.
-        matrix = sp.csc_matrix((scores, (doc_of.astype(np.int32), term_of.astype(np.int32))), shape=(n_docs, n_vocab), dtype=np.float32)
+        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's idf, as bm25s "lucene"
+        avg_len = float(lengths.mean())
+        tf32 = tf.astype(np.float32)
+        del tf
+        if avg_len > 0:
+            norm = (K1 * (1.0 - B) + (K1 * B / avg_len) * lengths.astype(np.float32))[doc_of]
+        else:
+            norm = np.full(len(tf32), K1, dtype=np.float32)
+        # bm25s "lucene" scores idf·tf/(tf + k1·(1 − b + b·len/avg)) (no (k1+1) factor); same values.
+        scores = idf[term_of] * tf32 / (tf32 + norm)
+        del norm, tf32
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(doc_of, minlength=n_docs), out=indptr[1:])
+        del doc_of
+        matrix = sp.csr_matrix((scores, term_of, indptr), shape=(n_docs, n_vocab)).tocsc()
+        del scores, term_of
         index = bm25s.BM25(k1=K1, b=B, method="lucene")
         index.scores = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "num_docs": n_docs}
         index.vocab_dict = vocab

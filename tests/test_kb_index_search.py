@@ -291,3 +291,14 @@ def test_bm25_matrix_matches_bm25s_own_indexing(good_articles) -> None:
         if not ref_ids:
             continue
         assert np.allclose(mine.get_scores_from_ids(my_ids), ref.get_scores_from_ids(ref_ids), atol=1e-5)
+
+
+def test_damaged_index_is_reported_and_a_build_replaces_it(tmp_path: Path, e5) -> None:
+    kb = KnowledgeBase.open(tmp_path, e5)
+    kb.build([art("a", "Alpha text about returns.")])
+    (tmp_path / "CURRENT").write_text("v999999-gone\n")
+    with pytest.raises(KBError, match="points at version 'v999999-gone', which is missing: the index is damaged; rebuild it"):
+        KnowledgeBase.open(tmp_path, e5)
+    fresh = KnowledgeBase.open(tmp_path, e5, replace_mismatched=True)
+    fresh.build([art("b", "Beta text about shipping.")])
+    assert [a.id for a in KnowledgeBase.open(tmp_path, e5).articles()] == ["b"]

