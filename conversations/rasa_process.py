@@ -87,6 +87,14 @@ class RasaSupervisor:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="rasa-supervisor")
 
+    def clone(self, model: Path, port: int) -> RasaSupervisor:
+        """A supervisor like this one (token, action endpoint, tracker store, log, venv) for another
+        model on another port: support ops starts it beside this one to swap models without a gap."""
+        return RasaSupervisor(
+            model=model, port=port, token=self._token, action_endpoint=self._action_endpoint,
+            tracker_db=self._tracker_db, log_file=self._log_file, venv=self._venv, restart_backoff_s=self._backoff,
+        )
+
     def kill(self) -> None:
         """Kill the current Rasa process (tests use it to prove the restart)."""
         if self._proc and self._proc.returncode is None:

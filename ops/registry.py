@@ -1,18 +1,22 @@
 """The model registry: every trained model kept with its metadata; promote and roll back.
 
-Promotion hands the model file to the running Rasa server with ``PUT /model`` (Rasa loads the new
-agent, keeps the lock store and the SQLite tracker store, and answers the next message with the new
-model: no conversation is dropped, see bench/RESULTS.md "Model promotion"). The supervisor is told
-too, so a Rasa restart comes back on the promoted model, and a pin file
-(``<data_dir>/ops/active_model.json``) makes the gateway start on it after its own restart
-(setting ``ops_pin_promoted_model``).
+Promotion swaps the model customers talk to without a gap: in embedded mode ``BlueGreenSwapper``
+starts a second Rasa on the new model and switches the conversation service to it once it answers
+(see its docstring for why not Rasa's ``PUT /model``); with an external Rasa (``RASA_URL``)
+``RasaModelSwapper`` uses ``PUT /model``. A pin file (``<data_dir>/ops/active_model.json``) makes the
+gateway start on the promoted model after a restart (setting ``ops_pin_promoted_model``).
+Figures: bench/RESULTS.md "Support ops: retraining and promotion".
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +44,8 @@ class ModelSwapper(Protocol):
 
 @dataclass
 class RasaModelSwapper:
-    """Swaps the model of a running Rasa server through its HTTP API (``--enable-api``)."""
+    """Swaps the model of a running Rasa server through its HTTP API (``--enable-api``): for an
+    external Rasa. Turns wait while it loads the model (its event loop is busy meanwhile)."""
 
     base_url: str
     token: str
@@ -65,6 +70,83 @@ class RasaModelSwapper:
         if self.supervisor is not None:
             self.supervisor.model = model_path  # a restart of Rasa comes back on this model
         return str(status.get("model_id") or "")
+
+
+class BlueGreenSwapper:
+    """Embedded mode: start a second Rasa on the new model beside the running one, switch the
+    conversation service to it once it answers with that model, and stop the old one after the turns
+    it was still answering are done (``drain_s``, the gateway's Rasa timeout).
+
+    Why not ``PUT /model``: Rasa 3.6 loads the new agent on its event loop, so every turn waits for
+    the load; on two busy cores that took 27-37 s, longer than the gateway's 30 s Rasa timeout, and
+    turns failed with 503 (bench/RESULTS.md "Support ops"). Here the old process keeps answering
+    until the new one is ready. Both use the same tracker store (SQLite); the gateway processes one
+    turn per conversation at a time, so no conversation is handled by both at once. Costs a second
+    Rasa process (about 1 GB) for the length of the swap.
+    """
+
+    def __init__(self, app: Any, run_async: Callable[[Callable[[], Awaitable[Any]]], Any], *,
+                 timeout_s: float = 30.0, ready_timeout_s: float = 900.0, drain_s: float | None = None) -> None:
+        self.app = app
+        self.run_async = run_async  # runs a coroutine function on the gateway's event loop, from a worker thread
+        self.timeout_s = timeout_s
+        self.ready_timeout_s = ready_timeout_s
+        self.drain_s = timeout_s + 5.0 if drain_s is None else drain_s
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def swap(self, model_path: Path) -> str:
+        return self.run_async(lambda: self._swap(model_path))
+
+    async def _swap(self, model_path: Path) -> str:
+        from conversations.rasa_client import RasaClient, RasaUnavailable
+
+        old_sup = self.app.state.rasa_process
+        service = self.app.state.conversations
+        old_client = service.rasa
+        new_sup = old_sup.clone(model_path, _free_port())
+        await new_sup.start()
+        new_client = RasaClient(new_sup.url, getattr(self.app.state, "rasa_token", ""), self.timeout_s)
+        deadline = time.monotonic() + self.ready_timeout_s
+        status: dict[str, Any] = {}
+        while True:
+            try:
+                status = await new_client.status()
+                if Path(str(status.get("model_file") or "")).name == model_path.name:
+                    break
+            except RasaUnavailable:
+                pass
+            if time.monotonic() > deadline:
+                await new_sup.stop()
+                await new_client.close()
+                raise RegistryError(504, f"the new Rasa did not become ready with {model_path.name}; the old model stays")
+            await asyncio.sleep(1.0)
+        # The switch: turns from now on go to the new process; the old one finishes what it has.
+        service.rasa = new_client
+        self.app.state.rasa_process = new_sup
+        task = asyncio.create_task(self._retire(old_sup, old_client), name="ops-retire-rasa")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        log.info("rasa swapped", extra={"model": model_path.name, "port": new_sup.port, "old_port": old_sup.port})
+        return str(status.get("model_id") or "")
+
+    async def _retire(self, sup: Any, client: Any) -> None:
+        try:
+            await asyncio.sleep(self.drain_s)
+        finally:
+            await asyncio.shield(sup.stop())
+            await client.close()
+
+    async def aclose(self) -> None:
+        """Stop any old Rasa still draining (the gateway is shutting down)."""
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _now() -> datetime:

@@ -68,6 +68,9 @@ class OpsApp:
         return result
 
     async def stop(self) -> None:
+        aclose = getattr(self.registry.swapper, "aclose", None)
+        if aclose is not None:
+            await aclose()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -126,13 +129,18 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
 async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session], *, collect_every_s: float = 60.0,
                 job_poll_s: float = 2.0) -> OpsApp:
     """Wire ops into a running gateway: the model swapper, the running model's record, the runner."""
+    from anyio import from_thread
+
     from bot.training import DEFAULT_DATA, DEFAULT_DOMAIN, model_hash
-    from ops.registry import RasaModelSwapper
+    from ops.registry import BlueGreenSwapper, RasaModelSwapper
 
     supervisor = getattr(app.state, "rasa_process", None)
-    # External mode (RASA_URL): that server must be able to read the model files' paths.
-    swapper = RasaModelSwapper(base_url=app.state.conversations.rasa.base_url, token=getattr(app.state, "rasa_token", ""),
-                               supervisor=supervisor)
+    swapper: ModelSwapper
+    if supervisor is not None:  # embedded: a second Rasa on the new model, then switch (no gap)
+        swapper = BlueGreenSwapper(app, from_thread.run, timeout_s=settings.rasa_timeout_s)
+    else:  # external mode (RASA_URL): Rasa's PUT /model; that server must be able to read the model's path
+        swapper = RasaModelSwapper(base_url=app.state.conversations.rasa.base_url,
+                                   token=getattr(app.state, "rasa_token", ""))
     ops = build(settings, sessions, swapper=swapper)
     if supervisor is not None:
         model = Path(supervisor.model)

@@ -1,7 +1,7 @@
 """The whole learning loop for real, on the tiny project of tests/test_ops_fixtures.py: a running
 Rasa server (supervised child process, gateway channel), the conversation service, the inbox,
-real ``rasa train`` + ``ops.rasa_eval``, the gate, promotion through Rasa's ``PUT /model`` while
-customers keep talking, a regressing candidate refused, and a rollback.
+real ``rasa train`` + ``ops.rasa_eval``, the gate, promotion (a second Rasa on the new model, then
+the switch) while customers keep talking, a regressing candidate refused, and a rollback.
 
 Each test stays under two minutes on two cores (one Rasa process start is ~25 s of TensorFlow import).
 """
@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from ops.annotations import NluWriter
 from ops.gate import GatePolicy
 from ops.inbox import Filters, ReviewInbox
 from ops.redaction import Redactor
-from ops.registry import ModelRegistry, RasaModelSwapper
+from ops.registry import BlueGreenSwapper, ModelRegistry
 from ops.training import TrainingService, TrainPaths
 from storage.db import make_engine, make_session_factory, upgrade
 from tests.test_ops_fixtures import NEW_PHRASING, NEW_PHRASING_2, build
@@ -75,13 +76,17 @@ class Loop:
             tracker_db=self.root / "tracker.db", log_file=self.root / "rasa.log",
         )  # fmt: skip
         self.call(self.supervisor.start())
-        self.client = RasaClient(self.supervisor.url, TOKEN, timeout_s=60)
-        self.service = ConversationService(self.sessions, self.client)
-        self.registry.swapper = RasaModelSwapper(self.supervisor.url, TOKEN, self.supervisor)
+        client = RasaClient(self.supervisor.url, TOKEN, timeout_s=60)
+        self.service = ConversationService(self.sessions, client)
+        # What the gateway's app.state holds; the swapper starts a second Rasa and switches to it.
+        self.app = SimpleNamespace(state=SimpleNamespace(rasa_process=self.supervisor, conversations=self.service,
+                                                         rasa_token=TOKEN))
+        self.swapper = BlueGreenSwapper(self.app, lambda fn: self.call(fn(), timeout=600), timeout_s=60, drain_s=3)
+        self.registry.swapper = self.swapper
         deadline = time.monotonic() + 150
         while True:
             try:
-                self.call(self.client.status())
+                self.call(client.status())
                 return
             except RasaUnavailable:
                 if time.monotonic() > deadline:
@@ -91,13 +96,15 @@ class Loop:
     def say(self, sender: str, text: str) -> tuple[str | None, str]:
         """One customer message through the conversation service: (intent understood, first reply)."""
         result = self.call(self.service.handle(InboundMessage(sender_id=sender, channel="rest", text=text, language="en")))
-        intent = self.call(self.client.send(f"probe-{sender}", text, {"language": "en"})).turn.get("intent", {}).get("name")
+        probe = self.call(self.service.rasa.send(f"probe-{sender}", text, {"language": "en"}))
+        intent = probe.turn.get("intent", {}).get("name")
         return intent, result.messages[0].text if result.messages else ""
 
     def close(self) -> None:
         if self.supervisor is not None:
-            self.call(self.supervisor.stop())
-            self.call(self.client.close())
+            self.call(self.swapper.aclose())
+            self.call(self.app.state.rasa_process.stop())
+            self.call(self.service.rasa.close())
         self.asyncio_loop.call_soon_threadsafe(self.asyncio_loop.stop)
         self.thread.join(10)
         self.engine.dispose()
@@ -162,7 +169,8 @@ def test_new_phrasing_learned_gated_and_promoted_without_dropping_a_conversation
     assert loop.say("cust-3", NEW_PHRASING) == ("check_order_status", "let me check your order")
     assert loop.say("cust-1", NEW_PHRASING_2)[0] == "check_order_status"
     assert loop.registry.active().id == done["model_id"]  # type: ignore[union-attr]
-    assert Path(loop.supervisor.model).name == f"{done['model_id']}.tar.gz"  # type: ignore[union-attr]
+    assert Path(loop.app.state.rasa_process.model).name == f"{done['model_id']}.tar.gz"
+    assert loop.app.state.rasa_process is not loop.supervisor  # a second Rasa took over
     loop.model_b = done["model_id"]  # type: ignore[attr-defined]
 
 
