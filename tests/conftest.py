@@ -94,10 +94,15 @@ def trained_model() -> Path:
     return ensure_model(RASA_CONFIG, MODEL_CACHE)
 
 
+# kb_index modules that do not change what is stored in an index (so no rebuild when they change).
+_NOT_INDEX_CODE = {"answering.py", "questions.py", "admin_routes.py", "__main__.py", "cli.py"}
+
+
 def _tree_hash(*paths: Path) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        files = (p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for file in sorted(f for f in files if f.name not in _NOT_INDEX_CODE):
             digest.update(str(file.relative_to(ROOT)).encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
