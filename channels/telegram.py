@@ -177,7 +177,7 @@ class TelegramRenderer:
 
     def _render_one(self, chat_id: int, sender_id: str, message: OutboundMessage) -> Iterator[Delivery]:
         text = message.text or ""
-        agent_name = getattr(message, "agent_name", None)
+        agent_name = getattr(message, "agent", None)  # the agent's display name, when handoff sets one
         prefix = f"<b>{html.escape(str(agent_name), quote=False)}</b>: " if agent_name else ""
         sources = "\n".join(f"🔗 {_link(s.get('title', ''), s.get('url', ''))}" for s in message.sources)
         sources_len = _utf16_len(html.unescape(sources)) + 2 if sources else 0

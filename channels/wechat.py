@@ -226,7 +226,7 @@ class WeChatRenderer:
         texts: list[str] = []
         for message in messages:
             text = message.text or ""
-            agent_name = getattr(message, "agent_name", None)
+            agent_name = getattr(message, "agent", None)  # the agent's display name, when handoff sets one
             if agent_name:
                 text = f"{agent_name}: {text}"
             lines = [text] if text else []
