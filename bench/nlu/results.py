@@ -54,8 +54,9 @@ def header(title: str, load_at_start: str) -> list[str]:
         f"### {title}",
         "",
         f"- Date: {now}. Machine: `nproc`={m['nproc']}, {m['cpu']}, RAM {m['ram']}; "
-        f"Rasa venv Python {m['python']}; load average at start {load_at_start} "
-        f"(other jobs share these cores, so times are upper bounds).",
+        f"Rasa venv Python {m['python']}; load average at start {load_at_start}, at the end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (other jobs share these cores, so "
+        f"wall-clock times are upper bounds; CPU times are not stretched by them).",
         f"- Reproduce (from the project root): `{command_line()}`",
         "",
     ]

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 PREFIXES = ("query", "passage")
 DIM = 384
+DEFAULT_CACHE_SIZE = 20_000
 
 
 class _E5Cache:
@@ -41,7 +42,9 @@ class _E5Cache:
         self._model: Any = None
         self._cache: "OrderedDict[Tuple[str, str], np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()
-        self.max_size = 200_000
+        # a long-running server sees an open-ended stream of texts, so the cache stays
+        # bounded (LRU): 20k (prefix, text) entries x 384 float32 ~ 31 MB at most
+        self.max_size = DEFAULT_CACHE_SIZE
         self.hits = 0
         self.misses = 0
 
@@ -110,8 +113,9 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
             # also add token-level sequence features (each token embedded on its own, with
             # the first prefix); no component of our pipeline needs them
             "sequence_features": False,
-            # size of the in-process LRU cache of embeddings (shared by all instances)
-            "cache_size": 200_000,
+            # size of the in-process LRU cache of embeddings (shared by all instances;
+            # the largest size any instance asks for wins)
+            "cache_size": DEFAULT_CACHE_SIZE,
         }
 
     @staticmethod
@@ -138,7 +142,8 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
         self._batch_size = int(self._config.get("batch_size", 64))
         self._sequence = bool(self._config.get("sequence_features", False))
         E5_CACHE.max_size = max(E5_CACHE.max_size, int(self._config.get("cache_size", 0)))
-        E5_CACHE.model()  # load the model now (fast), not on the first message
+        # load the model now (when Rasa builds or loads the graph), not on the first message
+        E5_CACHE.model()
 
     @classmethod
     def create(
