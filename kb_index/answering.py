@@ -40,6 +40,7 @@ class AnswerPolicy:
     # spreads probability over the articles it knows even for a question about something else.
     min_similarity: float = 0.86
     clarify_floor: float = 0.05  # articles offered in a clarifying question need at least this
+    clarify_min_similarity: float = 0.84  # ...and this cosine: no "did you mean" about unrelated articles
     passage_threshold: float = 0.88  # cosine for answering from an article that has no questions
     candidates: int = 3  # titles offered in a clarifying question
     max_chars: int = 480  # the quoted part of the chunk
@@ -107,7 +108,10 @@ class Answerer:
         p = self.policy
         answered = self.answers(top)
         rest = ranked[1:] if answered else ranked
-        candidates = [self._candidate(r, language, versions) for r in rest[: p.candidates] if r.confidence >= p.clarify_floor]
+        candidates = [
+            self._candidate(r, language, versions) for r in rest[: p.candidates]
+            if r.confidence >= p.clarify_floor and r.similarity >= p.clarify_min_similarity
+        ]
         if answered:
             return self._answer(query, qvec, language, top.article_id, top.confidence, candidates, versions)
         return KbDecision("clarified" if candidates else "declined", query, language, top.confidence, candidates=candidates)
@@ -117,7 +121,8 @@ class Answerer:
         versions = self._versions()
         if not any(a == article_id for a, _ in versions):
             return KbDecision("declined", query, language, None)
-        qvec = self.kb.embedder.embed_queries([query or article_id])[0]
+        query = query.strip() or article_id.replace("-", " ")  # a pick without a question: the article's gist
+        qvec = self.kb.embedder.embed_queries([query])[0]
         return self._answer(query, qvec, language, article_id, None, [], versions)
 
     # --- ranking ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def button(reply: dict[str, Any], payload_prefix: str) -> dict[str, str]:
     [
         ("how much is express delivery? and when is shipping free", "/en/articles/shipping-costs"),
         ("寄回去退货的话，银卡会员有多少天可以退？", "/zh/articles/return-policy"),
-        ("Сколько идёт посылка стандартной доставкой?", "/ru/articles/shipping-times"),
+        ("Сколько дней ждать посылку при обычной доставке?", "/ru/articles/shipping-times"),
     ],
 )
 def test_question_answered_with_article_in_customer_language(live: LiveSystem, question: str, url_part: str) -> None:
@@ -71,7 +71,7 @@ def test_question_mid_form_is_answered_and_the_form_resumes(live: LiveSystem) ->
 
 def test_feedback_is_stored_per_answer(live: LiveSystem) -> None:
     s = sender()
-    reply = live.say(s, "I forgot my password and the reset email never came, what do I do?")
+    reply = live.say(s, "how much do you charge for overnight shipping?")
     helped = button(reply, "/kb_feedback")
     assert '"kb_helpful": "yes"' in helped["payload"]
     thanks = live.chat(s, payload=helped["payload"]).json()
@@ -79,7 +79,7 @@ def test_feedback_is_stored_per_answer(live: LiveSystem) -> None:
     rows = live.query("select query, article_id, helpful, score from kb_answers where sender_id = :s", s=s)
     assert len(rows) == 1
     query, article_id, helpful, score = rows[0]
-    assert "password" in query and article_id and helpful in (1, True) and score > 0
+    assert "overnight" in query and article_id == "shipping-costs" and helpful in (1, True) and score > 0
 
 
 def test_not_helpful_offers_alternatives_or_a_person(live: LiveSystem) -> None:

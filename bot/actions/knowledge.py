@@ -179,6 +179,9 @@ class ActionAnswerQuestion(Action):
             buttons.append({"title": text("none_of_these", lang), "payload": payload("kb_pick", kb_article=NONE_OF_THESE)})
             dispatcher.utter_message(text=text("clarify", lang), buttons=buttons)
             return [SlotSet("kb_outcome", "clarified"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
+        if intent == "out_of_scope":  # clearly not a store question: say what the bot can do instead
+            dispatcher.utter_message(response="utter_out_of_scope")
+            return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query)]
         dispatcher.utter_message(text=f"{text('declined', lang)} {text('rephrase', lang)}", buttons=person_buttons(lang))
         return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
 
