@@ -97,7 +97,6 @@ def test_unanswerable_question_gets_a_clarification_never_an_invented_answer(liv
     s = sender()
     first = live.say(s, "what's the weather going to be like in Lisbon tomorrow")
     assert not kb_answers(first), texts(first)
-    assert [b for m in first["messages"] for b in m["buttons"]], "clarifying titles or a person, as buttons"
     second = live.say(s, "will it rain in Lisbon tomorrow afternoon")
     assert not kb_answers(second), texts(second)
     assert "/human_handoff" in [b["payload"] for m in second["messages"] for b in m["buttons"]]

@@ -181,7 +181,7 @@ class ActionAnswerQuestion(Action):
             return [SlotSet("kb_outcome", "clarified"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
         if intent == "out_of_scope":  # clearly not a store question: say what the bot can do instead
             dispatcher.utter_message(response="utter_out_of_scope")
-            return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query)]
+            return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
         dispatcher.utter_message(text=f"{text('declined', lang)} {text('rephrase', lang)}", buttons=person_buttons(lang))
         return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
 
