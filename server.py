@@ -34,7 +34,7 @@ from conversations.service import ConversationService
 from handoff.api import agent_router as handoff_agent_router
 from handoff.api import customer_router as handoff_customer_router
 from handoff.console_routes import router as handoff_console_router
-from kb_index import KnowledgeBase, load_path, make_embedder
+from kb_index import KBConfig, KnowledgeBase, load_path, make_embedder
 from kb_index.admin_routes import router as kb_admin_router
 from kb_index.answering import Answerer
 from kb_index.questions import QuestionIndex, load_questions
@@ -85,7 +85,7 @@ def _open_knowledge(settings: Settings) -> Answerer:
     article answers) is refitted in a second; its embeddings are cached on disk.
     """
     embedder = make_embedder(settings.kb_embedder)
-    kb = KnowledgeBase.open(settings.data_dir / "kb", embedder)
+    kb = KnowledgeBase.open(settings.data_dir / "kb", embedder, config=KBConfig.from_settings(settings))
     report = load_path(settings.kb_source_dir)
     for path, reason in report.errors:
         log.warning("help centre file skipped", extra={"path": str(path), "reason": str(reason)})
