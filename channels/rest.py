@@ -17,6 +17,9 @@ from conversations.service import ConversationService, InboundMessage, MessagePe
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
 SenderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+# Sender ids other channels vouch for (a verified widget user, a Telegram chat…): a REST caller must
+# not be able to speak, or read, as one of them.
+RESERVED_SENDER_PREFIXES = ("web:", "web-user:", "telegram:", "wechat:")
 MAX_TEXT_CHARS = 4000
 
 
@@ -31,6 +34,10 @@ class ChatRequest(BaseModel):
 
     @model_validator(mode="after")
     def _needs_text_or_payload(self) -> ChatRequest:
+        if self.sender_id.startswith(RESERVED_SENDER_PREFIXES):
+            raise ValueError(
+                f"sender_id must not start with {', '.join(RESERVED_SENDER_PREFIXES)}: those belong to other channels"
+            )
         if self.payload is None and (self.text is None or not self.text.strip()):
             raise ValueError("text must be a non-empty string (or send a button's payload)")
         if self.payload is not None and not self.payload.strip():

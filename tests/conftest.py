@@ -3,6 +3,7 @@ is started once per test session in a subprocess, exactly as `make run` starts i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -112,10 +113,18 @@ def _tree_hash(*paths: Path) -> str:
 def help_centre_index() -> Path:
     """The shipped help centre (articles and their questions) embedded once per content — that
     takes minutes on two cores; each live system starts from a copy, as a restart would."""
+    target = KB_CACHE / _tree_hash(ROOT / "help_centre", ROOT / "kb_index")
+    KB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(KB_CACHE / ".lock", "w") as lock:  # two test sessions at once build it only once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _build_help_centre_index(target)
+    return target
+
+
+def _build_help_centre_index(target: Path) -> None:
     from kb_index import KnowledgeBase, load_path, make_embedder
     from kb_index.questions import QuestionIndex, load_questions
 
-    target = KB_CACHE / _tree_hash(ROOT / "help_centre", ROOT / "kb_index")
     if not (target / "kb" / "CURRENT").exists():
         building = target.with_name(target.name + ".building")
         shutil.rmtree(building, ignore_errors=True)
@@ -124,7 +133,6 @@ def help_centre_index() -> Path:
         QuestionIndex(embedder, cache_dir=building / "kb-questions").build(load_questions(ROOT / "help_centre" / "questions"))
         shutil.rmtree(target, ignore_errors=True)
         building.rename(target)
-    return target
 
 
 @pytest.fixture(scope="session")
