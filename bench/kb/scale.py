@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.results import replace_section
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -480,19 +481,6 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
     if meta.get("notes"):
         lines += ["", *meta["notes"]]
     return "\n".join(lines)
-
-
-def replace_section(title: str, body: str, path: Path = RESULTS) -> None:
-    """Replace only ``## title`` in RESULTS.md (append it if missing): other benchmarks' sections stay."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = f"## {title}\n\n{body.strip()}\n\n"
-    match = re.search(rf"^## {re.escape(title)}\s*$", text, flags=re.M)
-    if match is None:
-        path.write_text(text.rstrip() + "\n\n" + block, encoding="utf-8")
-        return
-    following = re.search(r"^## ", text[match.end() :], flags=re.M)
-    end = match.end() + following.start() if following else len(text)
-    path.write_text(text[: match.start()] + block + text[end:], encoding="utf-8")
 
 
 NOTES = [
