@@ -45,7 +45,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rasa_pids(port: int) -> list[int]:
+def rasa_pids(port: int) -> list[int]:
     out = subprocess.run(["pgrep", "-f", f"rasa run .*--port {port}"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -98,7 +98,7 @@ def local_system(keep_data: bool = False, say: Callable[[str], None] = print) ->
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-            for pid in _rasa_pids(rasa_port):  # never leave a Rasa behind
+            for pid in rasa_pids(rasa_port):  # never leave a Rasa behind
                 os.kill(pid, signal.SIGKILL)
     if ok and not keep_data:
         shutil.rmtree(data_dir, ignore_errors=True)

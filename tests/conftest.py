@@ -8,7 +8,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from scenarios.system import free_port, rasa_pids  # shared with the scenario runner's own system
+
 ROOT = Path(__file__).resolve().parent.parent
 # Trained models are cached outside the checkout so CI's fresh clones reuse them (keyed by hash).
 MODEL_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_MODEL_DIR", Path.home() / ".cache" / "supportbot" / "models"))
@@ -34,17 +35,6 @@ ADMIN_TOKEN = "test-admin-token"
 # (no automatic assignment), so a test decides who takes which chat.
 AGENT_PASSWORD = "test-agent-password"
 HANDOFF_ADMIN_PASSWORD = "test-handoff-admin-password"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rasa_pids(port: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"rasa run .*--port {port}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 @dataclass

@@ -176,7 +176,7 @@ def test_new_phrasing_learned_gated_and_promoted_without_dropping_a_conversation
 
 def test_regressing_candidate_is_refused_and_rollback_restores_the_old_model(loop: Loop) -> None:
     if not hasattr(loop, "model_b"):
-        pytest.skip("needs the promotion test first")
+        pytest.fail("the promotion test did not leave a promoted model (run it first; see its failure)")
     # Poisoned data: order-status wordings labelled as greetings, in every language.
     poison = {"en": ["where's my order please", "check my order status please", "where is the order", "my order status"],
               "zh": ["订单到哪了呀", "帮我查订单吧", "查一下订单到哪", "订单到哪"],
