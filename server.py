@@ -6,10 +6,17 @@ the server named by RASA_URL), the action server and the customer channels.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import secrets
+import os
+
+# Before numpy loads: OpenBLAS's worker threads spin after every small matrix product (the KB's
+# question classifier, the review inbox) and took as much CPU as the requests themselves
+# (bench/RESULTS.md, ## Load). Requests run in parallel instead; set it to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import secrets  # noqa: E402
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 

@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     # resolution is "durable" when the same customer opens no new session or handoff within N days.
     ops_session_gap_min: float = 30.0
     ops_durable_days: int = 7
+    # Review-inbox collection (redaction with spaCy, e5 embeddings) is batch work that shares the
+    # gateway's CPU with customers: every ops_collect_every_s it waits until no customer turn has
+    # been in progress for ops_collect_quiet_s, but never longer than ops_collect_max_delay_s.
+    ops_collect_every_s: float = 60.0
+    ops_collect_quiet_s: float = 2.0
+    ops_collect_max_delay_s: float = 600.0
 
     def kb_answer_policy(self) -> AnswerPolicy:
         from kb_index.answering import AnswerPolicy

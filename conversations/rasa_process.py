@@ -19,6 +19,18 @@ from bot.training import ROOT, rasa_env, rasa_executable
 log = logging.getLogger(__name__)
 
 
+# Serving works on one message at a time. The default thread pools (one thread per core) of
+# OpenBLAS (numpy, under the intent classifier) and TensorFlow (the TED policy) then spin between
+# tiny operations and took most of a core from the gateway and the action server running beside
+# Rasa; one thread each does the same work without the spin (bench/RESULTS.md, ## Load). Set in
+# the environment to override.
+SERVING_THREADS = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_INTER_OP_PARALLELISM_THREADS": "1",
+    "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+}
+
+
 class RasaSupervisor:
     def __init__(
         self,
@@ -66,6 +78,8 @@ class RasaSupervisor:
         self._tracker_db.parent.mkdir(parents=True, exist_ok=True)
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         env = rasa_env({"ACTION_ENDPOINT_URL": self._action_endpoint, "RASA_TRACKER_DB": str(self._tracker_db)})
+        for name, value in SERVING_THREADS.items():
+            env.setdefault(name, value)
         with open(self._log_file, "ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(), cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True

