@@ -109,7 +109,8 @@ class LiveModel:
                     gold=gold,
                     final=intent.get("name"),
                     top=top.get("name"),
-                    top_conf=float(top.get("confidence") or 0.0),
+                    # E5IntentClassifier gates on its regression's probability, not the ranking's
+                    top_conf=float(intent.get("gate_confidence", top.get("confidence")) or 0.0),
                     similarity=intent.get("similarity"),
                     ranking=ranking,
                     entities=[

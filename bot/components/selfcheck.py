@@ -223,10 +223,51 @@ def check_no_fallback_intents() -> Dict[str, Any]:
     results = {}
     for name, probs in {"out_of_scope": [0.1, 0.9], "greet": [0.9, 0.1]}.items():
         message = Message(data={"text": "x"})
-        clf._set_prediction(message, np.array(probs), similarity=0.5)
+        clf._set_prediction(message, np.array(probs), gate=max(probs), similarity=0.5)
         results[name] = message.get("intent")["name"]
     ok = results == {"out_of_scope": "out_of_scope", "greet": "nlu_fallback"}
     return {"ok": ok, "detail": results}
+
+
+def check_mlp_blend() -> Dict[str, Any]:
+    """The stored MLP weights reproduce scikit-learn's own probabilities (numpy forward pass, also
+    for two intents, where scikit-learn fits a single logistic output), and a low logistic-
+    regression probability sends the message to nlu_fallback however sure the MLPs are."""
+    import numpy as np
+    from rasa.shared.nlu.training_data.message import Message
+    from sklearn.neural_network import MLPClassifier
+
+    from bot.components.intent_classifier import E5IntentClassifier
+
+    rng = np.random.default_rng(0)
+    config = {**E5IntentClassifier.get_default_config(), "mlp_ensemble": 2, "mlp_hidden": 16, "mlp_max_iter": 200}
+    detail: Dict[str, Any] = {}
+    ok = True
+    for n_classes in (2, 4):
+        X = rng.normal(size=(40, 8)).astype(np.float32)
+        y = np.arange(40) % n_classes
+        X[np.arange(40), y] += 3.0
+        clf = E5IntentClassifier(config, None, None, labels=[f"i{k}" for k in range(n_classes)])  # type: ignore[arg-type]
+        layers = clf._fit_mlps(X, y)
+        clf.model = {f"mlp_{k}_{name}": a for k, layer in enumerate(layers) for name, a in layer.items()}
+        ours = clf._mlp_log_probs(X)
+        theirs = []
+        for seed in range(2):
+            ref = MLPClassifier(hidden_layer_sizes=(16,), alpha=1e-3, max_iter=200, random_state=seed)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref.fit(X, y)
+            theirs.append(ref.predict_log_proba(X))
+        gap = float(np.abs(ours - np.mean(theirs, axis=0)).max())  # type: ignore[operator]
+        detail[f"{n_classes}_intents_max_log_prob_gap"] = gap
+        ok = ok and gap < 1e-3
+    message = Message(data={"text": "x"})
+    clf._set_prediction(message, np.array([0.1, 0.1, 0.1, 0.7]), gate=0.2, similarity=0.99)
+    detail["low_regression_confidence"] = message.get("intent")["name"]
+    ok = ok and detail["low_regression_confidence"] == "nlu_fallback"
+    return {"ok": ok, "detail": detail}
 
 
 def check_entity_intent_gate() -> Dict[str, Any]:
@@ -301,6 +342,7 @@ def main() -> int:
     run("tokenizer_keeps_emails_and_order_ids", check_whole_entities_tokens)
     run("embedding_cache_bounded_lru", check_embedding_cache_bounded)
     run("no_fallback_intents_answered_as_themselves", check_no_fallback_intents)
+    run("mlp_blend_matches_sklearn_and_gates_on_regression", check_mlp_blend)
     run("reason_clause_split", check_clause_split)
     run("entity_intent_gate", check_entity_intent_gate)
 
