@@ -1013,7 +1013,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conversations",
         type=int,
         default=None,
-        help="conversations per target and level (default: 16 at concurrency 1, else 4 × concurrency)",
+        help="conversations per target and level (default: the larger of 80 and 4 × concurrency; with 16 at concurrency 1 back-to-back runs scattered by ±10%%)",
     )
     p.add_argument("--url", help="benchmark this running gateway instead of starting one (needs --rasa-url)")
     p.add_argument("--rasa-url", help="the Rasa server behind --url (its REST webhook is the baseline)")
@@ -1025,7 +1025,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dump", type=Path, help="also write every measured turn to this file (JSON lines)")
     p.add_argument("--no-prewarm", action="store_true", help="don't pre-warm the NLU embedding cache")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results file (default: bench/RESULTS.md)")
-    p.add_argument("--time-cap", type=float, default=45.0, help="seconds per target and level (default 45)")
+    p.add_argument("--time-cap", type=float, default=90.0, help="seconds per target and level (default 90)")
     p.add_argument("--grace", type=float, default=20.0, help="seconds in-flight conversations get after the cap")
     p.add_argument("--rounds", type=int, default=2, help="A-B block pairs per level (default 2: A-B-B-A)")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured conversations per target first (default 3)")
@@ -1059,7 +1059,7 @@ async def first_turns(run: Run, gateway: Target) -> None:
 
 
 def planned_texts(run: Run, orders: list[tuple[str, str, str]]) -> list[str]:
-    n = max(run.args.warmup, *(run.args.conversations or (16 if c == 1 else 4 * c) for c in run.levels))
+    n = max(run.args.warmup, *(run.args.conversations or max(80, 4 * c) for c in run.levels))
     texts: dict[str, None] = {}
     for index in range(n):
         script, (order_id, username, email) = conversation_plan(index, orders)
@@ -1116,7 +1116,7 @@ async def measure(run: Run, gateway_url: str, rasa_url: str, token: str | None) 
         await prewarm_nlu(run, rasa_url, token, orders)
 
     for level_no, c in enumerate(run.levels):
-        n = a.conversations or (16 if c == 1 else 4 * c)
+        n = a.conversations or max(80, 4 * c)
         run.per_level_conversations[c] = n
         limits = httpx.Limits(max_connections=c + 4, max_keepalive_connections=c + 4)
         clients = {t.key: httpx.AsyncClient(timeout=a.timeout, limits=limits) for t in run.targets}
