@@ -3,6 +3,7 @@ replaces only that section, so running one benchmark never erases another's figu
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -15,8 +16,13 @@ def replace_section(title: str, body: str, path: Path = RESULTS) -> None:
     block = f"## {title}\n\n{body.strip()}\n\n"
     match = re.search(rf"^## {re.escape(title)}\s*$", text, flags=re.M)
     if match is None:
-        path.write_text(text.rstrip() + "\n\n" + block, encoding="utf-8")
-        return
-    following = re.search(r"^## ", text[match.end():], flags=re.M)
-    end = match.end() + following.start() if following else len(text)
-    path.write_text(text[: match.start()] + block + text[end:], encoding="utf-8")
+        new = text.rstrip() + "\n\n" + block
+    else:
+        following = re.search(r"^## ", text[match.end():], flags=re.M)
+        end = match.end() + following.start() if following else len(text)
+        new = text[: match.start()] + block + text[end:]
+    # Written beside and renamed over: a benchmark killed mid-write leaves the old file whole.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)

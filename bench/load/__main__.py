@@ -987,20 +987,10 @@ def render(run: Run) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Load`` section (up to the next ``## `` heading) or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
+    """Replace the ``## Load`` section of ``path`` (bench/results.py owns the format)."""
+    from bench.results import replace_section
+
+    replace_section(SECTION.removeprefix("## "), section.removeprefix(SECTION), path)
 
 
 # ================================================================================================

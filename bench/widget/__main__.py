@@ -162,18 +162,23 @@ async def pings(widgets: list[Widget], rounds: int) -> Sample:
     return sample
 
 
+async def _measured_turn(w: Widget, sample: Sample, rng: random.Random) -> None:
+    """One customer message and its reply, added to ``sample`` (an error is recorded, not raised)."""
+    try:
+        latency, reply, pendings = await w.turn(rng.choice(MESSAGES))
+        sample.latencies.append(latency)
+        sample.duplicates += bool(reply.get("duplicate"))
+        sample.pendings += pendings
+    except Exception as err:  # noqa: BLE001
+        sample.errors.append(repr(err))
+
+
 async def burst(widgets: list[Widget], turns: int, rng: random.Random) -> Sample:
     sample = Sample()
 
     async def one(w: Widget) -> None:
         for _ in range(turns):
-            try:
-                latency, reply, pendings = await w.turn(rng.choice(MESSAGES))
-                sample.latencies.append(latency)
-                sample.duplicates += bool(reply.get("duplicate"))
-                sample.pendings += pendings
-            except Exception as err:  # noqa: BLE001
-                sample.errors.append(repr(err))
+            await _measured_turn(w, sample, rng)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(w) for w in widgets))
@@ -188,13 +193,7 @@ async def paced(widgets: list[Widget], seconds: float, think: float, rng: random
     async def one(w: Widget) -> None:
         await asyncio.sleep(rng.uniform(0, think))  # customers do not all start at the same moment
         while time.monotonic() < deadline:
-            try:
-                latency, reply, pendings = await w.turn(rng.choice(MESSAGES))
-                sample.latencies.append(latency)
-                sample.duplicates += bool(reply.get("duplicate"))
-                sample.pendings += pendings
-            except Exception as err:  # noqa: BLE001
-                sample.errors.append(repr(err))
+            await _measured_turn(w, sample, rng)
             await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
     t0 = time.perf_counter()
@@ -384,19 +383,10 @@ def render(run: Run) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Widget`` section (up to the next ``## `` heading) or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
+    """Replace the ``## Widget`` section of ``path`` (bench/results.py owns the format)."""
+    from bench.results import replace_section
+
+    replace_section(SECTION.removeprefix("## "), section.removeprefix(SECTION), path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
