@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup_envs.sh all
 
 run: setup
-	$(PY) server.py
+	SUPPORTBOT_DEMO=$${SUPPORTBOT_DEMO:-true} $(PY) server.py
 
 # The widget's browser test drives Debian's Chromium (apt, no browser download), with a CJK font so
 # that its review screenshots show the Chinese text; nothing is installed when both are present.

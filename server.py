@@ -17,18 +17,22 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import secrets  # noqa: E402
+import stat  # noqa: E402
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import api_docs
 import handoff
 from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
 from bot.training import ensure_model
+from channels import http_guards
 from channels.rest import router as rest_router
 from channels.runtime import start_channels
 from channels.telegram import router as telegram_router
@@ -52,6 +56,7 @@ from ops.auth import admin_session_check
 from ops.page import router as ops_page_router
 from settings import Settings, get_settings
 from storage.db import make_engine, make_session_factory, upgrade
+from storage.secrets import key_for
 from store.seed import seed
 from store.service import SqlOrdersService
 
@@ -59,12 +64,21 @@ log = logging.getLogger("supportbot")
 
 
 async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
-    """External mode: use RASA_URL. Embedded mode: train if needed, then supervise `rasa run`."""
+    """External mode: use RASA_URL. Embedded mode: train if needed, then supervise `rasa run`.
+
+    Three keys (README "Security"): Rasa's API token (support ops swaps models through Rasa's HTTP
+    API), the gateway channel's token (the gateway → Rasa) and the action server's (Rasa → the
+    gateway). Embedded Rasa gets them through its environment, never its command line.
+    """
     token = settings.rasa_token.get_secret_value() or secrets.token_urlsafe(24)
-    app.state.rasa_token = token  # support ops swaps models through Rasa's HTTP API
+    app.state.rasa_token = token
+    channel_token = key_for(settings, "rasa-channel", settings.rasa_channel_token.get_secret_value())
     if settings.rasa_url:
         app.state.rasa_process = None
-        return RasaClient(settings.rasa_url, token, settings.rasa_timeout_s)
+        if not (settings.rasa_channel_token.get_secret_value() and settings.action_server_token.get_secret_value()):
+            log.warning("external Rasa: set RASA_CHANNEL_TOKEN and ACTION_SERVER_TOKEN here and, as "
+                        "GATEWAY_CHANNEL_TOKEN and ACTION_SERVER_TOKEN, in Rasa's environment (README, Security)")
+        return RasaClient(settings.rasa_url, token, settings.rasa_timeout_s, channel_token=channel_token)
     # A model promoted (or rolled back to) by support ops stays live across restarts.
     model = ops_service.pinned(settings) or await to_thread.run_sync(
         lambda: ensure_model(settings.rasa_config, settings.model_dir, venv=settings.rasa_venv)
@@ -73,6 +87,8 @@ async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
         model=model,
         port=settings.rasa_port,
         token=token,
+        channel_token=channel_token,
+        action_token=app.state.action_server_token,
         action_endpoint=f"http://127.0.0.1:{settings.port}/actions/webhook",
         tracker_db=settings.data_dir / "rasa_tracker.db",
         log_file=settings.data_dir / "rasa.log",
@@ -81,7 +97,7 @@ async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
     )
     await supervisor.start()
     app.state.rasa_process = supervisor
-    return RasaClient(supervisor.url, token, settings.rasa_timeout_s)
+    return RasaClient(supervisor.url, token, settings.rasa_timeout_s, channel_token=channel_token)
 
 
 def _open_knowledge(settings: Settings) -> Answerer:
@@ -115,11 +131,28 @@ async def _start_knowledge(app: FastAPI, settings: Settings) -> None:
     action_runtime.update(knowledge=answerer)
 
 
+def _private_data_dir(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    refused = []
+    for path in [data_dir, *(Path(root, n) for root, dirs, files in os.walk(data_dir) for n in [*dirs, *files])]:
+        try:
+            mode = path.lstat().st_mode
+            if mode & 0o077 and not stat.S_ISLNK(mode):
+                path.chmod(stat.S_IMODE(mode) & ~0o077)
+        except OSError:  # not ours (a mounted volume): say so, the gateway still starts
+            refused.append(str(path))
+    if refused:
+        log.warning("could not make data files private", extra={"files": refused[:20], "count": len(refused)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Data (database, KB index, tracker store, secrets, logs) is for the gateway's user only:
+        # DATA_DIR 0700, and anything an older install left readable by others tightened.
+        await to_thread.run_sync(_private_data_dir, settings.data_dir)
         url = settings.sqlalchemy_url
         await to_thread.run_sync(upgrade, url)
         engine = make_engine(url)
@@ -132,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         knowledge_task = asyncio.create_task(_start_knowledge(app, settings))
         await to_thread.run_sync(language.warm_up)
         rasa = await _start_rasa(app, settings)
-        app.state.conversations = ConversationService(sessions, rasa)
+        app.state.conversations = ConversationService(sessions, rasa, max_attempts=settings.rasa_max_attempts)
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
@@ -156,8 +189,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await rasa.close()
             engine.dispose()
 
-    app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan)
+    # /docs is Swagger UI from the pinned swagger-ui-bundle package under a CSP (api_docs.py), not a CDN.
+    app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    api_docs.install(app)
     app.state.settings = settings
+    http_guards.install(app)  # body caps, per-address rate limits, 422s that never echo the input
+    # What Rasa must present to run actions (bot/actions/webhook.py); known before Rasa starts.
+    app.state.action_server_token = key_for(settings, "action-server", settings.action_server_token.get_secret_value())
     app.include_router(rest_router)
     app.include_router(widget.router)
     app.include_router(telegram_router)
@@ -180,14 +218,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz(request: Request) -> JSONResponse:
         """200 only when Rasa has a model loaded and answers; 503 says what is missing."""
         service: ConversationService = request.app.state.conversations
+        # Unauthenticated: status, model id and counts only (no paths, addresses or versions).
         try:
             status = await service.rasa.status()
-        except RasaUnavailable as err:
-            return JSONResponse({"status": "unavailable", "missing": str(err)}, status_code=503)
+        except RasaUnavailable:
+            missing = "Rasa is not answering or has no model loaded (starting or restarting)"
+            return JSONResponse({"status": "unavailable", "missing": missing}, status_code=503)
         if request.app.state.knowledge is None:
             missing = getattr(request.app.state, "knowledge_error", "knowledge base still loading")
             return JSONResponse({"status": "unavailable", "missing": missing}, status_code=503)
-        return JSONResponse({"status": "ready", "model": status.get("model_id"), "kb": request.app.state.knowledge.stats()})
+        kb = request.app.state.knowledge.stats()
+        return JSONResponse({"status": "ready", "model": status.get("model_id"),
+                             "kb": {"articles": kb["articles"], "chunks": kb["chunks"]}})
 
     return app
 
@@ -222,6 +264,9 @@ def configure_logging(level: str) -> None:
 
 
 def main() -> None:
+    # Everything the gateway and its Rasa child create (database, index, logs, secrets, models) is
+    # readable by this user only; create_app's start-up also makes DATA_DIR itself 0700.
+    os.umask(0o077)
     settings = get_settings()
     configure_logging(settings.log_level)
     uvicorn.run(

@@ -50,6 +50,55 @@ class Settings(BaseSettings):
     # 503 Retry-After sent while Rasa is down or restarting (it takes ~30 s to load).
     retry_after_s: int = 15
 
+    # --- security (README "Security") ---------------------------------------------------------
+    # Master secret; every other key is derived from it per purpose (storage/secrets.py) unless set
+    # explicitly. Empty: a random one is created once as DATA_DIR/secret.key (mode 0600).
+    secret_key: SecretStr = Field(default=SecretStr(""))
+    # Demo mode (`make run` turns it on): the demo agents (alice, wei, olga) and the /demo store page
+    # exist only here. Off in production: only the admin account is created.
+    demo: bool = Field(default=False, validation_alias=AliasChoices("SUPPORTBOT_DEMO", "demo"))
+    # Rasa sends it to /actions/webhook as X-Action-Token; the gateway compares in constant time.
+    # Empty: derived from secret_key (embedded Rasa gets it through its environment). External
+    # Rasa: set the same value here and as ACTION_SERVER_TOKEN in Rasa's environment.
+    action_server_token: SecretStr = Field(default=SecretStr(""))
+    # The gateway sends it to Rasa's gateway channel (Authorization: Bearer); Rasa refuses others.
+    # Empty: derived from secret_key. External Rasa: set it on both sides (GATEWAY_CHANNEL_TOKEN).
+    rasa_channel_token: SecretStr = Field(default=SecretStr(""))
+    # Server-to-server REST integrations: any of these keys in X-Api-Key may continue any
+    # conversation without its X-Conversation-Token. Empty: none.
+    rest_api_keys: list[SecretStr] = Field(default_factory=list)
+    # Request bodies: chat, widget and webhooks are small; uploads (KB articles) have their own cap.
+    max_body_bytes: int = 64 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # Rate limits (the `limits` library's notation). "memory://" counts per process; a deployment
+    # with several gateways sets "redis://host:6379" so that the counts are shared.
+    rate_limit_storage: str = "memory://"
+    rate_limit_per_ip: str = "120/minute"  # customer messages (REST, widget) per client address
+    rate_limit_global: str = "6000/minute"  # customer messages all senders together (flood guard)
+    rate_limit_webhook: str = "600/minute"  # Telegram/WeChat webhook calls per client address
+    rate_limit_login_per_ip: str = "30/15minutes"  # failed agent sign-ins per address
+    rate_limit_login_per_account: str = "10/15minutes"  # failed sign-ins per username, any address
+    login_max_concurrent_hashes: int = 2  # argon2 checks at once (each takes ~64 MiB and a core)
+    # Tickets a customer can open in a day (per sender and per client address): keyword rules and
+    # requests for a person both count; past it the customer is told a ticket is already open.
+    tickets_per_sender_per_day: int = 3
+    tickets_per_address_per_day: int = 20
+    # Identity verification (order id + email/username): failures are counted per order and per
+    # sender in the database; MAX_VERIFICATION_ATTEMPTS failures lock both for this many minutes.
+    verification_lockout_min: float = 30.0
+    # The agent session cookie is sent over HTTPS only. Turn off only for plain-http development.
+    agent_cookie_secure: bool = True
+    # Origins (e.g. "https://support.example") allowed to open the agent websocket and to make
+    # cookie-authenticated writes, besides the gateway's own origin.
+    console_allowed_origins: list[str] = Field(default_factory=list)
+    # WeChat without an EncodingAESKey signs nothing of the body: refused unless allowed here.
+    wechat_allow_plaintext: bool = False
+    # Signed webhooks (helpdesk, WeChat) older or newer than this are refused as replays.
+    webhook_max_skew_s: int = 300
+    # A message Rasa refuses (HTTP 4xx/500) this many times is answered with an apology and a
+    # person is offered, instead of being retried forever ahead of the customer's later messages.
+    rasa_max_attempts: int = 3
+
     # --- channels: Telegram, WeChat, outbox, limits (channels/) ---------------------------
     # A channel is enabled by its credentials: no TELEGRAM_BOT_TOKEN → /webhooks/telegram answers 404.
     telegram_bot_token: SecretStr = Field(default=SecretStr(""))
@@ -64,7 +113,8 @@ class Settings(BaseSettings):
     wechat_api_base: str = "https://api.weixin.qq.com"
     # WeChat waits 5 s for a passive reply and then retries; answer passively only if ready by then.
     wechat_passive_timeout_s: float = 4.0
-    # Signed requests older/newer than this are refused (replays); 0 disables the check.
+    # Signed requests older/newer than this are refused (replays), and nonces are remembered this
+    # long; 0 means webhook_max_skew_s (the check cannot be turned off).
     wechat_max_clock_skew_s: int = 300
     # Language of notices for a WeChat customer who has not written any text yet.
     wechat_default_language: str = "zh"
@@ -99,8 +149,8 @@ class Settings(BaseSettings):
     handoff_offer_cooldown_turns: int = 5
     # Give a waiting ticket to the least busy qualified online agent; False: agents claim tickets.
     handoff_auto_assign: bool = True
-    # Signs conversation tokens (the customer's read access to their own conversation) and is the
-    # fallback webhook secret; empty: a random secret is created once under data_dir.
+    # Signs conversation tokens (the customer's read access to their own conversation) and nothing
+    # else; empty: an older install's data_dir/handoff.secret, else derived from secret_key.
     handoff_secret: SecretStr = Field(default=SecretStr(""))
     # Agent accounts created at start-up when missing. The admin's password must come from here;
     # demo agents (handoff_config) use handoff_demo_agent_password, or a random one logged once.
@@ -123,7 +173,8 @@ class Settings(BaseSettings):
     handoff_sweep_interval_s: float = 30.0
     # An agent counts as online only if seen (API call or websocket ping) within this many seconds.
     handoff_presence_timeout_s: float = 120.0
-    # Outbound adapters: a webhook (ticket JSON, X-Signature-SHA256 = HMAC-SHA256 of the body) and email.
+    # Outbound adapters: a webhook (ticket JSON, X-Supportbot-Timestamp + X-Supportbot-Signature =
+    # HMAC-SHA256 of "timestamp.body"; secret: handoff_webhook_secret, give it to the helpdesk) and email.
     handoff_webhook_url: str = ""
     handoff_webhook_secret: SecretStr = Field(default=SecretStr(""))
     handoff_smtp_host: str = ""
@@ -133,7 +184,7 @@ class Settings(BaseSettings):
     handoff_smtp_password: SecretStr = Field(default=SecretStr(""))
     handoff_email_from: str = "support-bot@localhost"
     handoff_email_to: str = ""  # the helpdesk's address; empty: no email adapter
-    handoff_outbox_max_attempts: int = 10
+    # Retried until delivered (no last attempt); items undelivered after a day are logged once a day.
     handoff_outbox_backoff_s: float = 5.0  # doubled per attempt, capped at one hour
 
     # --- website widget (channels/widget) ----------------------------------------------------

@@ -5,25 +5,67 @@ also returns what the bot understood in that turn (intent ranking, entities, act
 active form), so the gateway can store it without a second request. It also keeps the
 conversation's ``language`` slot in step with the language the gateway detected.
 
-Route: POST /webhooks/gateway/webhook
-  {"sender": str, "message": str, "metadata": {"language": "en|zh|ru", "verified_username"?: str, ...}}
+Route: POST /webhooks/gateway/webhook   (Authorization: Bearer <GATEWAY_CHANNEL_TOKEN>)
+  {"sender": str, "message": str, "message_id"?: str,
+   "metadata": {"language": "en|zh|ru", "verified_username"?: str, ...}}
 → {"messages": [...], "turn": {"intent": ..., "intent_ranking": [...], "entities": [...],
-   "actions": [...], "slots": {...}, "active_loop": str|null}}
+   "actions": [...], "slots": {...}, "active_loop": str|null}, "replayed": bool}
+
+Only the gateway may call it: the metadata carries identities the gateway vouches for (a signed-in
+widget customer), so a caller without the token (compared in constant time; none configured →
+every call refused) gets 401 and nothing reaches the tracker.
+
+Exactly once: the gateway sends its stored message's id. If the tracker already holds a user
+message with that id (Rasa answered, but the gateway never got the answer: a timeout, a crash, a
+lost connection), the turn is not run again; the bot messages that followed it are returned as
+they were ("replayed": true), so no action runs twice.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 LANGUAGES = ("en", "zh", "ru")
+TOKEN_ENV = "GATEWAY_CHANNEL_TOKEN"
+
+
+def authorized(header: str | None, expected: str | None = None) -> bool:
+    """``Authorization: Bearer <token>`` against GATEWAY_CHANNEL_TOKEN; no token configured → False."""
+    expected = os.environ.get(TOKEN_ENV, "") if expected is None else expected
+    if not expected or not header or not header.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), expected.encode())
+
+
+def replay(tracker: DialogueStateTracker, message_id: str) -> list[dict[str, Any]] | None:
+    """The bot messages that answered the user message ``message_id``; None if it is not in the tracker."""
+    found = False
+    messages: list[dict[str, Any]] = []
+    for event in tracker.events:
+        if isinstance(event, UserUttered):
+            if found:
+                break
+            found = event.message_id == message_id
+        elif found and isinstance(event, BotUttered):
+            message: dict[str, Any] = {"recipient_id": tracker.sender_id}
+            if event.text:
+                message["text"] = event.text
+            data = event.data or {}
+            for key in ("buttons", "image", "attachment", "custom", "elements", "quick_replies"):
+                if data.get(key):
+                    message[key] = data[key]
+            messages.append(message)
+    return messages if found else None
 
 
 def summarise_turn(tracker: DialogueStateTracker) -> dict[str, Any]:
@@ -62,21 +104,40 @@ class GatewayInput(InputChannel):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            body = request.json or {}
+            if not authorized(request.headers.get("authorization")):
+                return response.json({"error": "the gateway channel needs the gateway's bearer token"}, status=401)
+            try:
+                body = request.json or {}
+            except Exception:  # sanic raises on a body that is not JSON
+                return response.json({"error": "the body must be a JSON object"}, status=400)
+            if not isinstance(body, dict):
+                return response.json({"error": "the body must be a JSON object"}, status=400)
             sender, text = body.get("sender"), body.get("message")
             if not isinstance(sender, str) or not isinstance(text, str):
                 return response.json({"error": "sender and message are required strings"}, status=400)
+            message_id = body.get("message_id")
+            if message_id is not None and not isinstance(message_id, str):
+                return response.json({"error": "message_id must be a string"}, status=400)
             metadata = body.get("metadata") or {}
+            if not isinstance(metadata, dict):
+                return response.json({"error": "metadata must be an object"}, status=400)
             language = metadata.get("language")
             agent = request.app.ctx.agent
             processor = agent.processor
             collector = CollectingOutputChannel()
-            message = UserMessage(text, collector, sender, input_channel=self.name(), metadata=metadata)
+            message = UserMessage(
+                text, collector, sender, input_channel=self.name(), metadata=metadata, message_id=message_id
+            )
             # Agent.handle_message's steps, keeping the tracker in hand: the turn summary and the
             # language slot then cost no extra tracker-store round trips (one load, one save,
             # exactly like Rasa's own REST channel).
             async with agent.lock_store.lock(sender):
-                tracker = await processor.log_message(message, should_save_tracker=False)
+                # processor.log_message's two steps, with the replay check between them (one load).
+                tracker = await processor.fetch_tracker_and_update_session(sender, collector, metadata)
+                answered = replay(tracker, message_id) if message_id else None
+                if answered is not None:
+                    return response.json({"messages": answered, "turn": summarise_turn(tracker), "replayed": True})
+                await processor._handle_message_with_tracker(message, tracker)
                 if language in LANGUAGES and tracker.get_slot("language") != language:
                     tracker.update(SlotSet("language", language))
                 # A customer the gateway verified (the widget's signed user id) skips identity
@@ -91,6 +152,6 @@ class GatewayInput(InputChannel):
                 await processor.run_anonymization_pipeline(tracker)
                 await processor.save_tracker(tracker)
             turn = summarise_turn(tracker)
-            return response.json({"messages": collector.messages, "turn": turn})
+            return response.json({"messages": collector.messages, "turn": turn, "replayed": False})
 
         return bp

@@ -45,6 +45,7 @@ def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         (ROOT / "data").mkdir(exist_ok=True)
         env["RASA_TRACKER_DB"] = str(ROOT / "data" / "rasa-tracker.db")
     env.setdefault("ACTION_ENDPOINT_URL", "http://127.0.0.1:8000/actions/webhook")
+    env.setdefault("ACTION_SERVER_TOKEN", "")  # endpoints.yml names it; only `rasa run` uses it
     return env
 
 

@@ -8,6 +8,9 @@ and a worker delivers them:
   ``retry_after``) never delays another channel;
 - per customer, strictly in order: a message that failed blocks that customer's later messages
   until it is delivered, other customers go on;
+- each pass reads only rows that are due (each customer's oldest pending row whose retry time has
+  come, most overdue first) and the loop then sleeps until the next one is due (at most
+  ``outbox_poll_s``): a backlog in backoff neither hides a due row nor keeps the loop spinning;
 - failures back off exponentially (``outbox_retry_base_s`` … ``outbox_retry_max_s``) and are retried
   forever; only an answer that says the message can never be delivered (a Telegram user who blocked
   the bot, an invalid WeChat openid) marks the row ``rejected``, with the reason kept;
@@ -192,25 +195,22 @@ class OutboxWorker:
                 await asyncio.wait_for(waker.wait(), timeout=min(wait_s, self.poll_s))
 
     async def drain(self, channel: str) -> float:
-        """Deliver every due row of ``channel``; return seconds until something may be due."""
+        """Deliver the due rows of ``channel``; return seconds until something may be due (0: go on now).
+
+        Only each customer's oldest pending row can be due (their order is kept), and only rows
+        whose time has come are read, most overdue first: however many rows wait in backoff, a
+        due row is found in the first pass, and a pass with nothing due sleeps until the next one.
+        """
         deliverer = self._deliverers[channel]
         now = _now()
         paused = self._paused_until.get(channel)
         if paused and paused > now:
             return (paused - now).total_seconds()
-        rows = await to_thread.run_sync(self._load, channel)
-        blocked: set[str] = set()
-        next_due: datetime | None = None
+        rows = await to_thread.run_sync(self._load, channel, now)
+        progressed = False
         for row in rows:
-            if row.sender_id in blocked:
-                continue
-            if row.next_attempt_at > _now():
-                blocked.add(row.sender_id)  # keep this customer's order: later rows wait for it
-                next_due = row.next_attempt_at if next_due is None else min(next_due, row.next_attempt_at)
-                continue
             if not await to_thread.run_sync(self._claim, row):
-                blocked.add(row.sender_id)
-                continue
+                continue  # another process took it
             try:
                 await deliverer.deliver(Delivery(row.method, row.body))
             except RetryLater as err:
@@ -218,34 +218,47 @@ class OutboxWorker:
                 await to_thread.run_sync(self._retry, row.id, delay, str(err))
                 log.warning("outbox delivery deferred", extra={
                     "channel": channel, "row": row.id, "retry_in_s": delay, "reason": str(err)})
-                blocked.add(row.sender_id)
                 if err.channel_wide:
                     self._paused_until[channel] = _now() + timedelta(seconds=delay)
                     return delay
             except Rejected as err:
                 await to_thread.run_sync(self._finish, row.id, "rejected", str(err))
                 log.warning("outbox delivery rejected", extra={"channel": channel, "row": row.id, "reason": str(err)})
+                progressed = True
             except Exception as err:  # unexpected: retry like a transient failure, never drop
                 log.exception("outbox delivery failed", extra={"channel": channel, "row": row.id})
                 await to_thread.run_sync(self._retry, row.id, self.backoff_s(row.attempts + 1), repr(err))
-                blocked.add(row.sender_id)
             else:
                 await to_thread.run_sync(self._finish, row.id, "sent", None)
-        if len(rows) == BATCH:
-            return 0.0
+                progressed = True
+        if progressed or len(rows) == BATCH:
+            return 0.0  # these customers' next rows (or more due rows) may be due now
+        next_due = await to_thread.run_sync(self._next_due, channel)
         if next_due is None:
             return self.poll_s
         return max(0.05, (next_due - _now()).total_seconds())
 
     # --- storage steps (worker threads) --------------------------------------------------------
-    def _load(self, channel: str) -> list[_Row]:
+    def _heads(self, channel: str) -> Any:
+        """Each customer's oldest pending row id: the only row of theirs that may be sent next."""
+        return (select(func.min(ChannelOutbox.id))
+                .where(ChannelOutbox.channel == channel, ChannelOutbox.status == "pending")
+                .group_by(ChannelOutbox.sender_id))
+
+    def _load(self, channel: str, now: datetime) -> list[_Row]:
         with self._sessions() as db:
             rows = db.scalars(
                 select(ChannelOutbox)
-                .where(ChannelOutbox.channel == channel, ChannelOutbox.status == "pending")
-                .order_by(ChannelOutbox.id).limit(BATCH)
+                .where(ChannelOutbox.id.in_(self._heads(channel)), ChannelOutbox.next_attempt_at <= now)
+                .order_by(ChannelOutbox.next_attempt_at, ChannelOutbox.id).limit(BATCH)
             )
             return [_Row(r.id, r.sender_id, r.method, r.body, r.attempts, r.next_attempt_at) for r in rows]
+
+    def _next_due(self, channel: str) -> datetime | None:
+        """When the soonest customer's oldest pending row becomes due (None: nothing pending)."""
+        with self._sessions() as db:
+            return db.scalar(select(func.min(ChannelOutbox.next_attempt_at))
+                             .where(ChannelOutbox.id.in_(self._heads(channel))))
 
     def _claim(self, row: _Row) -> bool:
         """Take the row for one attempt; False if another process took it first."""

@@ -1,4 +1,5 @@
-"""Per-sender rate limiting: a sliding window in process memory.
+"""Rate limits: per sender (a sliding window in process memory), and per client address and for
+everyone together (``RequestLimits``, the ``limits`` library, shared through Redis when configured).
 
 A customer (or a script pretending to be one) who sends more than ``limit`` messages within
 ``window_s`` seconds gets one polite notice per window and the excess is not passed to the bot, so
@@ -6,16 +7,33 @@ one sender cannot starve Rasa for everyone else. Memory is bounded by forgetting
 have been quiet for a whole window. The state is per process: a deployment with several gateway
 replicas limits per replica (enough against floods, which is the point; not a billing meter).
 Channel-agnostic: any channel (widget, REST) can use it with its own sender ids.
+
+A per-sender limit alone is no defence against a script that invents a new sender id per message,
+so customer messages (REST, widget) are also counted per client address (``RATE_LIMIT_PER_IP``) and
+all together (``RATE_LIMIT_GLOBAL``), and webhook calls per address (``RATE_LIMIT_WEBHOOK``). Those
+use a moving window in ``RATE_LIMIT_STORAGE`` ("memory://" per process; "redis://…" shared by
+several gateways). The client address is the connection's peer, or the ``X-Forwarded-For`` address
+uvicorn accepts from the proxies in ``FORWARDED_ALLOW_IPS``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Decision", "SlidingWindowLimiter"]
+from anyio import to_thread
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+if TYPE_CHECKING:
+    from settings import Settings
+
+__all__ = ["Decision", "Quota", "Refusal", "RequestLimits", "SlidingWindowLimiter"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +83,74 @@ class SlidingWindowLimiter:
 
     def __len__(self) -> int:
         return len(self._hits)
+
+
+# --- per address and global (the `limits` library) ------------------------------------------------
+@dataclass(frozen=True)
+class Refusal:
+    """A request over a limit: which one, and in how many seconds the window lets one through again."""
+
+    scope: str  # "address" | "global" | "webhook" | a Quota's name
+    limit: str  # as configured, e.g. "120/minute"
+    retry_after_s: int
+
+    @property
+    def detail(self) -> str:
+        who = "from your address" if self.scope in ("address", "webhook") else "to this service"
+        return (f"Too many requests {who} (limit {self.limit}). "
+                f"Please wait {self.retry_after_s} s before sending again.")
+
+
+class Quota:
+    """Named moving-window limits over one storage. ``hit`` counts a request unless it is over a limit.
+
+    Synchronous (the in-memory storage takes microseconds and works from worker threads too);
+    ``ahit`` runs a networked storage (Redis) in a worker thread so the event loop never waits on it.
+    """
+
+    def __init__(self, storage_uri: str = "memory://") -> None:
+        self.storage_uri = storage_uri
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._in_memory = storage_uri.startswith("memory://")
+        self._items: dict[str, RateLimitItem] = {}
+
+    def _item(self, limit: str) -> RateLimitItem:
+        item = self._items.get(limit)
+        if item is None:
+            item = self._items[limit] = parse(limit)  # ValueError on a malformed setting, at first use
+        return item
+
+    def hit(self, scope: str, limit: str, *key: str) -> Refusal | None:
+        item = self._item(limit)
+        if self._limiter.hit(item, scope, *key):
+            return None
+        reset = self._limiter.get_window_stats(item, scope, *key).reset_time
+        return Refusal(scope, limit, max(1, math.ceil(reset - time.time())))
+
+    async def ahit(self, scope: str, limit: str, *key: str) -> Refusal | None:
+        if self._in_memory:
+            return self.hit(scope, limit, *key)
+        return await to_thread.run_sync(self.hit, scope, limit, *key)
+
+
+class RequestLimits:
+    """Customer messages per client address and all together; webhook calls per address."""
+
+    def __init__(self, quota: Quota, per_address: str, global_: str, webhook: str) -> None:
+        for limit in (per_address, global_, webhook):
+            quota._item(limit)  # a malformed setting fails at start-up, not on the first customer
+        self.quota = quota
+        self.per_address, self.global_, self.webhook = per_address, global_, webhook
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestLimits:
+        return cls(Quota(settings.rate_limit_storage), settings.rate_limit_per_ip, settings.rate_limit_global,
+                   settings.rate_limit_webhook)
+
+    async def customer_message(self, address: str | None) -> Refusal | None:
+        """One customer message from ``address`` (REST chat, a widget message): None if it may go on."""
+        refused = await self.quota.ahit("address", self.per_address, address or "unknown")
+        return refused or await self.quota.ahit("global", self.global_)
+
+    async def webhook_call(self, address: str | None) -> Refusal | None:
+        return await self.quota.ahit("webhook", self.webhook, address or "unknown")

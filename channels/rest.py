@@ -1,18 +1,31 @@
 """The customer REST channel: the stable contract other channels and tests rely on.
 
 POST /api/v1/chat  {"sender_id", "text" | "payload", "language"?, "message_id"?}
-→ {"sender_id", "language", "state", "messages": [{"type", "text", "buttons", "sources"}]}
+→ {"sender_id", "language", "state", "messages": [{"type", "text", "buttons", "sources"}],
+   "conversation_token"?: first answer only}
+
+Who may speak in a conversation: the sender id names it, it does not prove anything. The first
+message creates the conversation and its answer (or its 503) carries the ``conversation_token``;
+every later turn must send it as ``X-Conversation-Token``, or come from a server-to-server
+integration with an ``X-Api-Key`` from ``REST_API_KEYS``. Otherwise 401, and nothing is stored or
+sent to the bot. The check is made before the message is stored; two first messages for the same
+new sender id are taken one after the other, so the second needs the token like any later turn.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import weakref
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from anyio import to_thread
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from conversations.service import ConversationService, InboundMessage, MessagePending
+from settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
@@ -71,12 +84,79 @@ class ChatResponse(BaseModel):
     conversation_token: str | None = None
 
 
-@router.post("/chat", response_model=ChatResponse, responses={503: {"description": "Rasa is not available"}})
-async def chat(body: ChatRequest, request: Request) -> ChatResponse | JSONResponse:
+# Per new sender id while its first message is being answered (see the module docstring). Weak values:
+# a lock disappears once no request holds it, so the table never outlives the requests in flight.
+_first_message_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+TOKEN_MISSING = (
+    "This conversation already exists: send its X-Conversation-Token header (the conversation_token of its "
+    "first answer), or an X-Api-Key for server-to-server use. Nothing was stored."
+)
+TOKEN_WRONG = "X-Conversation-Token is not the token of this conversation. Nothing was stored."
+API_KEY_WRONG = "X-Api-Key is not a valid API key. Nothing was stored."
+
+
+def api_key_valid(given: str, settings: Settings) -> bool:
+    """Constant-time comparison with every configured key (no early exit that times which one)."""
+    ok = False
+    for key in settings.rest_api_keys:
+        expected = key.get_secret_value()
+        ok |= bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return ok
+
+
+def token_valid(service: ConversationService, sender_id: str, token: str | None) -> bool:
+    if not token or service.hooks is None:  # no handoff wired: no tokens are issued either
+        return False
+    return hmac.compare_digest(service.hooks.conversation_token(sender_id).encode(), token.encode())
+
+
+def _refuse(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "X-Conversation-Token"})
+
+
+@router.post(
+    "/chat", response_model=ChatResponse,
+    responses={401: {"description": "an existing conversation without its X-Conversation-Token (or a wrong "
+                                    "X-Api-Key)"},
+               413: {"description": "body over MAX_BODY_BYTES"},
+               429: {"description": "too many messages from this address"},
+               503: {"description": "Rasa is not available"}},
+)
+async def chat(
+    body: ChatRequest, request: Request,
+    x_conversation_token: Annotated[str | None, Header(max_length=256, description=(
+        "the conversation_token of the conversation's first answer; required on every later turn"))] = None,
+    x_api_key: Annotated[str | None, Header(max_length=256, description=(
+        "server-to-server integrations: one of REST_API_KEYS, instead of the conversation token"))] = None,
+) -> ChatResponse | JSONResponse:
     service: ConversationService = request.app.state.conversations
+    settings: Settings = request.app.state.settings
+    trusted = False
+    if x_api_key is not None:
+        if not api_key_valid(x_api_key, settings):
+            return _refuse(API_KEY_WRONG)
+        trusted = True
+    sender = body.sender_id
+    if await to_thread.run_sync(service.conversation_state, sender) is not None:
+        return await _turn(request, service, body, x_conversation_token, trusted, created=False)
+    lock = _first_message_locks.get(sender)
+    if lock is None:
+        lock = _first_message_locks[sender] = asyncio.Lock()
+    async with lock:  # a second "first" message for this sender waits, then needs the token
+        exists = await to_thread.run_sync(service.conversation_state, sender) is not None
+        return await _turn(request, service, body, x_conversation_token, trusted, created=not exists)
+
+
+async def _turn(
+    request: Request, service: ConversationService, body: ChatRequest, token: str | None, trusted: bool, created: bool
+) -> ChatResponse | JSONResponse:
+    if not created and not trusted and not token_valid(service, body.sender_id, token):
+        return _refuse(TOKEN_WRONG if token else TOKEN_MISSING)
+    metadata = {"client_address": request.client.host} if request.client else {}
     inbound = InboundMessage(
         sender_id=body.sender_id, channel="rest", text=body.text, payload=body.payload,
-        language=body.language, message_id=body.message_id,
+        language=body.language, message_id=body.message_id, metadata=metadata,
     )
     try:
         result = await service.handle(inbound)
@@ -84,12 +164,12 @@ async def chat(body: ChatRequest, request: Request) -> ChatResponse | JSONRespon
         retry_after = request.app.state.settings.retry_after_s
         detail = (
             f"The assistant is restarting and your message is saved. Retry in {retry_after} s with the same "
-            f"message_id; it will be answered once. ({pending})"
+            f"message_id (and the conversation_token as X-Conversation-Token); it will be answered once. ({pending})"
         )
-        return JSONResponse(
-            {"detail": detail, "message_id": pending.message_id},
-            status_code=503, headers={"Retry-After": str(retry_after)},
-        )
+        content: dict[str, str] = {"detail": detail, "message_id": pending.message_id}
+        if created and service.hooks is not None:  # this message started the conversation: its token
+            content["conversation_token"] = service.hooks.conversation_token(body.sender_id)
+        return JSONResponse(content, status_code=503, headers={"Retry-After": str(retry_after)})
     return ChatResponse(
         sender_id=result.sender_id, language=result.language, state=result.state,  # type: ignore[arg-type]
         messages=[OutMessage(**m.as_dict()) for m in result.messages],

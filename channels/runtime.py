@@ -2,7 +2,8 @@
 
 Builds, from settings, the outbox and its worker, the relay with its inbound retry loop, and each
 configured channel (Telegram when ``TELEGRAM_BOT_TOKEN`` is set, WeChat when ``WECHAT_TOKEN`` is
-set); registers each channel's pusher on ``app.state.pushers`` so that handoff can reach those
+set; WeChat without an AES key only with ``WECHAT_ALLOW_PLAINTEXT``, else its webhook answers 503
+while replies already stored are still delivered); registers each channel's pusher on ``app.state.pushers`` so that handoff can reach those
 customers; puts the channels on ``app.state.telegram`` / ``app.state.wechat`` for the webhooks.
 """
 
@@ -24,7 +25,7 @@ from channels.push import ChannelPushers
 from channels.ratelimit import SlidingWindowLimiter
 from channels.relay import ChannelRelay, Renderer
 from channels.telegram import BotApi, TelegramChannel, TelegramDeliverer, TelegramRenderer
-from channels.wechat import WeChatApi, WeChatChannel, WeChatDeliverer, WeChatRenderer
+from channels.wechat import PLAINTEXT_REFUSED, WeChatApi, WeChatChannel, WeChatDeliverer, WeChatRenderer
 from conversations import language as lang
 from conversations.models import Conversation
 from conversations.service import ConversationService, OutboundMessage
@@ -104,11 +105,15 @@ def start_channels(
         api = BotApi(token, settings.telegram_api_base, settings.channel_api_timeout_s)
         renderer = TelegramRenderer(sessions)
         runtime.telegram = TelegramChannel(api, renderer, relay, settings.telegram_webhook_secret.get_secret_value())
+        if not runtime.telegram.webhook_secret:
+            log.error("TELEGRAM_WEBHOOK_SECRET is not set: /webhooks/telegram refuses every update (403) until it is; "
+                      "deliveries to Telegram still work")
         relay.register("telegram", renderer)
         worker.register("telegram", TelegramDeliverer(api))
         pushers.register("telegram", OutboxPusher("telegram", renderer, outbox, sessions))
         runtime._closers.append(api)
 
+    app.state.wechat_refused = None  # set to the reason when WeChat is configured but refused
     wechat_token = settings.wechat_token.get_secret_value()
     if wechat_token:
         aes_key = settings.wechat_encoding_aes_key.get_secret_value()
@@ -116,11 +121,19 @@ def start_channels(
         wx_api = WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
                            settings.wechat_api_base, settings.channel_api_timeout_s)
         wx_renderer = WeChatRenderer(sessions)
-        runtime.wechat = WeChatChannel(
-            token=wechat_token, app_id=settings.wechat_app_id, relay=relay, renderer=wx_renderer, crypto=crypto,
-            passive_timeout_s=settings.wechat_passive_timeout_s, max_clock_skew_s=settings.wechat_max_clock_skew_s,
-            default_language=settings.wechat_default_language,
-        )
+        if crypto is None and not settings.wechat_allow_plaintext:
+            app.state.wechat_refused = PLAINTEXT_REFUSED
+            log.error(PLAINTEXT_REFUSED + "; /webhooks/wechat answers 503 until then")
+        else:
+            # The clock-skew window is also how long nonces are remembered, so it cannot be off.
+            runtime.wechat = WeChatChannel(
+                token=wechat_token, app_id=settings.wechat_app_id, relay=relay, renderer=wx_renderer, crypto=crypto,
+                passive_timeout_s=settings.wechat_passive_timeout_s,
+                max_clock_skew_s=settings.wechat_max_clock_skew_s or settings.webhook_max_skew_s,
+                default_language=settings.wechat_default_language, allow_plaintext=settings.wechat_allow_plaintext,
+            )
+            if crypto is None:
+                log.warning("WeChat plaintext mode allowed (WECHAT_ALLOW_PLAINTEXT): message bodies are not signed")
         relay.register("wechat", wx_renderer)
         worker.register("wechat", WeChatDeliverer(wx_api))
         pushers.register("wechat", OutboxPusher("wechat", wx_renderer, outbox, sessions))

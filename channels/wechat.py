@@ -21,6 +21,15 @@ when WeChat says it is invalid or expired (40001, 40014, 42001).
 
 Buttons: WeChat text messages have none, so options are shown numbered ("1. …") and a reply
 that is just one of those numbers is sent to the bot as that button's payload.
+
+Replays. WeChat's URL signature covers only token, timestamp and nonce, never the body: in
+plaintext mode (明文模式, no AES key) anyone who saw one signed URL could post any message with it.
+So plaintext mode is refused at start-up unless ``WECHAT_ALLOW_PLAINTEXT=true`` (the webhook then
+answers 503 saying why), and every verified request's timestamp and nonce are remembered for as
+long as its timestamp is accepted (``NonceCache``, both modes): the same pair again with the same
+body (a WeChat retry) is acknowledged without being processed again, with any other body refused
+(403). The cache is per gateway process; with several processes the MsgId de-duplication in the
+database still keeps a message from being processed twice.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from wechatpy.replies import TextReply
 
 from channels import notices
 from channels.models import ChannelButton
+from channels.nonces import NonceCache
 from channels.outbox import Delivery, Rejected, RetryLater
 from channels.relay import ChannelMessage, ChannelRelay, PassiveSlot
 from channels.telegram import read_limited
@@ -59,7 +69,10 @@ from conversations import language as lang
 from conversations.service import OutboundMessage
 from storage.db import transaction
 
-__all__ = ["WeChatApi", "WeChatApiError", "WeChatChannel", "WeChatDeliverer", "WeChatRenderer", "parse_xml", "router"]
+__all__ = [
+    "NonceCache", "WeChatApi", "WeChatApiError", "WeChatChannel", "WeChatDeliverer", "WeChatRenderer", "parse_xml",
+    "router",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +85,8 @@ TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access token: refresh 
 # The message itself can never be delivered: bad openid, unfollowed, outside the 48-hour window…
 PERMANENT_ERRORS = {40003, 40008, 43004, 45002, 45015, 47001}
 UNSUPPORTED_TYPES = {"image", "voice", "video", "shortvideo", "location", "link", "file", "music", "miniprogrampage"}
+PLAINTEXT_REFUSED = ("WeChat plaintext mode (no WECHAT_ENCODING_AES_KEY) is refused: its signature covers nothing of the "
+                     "message. Set WECHAT_ENCODING_AES_KEY (safe mode), or WECHAT_ALLOW_PLAINTEXT=true to accept it")
 
 router = APIRouter(tags=["channels"])
 
@@ -292,19 +307,37 @@ class WeChatChannel:
     passive_timeout_s: float = 4.0
     max_clock_skew_s: int = 300
     default_language: str = "zh"
+    allow_plaintext: bool = False  # WECHAT_ALLOW_PLAINTEXT: accept 明文模式 despite its unsigned bodies
+    nonces: NonceCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.crypto is None and not self.allow_plaintext:
+            raise ValueError(PLAINTEXT_REFUSED)
+        if self.max_clock_skew_s <= 0:
+            raise ValueError("the WeChat clock-skew window must be positive: nonces are remembered that long")
+        if self.nonces is None:
+            self.nonces = NonceCache(self.max_clock_skew_s)
+
+    def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
+        """After the request is verified: True when it is new, False for a retry of one already taken."""
+        assert self.nonces is not None
+        verdict = self.nonces.check(timestamp, nonce, content)
+        if verdict == "replay":
+            raise HTTPException(403, "replayed request: this timestamp and nonce were already used")
+        return verdict == "new"
 
     def check_signature(self, signature_: str | None, timestamp: str | None, nonce: str | None) -> None:
         if not signature_ or not timestamp or not nonce:
             raise HTTPException(403, "signature, timestamp and nonce are required")
         if not _same(signature_, signature(self.token, timestamp, nonce)):
             raise HTTPException(403, "wrong signature")
-        if self.max_clock_skew_s:
-            try:
-                skew = abs(time.time() - int(timestamp))
-            except ValueError as err:
-                raise HTTPException(403, "timestamp is not a number") from err
-            if skew > self.max_clock_skew_s:
-                raise HTTPException(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            raise HTTPException(403, "timestamp is not a number")
+        skew = abs(time.time() - int(timestamp))
+        if skew > self.max_clock_skew_s:
+            raise HTTPException(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
+        if len(nonce) > 64:
+            raise HTTPException(403, "nonce is too long")
 
     def open(self, body: bytes, encrypt_type: str | None, msg_signature: str | None, timestamp: str,
              nonce: str) -> dict[str, str]:
@@ -371,6 +404,9 @@ class WeChatChannel:
 def _channel(request: Request) -> WeChatChannel:
     channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
     if channel is None:
+        refused: str | None = getattr(request.app.state, "wechat_refused", None)
+        if refused:
+            raise HTTPException(503, refused)
         raise HTTPException(404, "the WeChat channel is not configured (WECHAT_TOKEN)")
     return channel
 
@@ -385,6 +421,8 @@ async def wechat_verify(
     channel.check_signature(signature, timestamp, nonce)
     if echostr is None:
         raise HTTPException(400, "echostr is required")
+    assert timestamp is not None and nonce is not None
+    channel.check_nonce(timestamp, nonce, b"GET\n" + echostr.encode())  # its URL must not sign a POST later
     return echostr
 
 
@@ -400,6 +438,9 @@ async def wechat_message(
     assert timestamp is not None and nonce is not None
     body = await read_limited(request, MAX_BODY_BYTES)
     fields = channel.open(body, encrypt_type, msg_signature, timestamp, nonce)
+    if not channel.check_nonce(timestamp, nonce, b"POST\n" + body):
+        log.info("WeChat request retried with the same nonce: acknowledged, not processed again")
+        return PlainTextResponse("success")
     msg = await to_thread.run_sync(channel.to_message, fields)  # reads the numbered options
     if msg is None:
         return PlainTextResponse("success")

@@ -53,6 +53,8 @@ class Message(Base):
     language: Mapped[str] = mapped_column(String(8))
     channel: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Inbound only: how often Rasa failed on it (revision 0009_delivery); see settings.rasa_max_attempts.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

@@ -42,10 +42,17 @@ class RasaSupervisor:
         log_file: Path,
         venv: Path | None = None,
         restart_backoff_s: float = 2.0,
+        channel_token: str = "",
+        action_token: str = "",
     ) -> None:
+        """``token``: Rasa's HTTP API token; ``channel_token``: what the gateway channel accepts;
+        ``action_token``: what Rasa sends to the action server. All three reach Rasa through its
+        environment (bot/rasa_serve.py, bot/gateway_channel.py, bot/endpoints.yml), never argv."""
         self.model = model
         self.port = port
         self._token = token
+        self._channel_token = channel_token
+        self._action_token = action_token
         self._action_endpoint = action_endpoint
         self._tracker_db = tracker_db
         self._log_file = log_file
@@ -65,19 +72,25 @@ class RasaSupervisor:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
 
     def command(self) -> list[str]:
+        """No secret here: the command line is visible to every user of the machine (``ps``)."""
+        python = rasa_executable(self._venv).parent / "python"
         return [
-            str(rasa_executable(self._venv)), "run",
+            str(python), "-m", "bot.rasa_serve", "run",
             "--model", str(self.model),
             "--endpoints", str(ROOT / "bot" / "endpoints.yml"),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "--interface", "127.0.0.1", "--port", str(self.port),
-            "--enable-api", "--auth-token", self._token,
+            "--enable-api",
         ]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         self._tracker_db.parent.mkdir(parents=True, exist_ok=True)
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = rasa_env({"ACTION_ENDPOINT_URL": self._action_endpoint, "RASA_TRACKER_DB": str(self._tracker_db)})
+        env = rasa_env({
+            "ACTION_ENDPOINT_URL": self._action_endpoint, "RASA_TRACKER_DB": str(self._tracker_db),
+            "RASA_AUTH_TOKEN": self._token, "GATEWAY_CHANNEL_TOKEN": self._channel_token,
+            "ACTION_SERVER_TOKEN": self._action_token,
+        })
         for name, value in SERVING_THREADS.items():
             env.setdefault(name, value)
         with open(self._log_file, "ab") as out:
@@ -107,6 +120,7 @@ class RasaSupervisor:
         return RasaSupervisor(
             model=model, port=port, token=self._token, action_endpoint=self._action_endpoint,
             tracker_db=self._tracker_db, log_file=self._log_file, venv=self._venv, restart_backoff_s=self._backoff,
+            channel_token=self._channel_token, action_token=self._action_token,
         )
 
     def kill(self) -> None:

@@ -6,11 +6,17 @@
 Messages are written before Rasa is asked, so a message that arrives while Rasa is down is kept
 (status ``pending``) and the customer is told to retry; a retry with the same message id is
 answered once, and an already answered id returns the stored replies instead of asking again.
+The message id also goes to Rasa, which returns its stored answer instead of running the turn
+again when it had answered before the gateway got the reply (bot/gateway_channel.py), and each
+action runs once per message (bot/actions/runs.py). A message Rasa fails on (an error, a
+timeout) ``max_attempts`` times is answered with an apology and the offer of a person instead of
+being retried forever ahead of the customer's later messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -24,10 +30,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conversations import language as lang
 from conversations.models import Conversation, Message, Turn
-from conversations.rasa_client import RasaClient, RasaReply, RasaUnavailable
+from conversations.rasa_client import RasaClient, RasaFailed, RasaReply, RasaUnavailable
 from storage.db import transaction
 
 _CONV, _MSG, _TURN = Conversation.__table__, Message.__table__, Turn.__table__
+log = logging.getLogger(__name__)
+GAVE_UP = "gateway_gave_up"  # the turn's action when Rasa failed on the message max_attempts times
+# Its answer (Simplified Chinese is converted for Traditional conversations like every bot answer).
+_GAVE_UP_TEXT = {
+    "en": ("Sorry, something went wrong on my side with that message. You can rephrase it, or talk to a person.",
+           "Talk to a person"),
+    "zh": ("抱歉，处理这条消息时我这边出了问题。您可以换个说法，或者转人工客服。", "转人工客服"),
+    "ru": ("Извините, при обработке этого сообщения у меня произошла ошибка. Сформулируйте иначе или обратитесь "
+           "к сотруднику.", "Связаться с сотрудником"),
+}
 
 __all__ = ["ConversationService", "InboundMessage", "MessagePending", "OutboundMessage", "TurnResult"]
 
@@ -107,9 +123,10 @@ class TurnHooks(Protocol):
 
 
 class ConversationService:
-    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient) -> None:
+    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient, max_attempts: int = 3) -> None:
         self._sessions = sessions
         self.rasa = rasa
+        self.max_attempts = max(1, max_attempts)
         # Turns of one conversation are processed in order; different conversations in parallel.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.hooks: TurnHooks | None = None  # set by the gateway when human handoff is wired
@@ -141,8 +158,19 @@ class ConversationService:
                     return self._with_token(stored, early)
                 text_for_bot = early or text_for_bot
             started = time.perf_counter()
+            # client_address (REST, widget) is for the gateway's own limits: kept out of Rasa's tracker.
+            metadata = {**{k: v for k, v in inbound.metadata.items() if k != "client_address"},
+                        "language": stored.language}
             try:
-                reply = await self.rasa.send(inbound.sender_id, text_for_bot, {**inbound.metadata, "language": stored.language})
+                reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
+            except RasaFailed as err:
+                attempts = await to_thread.run_sync(self._failed_attempt, stored.message_id)
+                if attempts < self.max_attempts:
+                    raise MessagePending(stored.client_message_id, err) from err
+                log.error("rasa failed on a message; answered with an apology", extra={
+                    "sender_id": inbound.sender_id, "message_id": stored.client_message_id, "attempts": attempts,
+                    "error": str(err)})  # fmt: skip
+                reply = self._gave_up(stored)
             except RasaUnavailable as err:
                 raise MessagePending(stored.client_message_id, err) from err
             latency_ms = (time.perf_counter() - started) * 1000
@@ -150,6 +178,22 @@ class ConversationService:
             if self.hooks is not None:
                 result = self._with_token(stored, await self.hooks.after_turn(stored, inbound, reply.turn, result))
             return result
+
+    def _failed_attempt(self, message_id: int) -> int:
+        """Count one failure of Rasa on this message; returns the failures so far."""
+        with transaction(self._sessions) as db:
+            conn = db.connection()
+            conn.execute(_MSG.update().where(_MSG.c.id == message_id).values(attempts=_MSG.c.attempts + 1))
+            return int(conn.execute(select(_MSG.c.attempts).where(_MSG.c.id == message_id)).scalar_one())
+
+    @staticmethod
+    def _gave_up(stored: _Stored) -> RasaReply:
+        """The answer to a message Rasa keeps failing on: say so, and offer a person."""
+        text, person = _GAVE_UP_TEXT.get(stored.language, _GAVE_UP_TEXT["en"])
+        return RasaReply(
+            messages=[{"text": text, "buttons": [{"title": person, "payload": "/human_handoff"}]}],
+            turn={"intent": {}, "actions": [GAVE_UP]},
+        )
 
     def _with_token(self, stored: _Stored, result: TurnResult) -> TurnResult:
         """The first answer of a conversation carries the customer's read token (handoff/tokens.py)."""

@@ -51,25 +51,31 @@ def build(sessions: sessionmaker[Session], settings: Settings, *, pushers: Any =
     from handoff.adapters.webhook import WebhookAdapter
     from handoff.seed import seed_handoff
     from handoff.service import HandoffService
-    from handoff.tokens import ConversationTokens, load_secret
+    from handoff.tokens import ConversationTokens
+    from storage.secrets import key_for
 
     cfg = handoff_config.load(settings.handoff_config)
-    secret = load_secret(settings.handoff_secret.get_secret_value(), settings.data_dir)
-    service = HandoffService(sessions, settings, cfg, ConversationTokens(secret), pushers=pushers, orders=orders)
+    # Separate keys (storage/secrets.py): whoever holds the helpdesk's webhook secret cannot mint
+    # customers' conversation tokens, and the reverse.
+    tokens = ConversationTokens.from_settings(settings)
+    service = HandoffService(sessions, settings, cfg, tokens, pushers=pushers, orders=orders)
     if seed_accounts:
         seed_handoff(sessions, settings, cfg)
     adapters: dict[str, Any] = {}
     if settings.handoff_webhook_url:
-        webhook_secret = settings.handoff_webhook_secret.get_secret_value().encode() or secret
-        adapters["webhook"] = WebhookAdapter(settings.handoff_webhook_url, webhook_secret)
+        configured = settings.handoff_webhook_secret.get_secret_value()
+        if not configured:
+            log.warning("HANDOFF_WEBHOOK_SECRET is not set: webhooks are signed with a key derived from SECRET_KEY "
+                        "that the helpdesk cannot know; set HANDOFF_WEBHOOK_SECRET and give it to the helpdesk")
+        webhook_key = key_for(settings, "helpdesk-webhook", configured)
+        adapters["webhook"] = WebhookAdapter(settings.handoff_webhook_url, webhook_key.encode())
     if settings.handoff_smtp_host and settings.handoff_email_to:
         adapters["email"] = EmailAdapter(
             settings.handoff_smtp_host, settings.handoff_smtp_port, settings.handoff_email_from, settings.handoff_email_to,
             tls=settings.handoff_smtp_tls, username=settings.handoff_smtp_username,
             password=settings.handoff_smtp_password.get_secret_value(),
         )
-    outbox = OutboxWorker(sessions, adapters, max_attempts=settings.handoff_outbox_max_attempts,
-                          backoff_s=settings.handoff_outbox_backoff_s)
+    outbox = OutboxWorker(sessions, adapters, backoff_s=settings.handoff_outbox_backoff_s)
     service.outbox_wakeup = outbox.wakeup
     return service, outbox
 
@@ -81,7 +87,7 @@ async def start(app: FastAPI, sessions: sessionmaker[Session], settings: Setting
     from handoff import timeouts
     from handoff.accounts import Accounts
     from handoff.api import HandoffApp
-    from handoff.auth import LoginLimiter
+    from handoff.auth import LoginThrottle
 
     pushers = getattr(app.state, "pushers", None)
     service, outbox = await to_thread.run_sync(
@@ -92,7 +98,7 @@ async def start(app: FastAPI, sessions: sessionmaker[Session], settings: Setting
     app.state.handoff = HandoffApp(
         service=service,
         accounts=Accounts(sessions, settings.handoff_session_hours, service.clock),
-        limiter=LoginLimiter(settings.handoff_login_max_failures, settings.handoff_login_window_s),
+        limiter=LoginThrottle.from_settings(settings),  # per address and per account, bounded hashing
     )
     running = Running(service, outbox)
     running.tasks.append(asyncio.create_task(outbox.run_forever(), name="handoff-outbox"))

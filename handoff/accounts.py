@@ -76,6 +76,75 @@ class Accounts:
             db.get_one(Agent, agent.id).status = "offline"
             db.add(AuditEntry(actor=agent.username, action="logout", ticket_id=None, detail={}, created_at=self.clock()))
 
+    def login_failed(self, username: str, address: str, locked: list[str]) -> None:
+        """Audit a failed sign-in (the attempted username, never the password) and any lockout it caused."""
+        now = self.clock()
+        with transaction(self._sessions) as db:
+            db.add(AuditEntry(actor=username[:64], action="login_failed", ticket_id=None,
+                              detail={"address": address[:64]}, created_at=now))
+            for scope in locked:
+                db.add(AuditEntry(actor=username[:64], action="login_locked", ticket_id=None,
+                                  detail={"address": address[:64], "scope": scope}, created_at=now))
+
+    # --- own account ------------------------------------------------------------------------
+    def change_password(self, agent: AgentIdentity, token: str, current: str, new: str) -> bool:
+        """Set a new password when ``current`` is right (False otherwise); signs out every other session."""
+        if len(new) < MIN_PASSWORD_CHARS:
+            raise HandoffError(422, f"password must have at least {MIN_PASSWORD_CHARS} characters")
+        with transaction(self._sessions) as db:
+            a = db.get_one(Agent, agent.id)
+            now = self.clock()
+            if not verify_password(a.password_hash, current):
+                db.add(AuditEntry(actor=agent.username, action="password_change_failed", ticket_id=None, detail={},
+                                  created_at=now))
+                return False
+            if verify_password(a.password_hash, new):
+                raise HandoffError(422, "the new password must differ from the current one")
+            a.password_hash = hash_password(new)
+            revoked = int(db.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id,
+                                                                AgentSession.token_hash != token_hash(token))).rowcount or 0)
+            db.add(AuditEntry(actor=agent.username, action="password_change", ticket_id=None,
+                              detail={"sessions_revoked": revoked}, created_at=now))
+            return True
+
+    def revoke_sessions(self, actor: AgentIdentity, username: str | None = None) -> int:
+        """Sign an agent out everywhere: ``username`` None is the actor themselves; another agent needs an admin."""
+        with transaction(self._sessions) as db:
+            target = db.get_one(Agent, actor.id) if username is None else self._agent(db, actor, username)
+            revoked = self._revoke(db, target)
+            db.add(AuditEntry(actor=actor.username, action="sessions_revoked", ticket_id=None,
+                              detail={"agent": target.username, "sessions": revoked}, created_at=self.clock()))
+            return revoked
+
+    # --- admin ------------------------------------------------------------------------------
+    def set_active(self, admin: AgentIdentity, username: str, active: bool) -> dict[str, Any]:
+        """Disable (signs the agent out everywhere; they can no longer sign in) or enable an agent."""
+        with transaction(self._sessions) as db:
+            target = self._agent(db, admin, username)
+            if target.id == admin.id and not active:
+                raise HandoffError(409, "you cannot disable your own account")
+            target.active = active
+            detail: dict[str, Any] = {"agent": target.username}
+            if not active:
+                target.status = "offline"
+                detail["sessions"] = self._revoke(db, target)
+            db.add(AuditEntry(actor=admin.username, action="enable_agent" if active else "disable_agent",
+                              ticket_id=None, detail=detail, created_at=self.clock()))
+            return agent_view(target)
+
+    @staticmethod
+    def _agent(db: Session, actor: AgentIdentity, username: str) -> Agent:
+        if actor.role != "admin" and username != actor.username:
+            raise HandoffError(403, "admins only")
+        target = db.scalar(select(Agent).where(Agent.username == username))
+        if target is None:
+            raise HandoffError(404, "no such agent")
+        return target
+
+    @staticmethod
+    def _revoke(db: Session, agent: Agent) -> int:
+        return int(db.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id)).rowcount or 0)
+
     def set_status(self, agent: AgentIdentity, status: str) -> dict[str, Any]:
         if status not in ("online", "away", "offline"):
             raise HandoffError(422, "status must be online, away or offline")
@@ -90,7 +159,6 @@ class Accounts:
         with self._sessions() as db:
             return agent_view(db.get_one(Agent, agent.id))
 
-    # --- admin ------------------------------------------------------------------------------
     def create_agent(self, admin: AgentIdentity, data: dict[str, Any]) -> dict[str, Any]:
         if len(data["password"]) < MIN_PASSWORD_CHARS:
             raise HandoffError(422, f"password must have at least {MIN_PASSWORD_CHARS} characters")

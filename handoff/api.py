@@ -1,97 +1,50 @@
-"""HTTP and websocket routes of the handoff: the agent API (used by the console) and the customer's
-read access to their own conversation. Routes are thin: validate, call a service, return JSON.
+"""HTTP and websocket routes of the handoff: the agent API (used by the console); the customer's read
+access to their own conversation is in handoff/customer_api.py. Routes are thin: validate, call a
+service, return JSON.
 
 Agent authentication: ``POST /api/v1/agent/login`` returns a session token and sets it as the
-``agent_session`` cookie (HttpOnly, SameSite=Strict); every other agent route takes the cookie or
-``Authorization: Bearer <token>`` (websocket: the cookie or ``?token=``). 401 without a valid
-session, 403 for an agent on an admin route or a ticket outside their queues.
-Customer routes take the conversation token issued with the chat's first answer
-(``X-Conversation-Token`` header, ``Authorization: Bearer``, or ``?token=`` on the websocket).
+``agent_session`` cookie (HttpOnly, SameSite=Strict, Secure unless ``agent_cookie_secure`` is off);
+every other agent route takes the cookie or ``Authorization: Bearer <token>``. A write made with the
+cookie must also pass the cross-site check (handoff/auth.py: the console's ``X-Requested-With``
+header or a same-origin ``Origin``). The websocket takes the cookie (its ``Origin`` must be ours or
+allowed), the bearer header, or a first frame ``{"type": "auth", "token": ...}``; never a query
+string, which would land in access logs. Failed sign-ins are throttled per address and per account
+before any hashing, and audited. 401 without a valid session, 403 for an agent on an admin route or
+a ticket outside their queues. Shared pieces (who is calling) are in handoff/deps.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from handoff.accounts import Accounts
-from handoff.auth import LoginLimiter
-from handoff.events import AGENTS, conversation_topic
-from handoff.service import AgentIdentity, HandoffError, HandoffService
+from handoff.auth import LoginBusy, csrf_refusal, origin_allowed
+from handoff.customer_api import customer_router
+from handoff.deps import (
+    COOKIE,
+    Admin_,
+    Agent_,
+    HandoffApp,
+    Username,
+    bearer_token,
+    call,
+    client_address,
+    first_frame_token,
+    handoff_app,
+    run_blocking,
+    session_token,
+)
+from handoff.events import AGENTS
+from handoff.service import AgentIdentity
 
-COOKIE = "agent_session"
-Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-SenderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+__all__ = ["HandoffApp", "agent_router", "customer_router"]  # customer routes live in handoff/customer_api.py
 
 agent_router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
-customer_router = APIRouter(prefix="/api/v1/conversations", tags=["chat"])
-
-
-@dataclass
-class HandoffApp:
-    """What the routes need, kept on ``app.state.handoff``."""
-
-    service: HandoffService
-    accounts: Accounts
-    limiter: LoginLimiter
-
-
-def _app(request: Request | WebSocket) -> HandoffApp:
-    state = getattr(request.app.state, "handoff", None)
-    if state is None:
-        raise HTTPException(503, "human handoff is not configured")
-    return state
-
-
-def _bearer(request: Request | WebSocket) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None
-
-
-async def current_agent(request: Request) -> AgentIdentity:
-    h = _app(request)
-    token = _bearer(request) or request.cookies.get(COOKIE)
-    agent = await to_thread.run_sync(h.accounts.authenticate, token)
-    if agent is None:
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
-    return agent
-
-
-async def current_admin(agent: Annotated[AgentIdentity, Depends(current_agent)]) -> AgentIdentity:
-    if agent.role != "admin":
-        raise HTTPException(403, "admins only")
-    return agent
-
-
-Agent_ = Annotated[AgentIdentity, Depends(current_agent)]
-Admin_ = Annotated[AgentIdentity, Depends(current_admin)]
-
-
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a service operation, turning HandoffError into its HTTP status."""
-    try:
-        result = fn(*args, **kwargs)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return result
-    except HandoffError as err:
-        raise HTTPException(err.status, str(err)) from err
-
-
-async def _sync(fn: Any, *args: Any) -> Any:
-    try:
-        return await to_thread.run_sync(fn, *args)
-    except HandoffError as err:
-        raise HTTPException(err.status, str(err)) from err
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -102,6 +55,11 @@ class Strict(BaseModel):
 class LoginBody(Strict):
     username: Username
     password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordBody(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
 
 
 class StatusBody(Strict):
@@ -147,43 +105,94 @@ class NewQueueBody(Strict):
 
 
 # --- sign-in ------------------------------------------------------------------------------------
+def _throttled(h: HandoffApp, address: str, username: str) -> None:
+    wait, scope = h.limiter.retry_after(address, username)
+    if wait:
+        what = "from this address" if scope == "address" else "for this account"
+        raise HTTPException(429, f"too many failed sign-ins {what}; try again in {wait} s",
+                            headers={"Retry-After": str(wait)})
+
+
+def _busy() -> HTTPException:
+    return HTTPException(503, "too many sign-ins at once; try again shortly", headers={"Retry-After": "2"})
+
+
 @agent_router.post("/login")
 async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-    h = _app(request)
-    key = f"{body.username.lower()}|{request.client.host if request.client else '?'}"
-    wait = h.limiter.retry_after(key)
-    if wait:
-        raise HTTPException(429, f"too many failed sign-ins; try again in {wait} s", headers={"Retry-After": str(wait)})
-    result = await to_thread.run_sync(h.accounts.login, body.username, body.password)
+    h = handoff_app(request)
+    settings = h.service.settings
+    # Login CSRF (signing a victim into an attacker's account): a browser page elsewhere is refused.
+    if request.headers.get("origin") or request.headers.get("referer"):
+        refusal = csrf_refusal(request.method, request.headers, settings.console_allowed_origins)
+        if refusal:
+            raise HTTPException(403, refusal)
+    address = client_address(request)
+    _throttled(h, address, body.username)  # before any hashing: a refused try costs no argon2 work
+    try:
+        async with h.limiter.hashing():
+            result = await to_thread.run_sync(h.accounts.login, body.username, body.password)
+    except LoginBusy:
+        raise _busy() from None
     if result is None:
-        h.limiter.failed(key)
+        locked = h.limiter.failed(address, body.username)
+        await to_thread.run_sync(h.accounts.login_failed, body.username, address, locked)
         raise HTTPException(401, "wrong username or password")
-    h.limiter.succeeded(key)
     token, expires, agent = result
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", secure=settings.agent_cookie_secure,
                         max_age=int((expires - h.service.clock()).total_seconds()))
     await h.service.assign_waiting()
     return {"token": token, "expires_at": expires.isoformat(), "agent": agent}
 
 
+def _forget_cookie(h: HandoffApp, response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", secure=h.service.settings.agent_cookie_secure, httponly=True,
+                           samesite="strict")
+
+
 @agent_router.post("/logout")
 async def logout(agent: Agent_, request: Request, response: Response) -> dict[str, str]:
-    h = _app(request)
-    token = _bearer(request) or request.cookies.get(COOKIE) or ""
-    await to_thread.run_sync(h.accounts.logout, token, agent)
-    response.delete_cookie(COOKIE, path="/")
+    h = handoff_app(request)
+    await to_thread.run_sync(h.accounts.logout, session_token(request) or "", agent)
+    _forget_cookie(h, response)
     return {"status": "signed out"}
+
+
+@agent_router.post("/password")
+async def change_password(body: PasswordBody, agent: Agent_, request: Request) -> dict[str, str]:
+    """Change one's own password (the current one is required); every other session is signed out."""
+    h = handoff_app(request)
+    address = client_address(request)
+    _throttled(h, address, agent.username)  # a stolen session must not become a password-guessing oracle
+    try:
+        async with h.limiter.hashing():
+            ok = await run_blocking(h.accounts.change_password, agent, session_token(request) or "", body.current_password,
+                             body.new_password)
+    except LoginBusy:
+        raise _busy() from None
+    if not ok:
+        h.limiter.failed(address, agent.username)
+        raise HTTPException(403, "the current password is wrong")
+    return {"status": "password changed; other sessions were signed out"}
+
+
+@agent_router.post("/sessions/revoke")
+async def sign_out_everywhere(agent: Agent_, request: Request, response: Response) -> dict[str, Any]:
+    """Sign out on every device, this one included."""
+    h = handoff_app(request)
+    revoked = await run_blocking(h.accounts.revoke_sessions, agent, None)
+    _forget_cookie(h, response)
+    return {"status": "signed out everywhere", "sessions": revoked}
 
 
 @agent_router.get("/me")
 async def me(agent: Agent_, request: Request) -> dict[str, Any]:
-    return await to_thread.run_sync(_app(request).accounts.me, agent)
+    return await to_thread.run_sync(handoff_app(request).accounts.me, agent)
 
 
 @agent_router.post("/status")
 async def set_status(body: StatusBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    h = _app(request)
-    view = await _sync(h.accounts.set_status, agent, body.status)
+    h = handoff_app(request)
+    view = await run_blocking(h.accounts.set_status, agent, body.status)
     if body.status == "online":
         await h.service.assign_waiting()
     return view
@@ -192,7 +201,7 @@ async def set_status(body: StatusBody, agent: Agent_, request: Request) -> dict[
 # --- queues and tickets ---------------------------------------------------------------------------
 @agent_router.get("/queues")
 async def queues(agent: Agent_, request: Request) -> list[dict[str, Any]]:
-    return await to_thread.run_sync(_app(request).service.queues_overview)
+    return await to_thread.run_sync(handoff_app(request).service.queues_overview)
 
 
 @agent_router.get("/tickets")
@@ -202,74 +211,91 @@ async def tickets(
                       Query()] = "open",
     queue: str | None = None,
 ) -> list[dict[str, Any]]:
-    return await to_thread.run_sync(_app(request).service.list_tickets, agent, status, queue)
+    return await to_thread.run_sync(handoff_app(request).service.list_tickets, agent, status, queue)
 
 
 @agent_router.get("/tickets/{ticket_id}")
 async def ticket(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _sync(_app(request).service.ticket_detail, agent, ticket_id)
+    return await run_blocking(handoff_app(request).service.ticket_detail, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/claim")
 async def claim(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _call(_app(request).service.claim, agent, ticket_id)
+    return await call(handoff_app(request).service.claim, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/reply")
 async def reply(ticket_id: int, body: ReplyBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    service = _app(request).service
+    service = handoff_app(request).service
     text = body.text
     if body.canned_id is not None:
-        lang = await _sync(service.ticket_language, agent, ticket_id)
-        text = await _call(service.canned_text, body.canned_id, lang)
-    return await _call(service.reply, agent, ticket_id, text or "")
+        lang = await run_blocking(service.ticket_language, agent, ticket_id)
+        text = await call(service.canned_text, body.canned_id, lang)
+    return await call(service.reply, agent, ticket_id, text or "")
 
 
 @agent_router.post("/tickets/{ticket_id}/notes")
 async def note(ticket_id: int, body: NoteBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _call(_app(request).service.note, agent, ticket_id, body.text)
+    return await call(handoff_app(request).service.note, agent, ticket_id, body.text)
 
 
 @agent_router.post("/tickets/{ticket_id}/transfer")
 async def transfer(ticket_id: int, body: TransferBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _call(_app(request).service.transfer, agent, ticket_id, body.queue, body.agent)
+    return await call(handoff_app(request).service.transfer, agent, ticket_id, body.queue, body.agent)
 
 
 @agent_router.post("/tickets/{ticket_id}/resolve")
 async def resolve(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _call(_app(request).service.resolve, agent, ticket_id)
+    return await call(handoff_app(request).service.resolve, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/handback")
 async def hand_back(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await _call(_app(request).service.hand_back, agent, ticket_id)
+    return await call(handoff_app(request).service.hand_back, agent, ticket_id)
 
 
 @agent_router.get("/canned")
 async def canned(agent: Agent_, request: Request, language: Literal["en", "zh", "ru"] | None = None) -> list[dict[str, str]]:
-    return _app(request).service.canned_replies(language)
+    return handoff_app(request).service.canned_replies(language)
 
 
 # --- admin ----------------------------------------------------------------------------------------
 @agent_router.get("/admin/agents")
 async def list_agents(admin: Admin_, request: Request) -> list[dict[str, Any]]:
-    return await to_thread.run_sync(_app(request).accounts.list_agents)
+    return await to_thread.run_sync(handoff_app(request).accounts.list_agents)
 
 
 @agent_router.post("/admin/agents", status_code=201)
 async def create_agent(body: NewAgentBody, admin: Admin_, request: Request) -> dict[str, Any]:
-    return await _sync(_app(request).accounts.create_agent, admin, body.model_dump())
+    return await run_blocking(handoff_app(request).accounts.create_agent, admin, body.model_dump())
+
+
+@agent_router.post("/admin/agents/{username}/disable")
+async def disable_agent(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
+    """The agent can no longer sign in and is signed out everywhere at once."""
+    return await run_blocking(handoff_app(request).accounts.set_active, admin, username, False)
+
+
+@agent_router.post("/admin/agents/{username}/enable")
+async def enable_agent(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
+    return await run_blocking(handoff_app(request).accounts.set_active, admin, username, True)
+
+
+@agent_router.post("/admin/agents/{username}/sessions/revoke")
+async def revoke_agent_sessions(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
+    """Sign an agent out on every device (e.g. a lost laptop); they may sign in again."""
+    return {"agent": username, "sessions": await run_blocking(handoff_app(request).accounts.revoke_sessions, admin, username)}
 
 
 @agent_router.post("/admin/queues", status_code=201)
 async def create_queue(body: NewQueueBody, admin: Admin_, request: Request) -> dict[str, Any]:
-    return await _sync(_app(request).accounts.create_queue, admin, body.model_dump())
+    return await run_blocking(handoff_app(request).accounts.create_queue, admin, body.model_dump())
 
 
 @agent_router.get("/admin/audit")
 async def audit(admin: Admin_, request: Request, ticket_id: int | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
-    return await to_thread.run_sync(_app(request).accounts.audit_log, ticket_id, limit)
+    return await to_thread.run_sync(handoff_app(request).accounts.audit_log, ticket_id, limit)
 
 
 # --- live events for the console ---------------------------------------------------------------------
@@ -281,14 +307,27 @@ def _visible(agent: AgentIdentity, event: dict[str, Any]) -> bool:
 @agent_router.websocket("/ws")
 async def agent_ws(ws: WebSocket) -> None:
     """Server → console: {"type": "hello"|"ticket.created"|"ticket.assigned"|"ticket.updated"|
-    "ticket.agent_silent"|"message"|"note", ...}. Console → server: {"type": "ping"} (keeps presence)."""
-    h = _app(ws)
-    token = ws.query_params.get("token") or ws.cookies.get(COOKIE) or _bearer(ws)
-    agent = await to_thread.run_sync(h.accounts.authenticate, token)
-    if agent is None:
-        await ws.close(code=4401, reason="sign in first")
+    "ticket.agent_silent"|"message"|"note", ...}. Console → server: {"type": "ping"} (keeps presence).
+    Authentication: the session cookie or a bearer header, else a first frame {"type": "auth", "token": ...}."""
+    h = handoff_app(ws)
+    origin = ws.headers.get("origin")  # browsers always send it; other clients may not
+    if origin is not None and not origin_allowed(origin, ws.headers.get("host"), h.service.settings.console_allowed_origins):
+        await ws.close(code=4403, reason="this origin may not open the console's socket")
         return
-    await ws.accept()
+    token = ws.cookies.get(COOKIE) or bearer_token(ws)
+    if token:
+        agent = await to_thread.run_sync(h.accounts.authenticate, token)
+        if agent is None:
+            await ws.close(code=4401, reason="sign in first")
+            return
+        await ws.accept()
+    else:
+        await ws.accept()
+        token = await first_frame_token(ws)
+        agent = await to_thread.run_sync(h.accounts.authenticate, token) if token else None
+        if agent is None:
+            await ws.close(code=4401, reason="sign in first")
+            return
     async with h.service.events.listen(AGENTS) as sub:
         await to_thread.run_sync(h.accounts.touch, agent.id)
         await ws.send_json({"type": "hello", "agent": {"id": agent.id, "username": agent.username,
@@ -308,58 +347,6 @@ async def agent_ws(ws: WebSocket) -> None:
                     await to_thread.run_sync(h.accounts.touch, agent.id)
                     await ws.send_json({"type": "pong"})
         except (WebSocketDisconnect, RuntimeError, ValueError):
-            pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
-
-
-# --- the customer's own conversation -------------------------------------------------------------------
-def _customer_token(request: Request | WebSocket) -> str | None:
-    return request.headers.get("x-conversation-token") or _bearer(request) or request.query_params.get("token")
-
-
-@customer_router.get("/{sender_id}/messages")
-async def customer_messages(sender_id: SenderId, request: Request,
-                            after: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
-    """Messages after id ``after`` (agent replies, queue updates, everything), oldest first."""
-    h = _app(request)
-    token = _customer_token(request)
-    if not token:
-        raise HTTPException(401, "conversation token required (issued with the chat's first answer)")
-    if not h.service.tokens.check(sender_id, token):
-        raise HTTPException(403, "this token is not for this conversation")
-    state, messages = await to_thread.run_sync(h.service.customer_messages, sender_id, after)
-    return JSONResponse({"sender_id": sender_id, "state": state, "messages": messages})
-
-
-@customer_router.websocket("/{sender_id}/ws")
-async def customer_ws(ws: WebSocket, sender_id: str) -> None:
-    """Live messages for one customer: {"type": "message", "message": {...}, "state": ...}; on connect the
-    messages after ``?after=`` are sent first as {"type": "backlog", "messages": [...], "state": ...}."""
-    h = _app(ws)
-    if not h.service.tokens.check(sender_id, _customer_token(ws)):
-        await ws.close(code=4403, reason="this token is not for this conversation")
-        return
-    await ws.accept()
-    async with h.service.events.listen(conversation_topic(sender_id)) as sub:
-        try:
-            after = int(ws.query_params.get("after") or 0)
-        except ValueError:
-            after = 0
-        state, backlog = await to_thread.run_sync(h.service.customer_messages, sender_id, after)
-        await ws.send_json({"type": "backlog", "state": state, "messages": backlog})
-
-        async def pump() -> None:
-            while True:
-                await ws.send_json(await sub.get())
-
-        sender = asyncio.create_task(pump())
-        try:
-            while True:
-                await ws.receive_text()  # the customer writes through their channel; this keeps the socket open
-        except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             sender.cancel()

@@ -1,20 +1,47 @@
-"""Agent accounts: argon2 password hashes, session tokens, and the login rate limit."""
+"""Agent accounts: argon2 password hashes, session tokens, the sign-in throttle and the cross-site checks.
+
+Sign-in throttle: failed sign-ins are counted per client address and per account (moving windows
+of the ``limits`` library, memory or Redis storage), and checked *before* the password is hashed,
+so neither guessing one account from many addresses nor rotating usernames from one address gets
+more than its budget, and a refused attempt costs no argon2 work. At most
+``login_max_concurrent_hashes`` argon2 checks run at once (each takes ~64 MiB and a core); a
+sign-in that cannot get a slot within ``HASH_WAIT_S`` is answered 503 with Retry-After.
+
+Cross-site checks: the session cookie is SameSite=Strict, but that is not relied on alone. A
+state-changing request authenticated by the cookie must carry ``X-Requested-With: supportbot-console``
+(a custom header, which a browser sends cross-origin only after a CORS preflight that this gateway
+never grants) or an ``Origin``/``Referer`` of the gateway itself or of ``console_allowed_origins``.
+Bearer-token requests are exempt (a browser never adds that header by itself).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import secrets
+import threading
 import time
-from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_CHARS = 10
+HASH_WAIT_S = 3.0  # a sign-in waits at most this long for a free hashing slot, then 503
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "supportbot-console"  # what the console and ops pages send
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def hash_password(password: str) -> str:
@@ -38,31 +65,109 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class LoginLimiter:
-    """At most ``max_failures`` failed logins per key (username + client address) per window."""
+class LoginBusy(Exception):
+    """Every hashing slot stayed busy: answer 503 with Retry-After."""
 
-    def __init__(self, max_failures: int, window_s: float) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
+class LoginThrottle:
+    """Failed sign-ins per client address and per account, and a bound on concurrent password checks."""
 
-    def retry_after(self, key: str, now: float | None = None) -> int:
-        """Seconds until the key may try again; 0 when it may try now."""
-        now = time.monotonic() if now is None else now
-        q = self._recent(key, now)
-        if len(q) < self.max_failures:
-            return 0
-        return max(1, int(self.window_s - (now - q[0])) + 1)
+    def __init__(self, per_ip: str = "30/15minutes", per_account: str = "10/15minutes", *,
+                 storage: str = "memory://", max_concurrent_hashes: int = 2, hash_wait_s: float = HASH_WAIT_S) -> None:
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage))
+        self._limits = (("address", parse(per_ip)), ("account", parse(per_account)))
+        self._slots = threading.BoundedSemaphore(max(1, max_concurrent_hashes))
+        self._max_waiting = 4 * max(1, max_concurrent_hashes)  # beyond this, busy at once: no unbounded queue
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self.hash_wait_s = hash_wait_s
 
-    def failed(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._recent(key, now).append(now)
+    @classmethod
+    def from_settings(cls, settings: Any) -> LoginThrottle:
+        return cls(settings.rate_limit_login_per_ip, settings.rate_limit_login_per_account,
+                   storage=settings.rate_limit_storage, max_concurrent_hashes=settings.login_max_concurrent_hashes)
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    @staticmethod
+    def _keys(address: str, username: str) -> dict[str, str]:
+        return {"address": address, "account": username.lower()}
+
+    def retry_after(self, address: str, username: str) -> tuple[int, str | None]:
+        """(seconds until a sign-in may be tried, "address" or "account" that is locked); (0, None) when free."""
+        keys = self._keys(address, username)
+        for scope, item in self._limits:
+            if not self._limiter.test(item, "login", scope, keys[scope]):
+                reset, _ = self._limiter.get_window_stats(item, "login", scope, keys[scope])
+                return max(1, math.ceil(reset - time.time())), scope
+        return 0, None
+
+    def failed(self, address: str, username: str) -> list[str]:
+        """Count a failure; returns the scopes this failure has just locked (for the audit log)."""
+        keys = self._keys(address, username)
+        locked = []
+        for scope, item in self._limits:
+            self._limiter.hit(item, "login", scope, keys[scope])
+            if self._limiter.get_window_stats(item, "login", scope, keys[scope]).remaining == 0:
+                locked.append(scope)
+        return locked
+
+    @contextlib.asynccontextmanager
+    async def hashing(self) -> AsyncIterator[None]:
+        """A slot for one argon2 check; waits briefly (polling, without holding a thread), else LoginBusy."""
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self._max_waiting:
+                    raise LoginBusy
+                self._waiting += 1
+            try:
+                deadline = time.monotonic() + self.hash_wait_s
+                while not self._slots.acquire(blocking=False):
+                    if time.monotonic() >= deadline:
+                        raise LoginBusy
+                    await anyio.sleep(0.02)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+# --- cross-site checks -------------------------------------------------------------------------------
+def _origin_parts(origin: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        return None
+    secure = parts.scheme in ("https", "wss")
+    return ("https" if secure else "http"), parts.hostname.lower(), port or (443 if secure else 80)
+
+
+def origin_allowed(origin: str, host: str | None, allowed: Iterable[str] = ()) -> bool:
+    """Whether ``origin`` (an Origin header, or a Referer) is this gateway (its Host) or one of ``allowed``."""
+    mine = _origin_parts(origin)
+    if mine is None:  # "null", garbage: never trusted
+        return False
+    if any(_origin_parts(a) == mine for a in allowed):
+        return True
+    if not host:
+        return False
+    seen = _origin_parts(f"{mine[0]}://{host}")
+    # Same host and port; the scheme is not compared because a TLS proxy in front makes ours "http".
+    return seen is not None and seen[1:] == mine[1:]
+
+
+def csrf_refusal(method: str, headers: Mapping[str, str], allowed: Iterable[str] = ()) -> str | None:
+    """Why a cookie-authenticated request must be refused as possibly cross-site, or None when it may pass."""
+    if method.upper() in SAFE_METHODS:
+        return None
+    if headers.get(CSRF_HEADER, "").strip().lower() == CSRF_VALUE:
+        return None
+    origin = headers.get("origin") or headers.get("referer")
+    if origin and origin_allowed(origin, headers.get("host"), allowed):
+        return None
+    return (f"cross-site request refused: requests signed in with the session cookie must come from the console "
+            f"(X-Requested-With: {CSRF_VALUE}) or use Authorization: Bearer")

@@ -22,6 +22,9 @@ Where they run: the explicit request, the refund limit and the gold customer's r
 Rasa action ``action_handoff_request`` / ``action_submit_refund`` (the bot knows the intent and the
 verified customer there); the keyword rules before the turn reaches Rasa (an account takeover must
 not start a password-reset form); failure and frustration after each turn in the gateway.
+Every decision to escalate opens at most one ticket per conversation, and new tickets are capped per
+sender and per client address per day (``HandoffService._ticket_capped``): the keyword rules run
+before the bot, for any new sender id, so they must not be a way to flood the queues.
 Everything here is pure: the state it needs (``Signals``) is passed in and updated in place.
 """
 

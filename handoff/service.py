@@ -24,6 +24,7 @@ from anyio import to_thread
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.ratelimit import Quota
 from conversations.models import Conversation, Message
 from conversations.service import OutboundMessage, TurnResult
 from handoff import context as ctx
@@ -70,9 +71,9 @@ class HandoffError(Exception):
 
 @dataclass(frozen=True)
 class EscalationOutcome:
-    ticket_id: int
+    ticket_id: int | None  # None: no ticket (the daily cap was reached; ``messages`` say so)
     created: bool
-    state: str  # queued | human
+    state: str  # queued | human (bot when capped)
     queue: str
     position: int | None
     minutes: int | None
@@ -120,6 +121,10 @@ class HandoffService:
         self.auto_assign = settings.handoff_auto_assign
         self._signals: OrderedDict[str, Signals] = OrderedDict()
         self._new_tickets: dict[str, int] = {}  # sender → ticket created during the turn in progress
+        # Daily ticket caps (escalate): per sender from the tickets table, per client address here
+        # (RATE_LIMIT_STORAGE); the address of the turn in progress, as its channel vouched for it.
+        self.ticket_quota = Quota(settings.rate_limit_storage)
+        self._turn_address: OrderedDict[str, str] = OrderedDict()
         self.outbox_wakeup: Callable[[], None] | None = None  # set by the outbox worker
 
     # ================================================================ policy memory
@@ -150,6 +155,33 @@ class HandoffService:
         self._publish(events)
         return outcome
 
+    def remember_address(self, sender_id: str, address: str | None) -> None:
+        """The client address of ``sender_id``'s turn in progress (for the per-address ticket cap)."""
+        self._turn_address.pop(sender_id, None)
+        if address:
+            self._turn_address[sender_id] = address
+            if len(self._turn_address) > SIGNALS_KEPT:
+                self._turn_address.popitem(last=False)
+
+    def _ticket_capped(self, db: Session, sender_id: str, now: datetime) -> str | None:
+        """Why no new ticket may be opened for ``sender_id`` today ("sender" / "address"), or None.
+
+        Keyword rules open urgent tickets before the bot is asked and a request for a person always
+        works, so without a cap a script could open one ticket per invented sender id. Only a ticket
+        actually opened is counted against the address.
+        """
+        per_sender = self.settings.tickets_per_sender_per_day
+        if per_sender > 0:
+            today = db.scalar(select(func.count()).select_from(Ticket).where(
+                Ticket.sender_id == sender_id, Ticket.created_at >= now - timedelta(days=1))) or 0
+            if today >= per_sender:
+                return "sender"
+        per_address = self.settings.tickets_per_address_per_day
+        address = self._turn_address.get(sender_id)
+        if per_address > 0 and address and self.ticket_quota.hit("tickets", f"{per_address}/day", address):
+            return "address"
+        return None
+
     def _escalate_db(self, sender_id: str, decision: Escalate, facts: dict[str, Any]) -> tuple[EscalationOutcome, Events]:
         now = self.clock()
         events: Events = []
@@ -159,6 +191,11 @@ class HandoffService:
                 raise HandoffError(404, f"no conversation for sender {sender_id!r}")
             ticket = self._open_ticket(db, conv.id)
             created = ticket is None
+            if created and (capped := self._ticket_capped(db, sender_id, now)) is not None:
+                log.warning("ticket not opened: daily cap reached",
+                            extra={"sender_id": sender_id, "cap": capped, "reason": decision.reason, "rule": decision.rule})
+                return EscalationOutcome(None, False, conv.state, "", None, None, None, True,
+                                         [texts.text("ticket_cap", conv.language)]), events
             understood = ctx.understood(db, conv)
             slots = {**understood["slots"], **{k: v for k, v in (facts.get("slots") or {}).items()
                                                if k in ctx.FACT_SLOTS and v not in (None, "")}}
@@ -244,6 +281,7 @@ class HandoffService:
         """Answer without Rasa (a person owns the chat, a rating, an email, a yes/no to an offer, a
         business rule in the words), give Rasa other text ("yes" → ``/human_handoff``), or None."""
         sender = stored.sender_id
+        self.remember_address(sender, (inbound.metadata or {}).get("client_address"))
         sig = self._signals.get(sender)
         payload, raw = inbound.payload, inbound.text or ""
         state = stored.state
@@ -554,6 +592,9 @@ class HandoffService:
                 ticket = self._ticket_for(db, agent, ticket_id)
                 if ticket.status not in OPEN_STATUSES:
                     raise HandoffError(409, f"ticket {ticket_id} is {ticket.status}")
+                # A chat someone is handling is theirs: only they (or an admin) may pass it on.
+                if ticket.status == "assigned" and ticket.agent_id != agent.id and agent.role != "admin":
+                    raise HandoffError(403, "only the agent handling this chat, or an admin, may transfer it")
                 conv = db.get_one(Conversation, ticket.conversation_id)
                 if queue:
                     if db.get(HandoffQueue, queue) is None:
@@ -567,7 +608,10 @@ class HandoffService:
                     target = db.scalar(select(Agent).where(Agent.username == to_agent, Agent.active.is_(True)))
                     if target is None:
                         raise HandoffError(422, f"unknown agent {to_agent!r}")
-                    if self._active_chats(db, target.id) >= target.capacity and ticket.agent_id != target.id:
+                    if ticket.queue not in (target.queues or []):
+                        raise HandoffError(409, f"{target.username} does not serve the queue {ticket.queue}; "
+                                                "transfer to one of their queues first")
+                    if ticket.agent_id != target.id and self._active_chats(db, target.id) >= target.capacity:
                         raise HandoffError(409, f"{target.username} is at capacity")
                     self._assign(db, ticket, target, now)
                     self._audit(db, agent.username, "transfer", ticket.id, {"agent": target.username})

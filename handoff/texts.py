@@ -35,6 +35,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "abandoned": "As we didn't hear back, I've closed the request for a person. Ask again any time.",
         "idle_closed": "This chat with our team was closed after a period of inactivity. Ask for a person again any time.",
         "transferred": "I'm transferring you to a colleague who can help better with this.",
+        "ticket_cap": "Your request is already with our team, together with this conversation, so I won't open another one today. They will get back to you; meanwhile I can keep helping here.",
     },
     "zh": {
         "queued": "正在为您转接人工客服。您排在第 {position} 位，预计等待约 {minutes} 分钟。",
@@ -62,6 +63,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "abandoned": "由于没有收到您的回复，转人工请求已关闭。需要时可随时再次提出。",
         "idle_closed": "由于长时间没有新消息，本次人工对话已关闭。需要时可随时再次转人工。",
         "transferred": "正在为您转接更合适的同事处理此问题。",
+        "ticket_cap": "您的请求已经连同本次对话转交给我们的团队，今天不会再重复提交。他们会尽快回复您；在此期间我可以继续为您服务。",
     },
     "ru": {
         "queued": "Соединяю вас с сотрудником поддержки. Вы {position}-й в очереди, примерно {minutes} мин.",
@@ -89,6 +91,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "abandoned": "Мы не дождались ответа, поэтому запрос сотрудника закрыт. Можно попросить снова в любой момент.",
         "idle_closed": "Разговор с сотрудником закрыт из-за отсутствия активности. Попросить сотрудника можно снова в любой момент.",
         "transferred": "Передаю вас коллеге, который лучше поможет с этим вопросом.",
+        "ticket_cap": "Ваш запрос уже передан нашей команде вместе с этой перепиской, поэтому сегодня я не буду создавать новый. Вам ответят; а пока я могу продолжать помогать здесь.",
     },
 }
 

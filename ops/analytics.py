@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations.models import Conversation, KbAnswer, Message, Turn
+from ops import csv_export
 
 DIMENSIONS = ("day", "language", "channel")
 FALLBACK = "nlu_fallback"
@@ -318,21 +319,16 @@ CSV_COLUMNS = [
 
 
 def csv_text(report: dict[str, Any]) -> str:
-    """One CSV line per group; nested figures (tickets per reason, intents) as ``name=value;...``."""
-    import csv
-    import io
-
-    buf = io.StringIO()
+    """One CSV line per group; nested figures (tickets per reason, intents) as ``name=value;...``.
+    Cells that a spreadsheet would run as a formula are quoted (``ops.csv_export``)."""
     dims = report["group_by"]
-    writer = csv.writer(buf)
-    writer.writerow([*dims, *CSV_COLUMNS, "tickets_by_reason", "intents"])
-    for row in [*report["rows"], {**dict.fromkeys(dims, "TOTAL"), **report["total"]}]:
-        writer.writerow([
-            *[row[d] for d in dims], *["" if row[c] is None else row[c] for c in CSV_COLUMNS],
-            ";".join(f"{k}={v}" for k, v in row["tickets_by_reason"].items()),
-            ";".join(f"{k}={v['count']}" for k, v in row["intents"].items()),
-        ])  # fmt: skip
-    return buf.getvalue()
+    rows = [
+        [*[row[d] for d in dims], *[row[c] for c in CSV_COLUMNS],
+         ";".join(f"{k}={v}" for k, v in row["tickets_by_reason"].items()),
+         ";".join(f"{k}={v['count']}" for k, v in row["intents"].items())]
+        for row in [*report["rows"], {**dict.fromkeys(dims, "TOTAL"), **report["total"]}]
+    ]  # fmt: skip
+    return csv_export.csv_text([*dims, *CSV_COLUMNS, "tickets_by_reason", "intents"], rows)
 
 
 def prometheus_text(report: dict[str, Any]) -> bytes:

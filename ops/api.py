@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kb_index.admin_routes import require_admin
+from ops import audit, csv_export
 from ops.annotations import AnnotationError
 from ops.drafts import DraftError
 from ops.inbox import Filters, InboxError
@@ -185,20 +186,21 @@ async def inbox_reopen(request: Request, item_id: int, actor: Admin) -> dict[str
 
 
 @router.get("/inbox/export.csv", response_class=PlainTextResponse)
-async def inbox_export(request: Request, filters: Filtered) -> Response:
-    """Masked text only ([EMAIL], [PHONE]...): safe to share."""
-    import csv
-    import io
-
-    rows = await _run(_ops(request).inbox.export_rows, filters)
-    buf = io.StringIO()
+async def inbox_export(request: Request, filters: Filtered, actor: Admin) -> Response:
+    """Masked text only ([EMAIL], [PHONE]...): safe to share. Cells a spreadsheet would run as a formula
+    (customers write the text) start with ``'``. Every export is audited."""
+    ops = _ops(request)
+    rows = await _run(ops.inbox.export_rows, filters)
     columns = ["id", "source", "status", "language", "channel", "intent", "confidence", "text", "pii", "occurred_at",
                "resolution_intent", "resolved_by"]
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+    body = csv_export.csv_text(columns, ([r[c] for c in columns] for r in rows))
+    await _run(audit.record, ops.sessions, actor, "export_inbox", "inbox", {"rows": len(rows), **_filter_detail(filters)})
+    return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="review-inbox.csv"'})
+
+
+def _filter_detail(filters: Filters) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(filters).items() if v is not None}
 
 
 @router.get("/intents")
@@ -322,13 +324,17 @@ async def analytics(request: Request, since: date | None = None, until: date | N
 
 
 @router.get("/analytics.csv", response_class=PlainTextResponse)
-async def analytics_csv(request: Request, since: date | None = None, until: date | None = None,
+async def analytics_csv(request: Request, actor: Admin, since: date | None = None, until: date | None = None,
                         group_by: str = "day,language,channel") -> Response:
     from ops.analytics import csv_text
 
     if since and until and since > until:
         raise HTTPException(422, "since is after until")
-    report = await _run(_ops(request).analytics.report, since, until, _group_by(group_by))
+    ops = _ops(request)
+    report = await _run(ops.analytics.report, since, until, _group_by(group_by))
+    detail = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
+              "group_by": report["group_by"]}
+    await _run(audit.record, ops.sessions, actor, "export_analytics", "analytics", detail)
     return Response(csv_text(report), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="analytics.csv"'})
 

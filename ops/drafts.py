@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations.models import KbAnswer, Message
+from ops import audit
 from ops.inbox import last_question
-from ops.models import AuditEntry, KbDraft
+from ops.models import KbDraft
 from ops.redaction import Redactor
 from storage.db import transaction
 
@@ -119,10 +120,13 @@ class KbDrafts:
             d = self._draft(db, draft_id)
             if d.status != "draft":
                 raise DraftError(409, f"draft {draft_id} is {d.status}")
+            changed = []
             for k, v in fields.items():
                 if v is not None:
                     setattr(d, k, v.strip() if isinstance(v, str) else v)
+                    changed.append(k)
             d.updated_by, d.updated_at = actor, _now()
+            audit.add(db, actor, "edit_draft", f"draft:{d.id}", {"fields": sorted(changed)})
             return draft_view(d)
 
     def discard(self, draft_id: int, actor: str) -> dict[str, Any]:
@@ -131,7 +135,7 @@ class KbDrafts:
             if d.status != "draft":
                 raise DraftError(409, f"draft {draft_id} is {d.status}")
             d.status, d.updated_by, d.updated_at = "discarded", actor, _now()
-            db.add(AuditEntry(actor=actor, action="discard_draft", target=f"draft:{d.id}", detail={}, created_at=_now()))
+            audit.add(db, actor, "discard_draft", f"draft:{d.id}")
             return draft_view(d)
 
     def publish(self, draft_id: int, actor: str, kb: Any) -> dict[str, Any]:
@@ -165,8 +169,7 @@ class KbDrafts:
             row = self._draft(db, draft_id)
             row.status, row.kb_version, row.article_id = "published", report.version, article_id
             row.updated_by, row.updated_at = actor, _now()
-            db.add(AuditEntry(actor=actor, action="publish_draft", target=f"draft:{row.id}",
-                              detail={"article_id": article_id, "kb_version": report.version}, created_at=_now()))
+            audit.add(db, actor, "publish_draft", f"draft:{row.id}", {"article_id": article_id, "kb_version": report.version})
             return draft_view(row)
 
     @staticmethod

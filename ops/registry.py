@@ -26,7 +26,8 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.models import AuditEntry, ModelVersion
+from ops import audit
+from ops.models import ModelVersion
 from storage.db import transaction
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,14 @@ class BlueGreenSwapper:
         return self.run_async(lambda: self._swap(model_path))
 
     async def _swap(self, model_path: Path) -> str:
-        from conversations.rasa_client import RasaClient, RasaUnavailable
+        from conversations.rasa_client import RasaUnavailable
 
         old_sup = self.app.state.rasa_process
         service = self.app.state.conversations
         old_client = service.rasa
         new_sup = old_sup.clone(model_path, _free_port())
         await new_sup.start()
-        new_client = RasaClient(new_sup.url, getattr(self.app.state, "rasa_token", ""), self.timeout_s)
+        new_client = old_client.for_url(new_sup.url)
         deadline = time.monotonic() + self.ready_timeout_s
         status: dict[str, Any] = {}
         while True:
@@ -243,9 +244,8 @@ class ModelRegistry:
                 other.status = "retired"
             row = db.get_one(ModelVersion, model_id)
             row.status, row.promoted_at = "active", now
-            db.add(AuditEntry(actor=actor, action=action, target=f"model:{model_id}",
-                              detail={"previous": previous.id if previous else None, "rasa_model_id": loaded_id},
-                              created_at=now))
+            audit.add(db, actor, action, f"model:{model_id}",
+                      {"previous": previous.id if previous else None, "rasa_model_id": loaded_id})
         self._write_pin(path)
         log.info("model %s", action, extra={"model": model_id, "previous": previous.id if previous else None, "by": actor})
         return {"active": model_id, "previous": previous.id if previous else None, "action": action}

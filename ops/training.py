@@ -32,8 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.training import ROOT, model_hash, rasa_env, rasa_executable
+from ops import audit
 from ops.gate import GatePolicy, decide
-from ops.models import AuditEntry, TrainingJob
+from ops.models import TrainingJob
 from ops.registry import ModelRegistry, RegistryError
 from storage.db import transaction
 
@@ -105,8 +106,7 @@ class TrainingService:
                               params={"config": str(self.paths.config)}, report={}, log_tail="", created_at=_now())
             db.add(job)
             db.flush()
-            db.add(AuditEntry(actor=actor, action="train", target=f"job:{job.id}", detail={"auto_promote": auto_promote},
-                              created_at=_now()))
+            audit.add(db, actor, "train", f"job:{job.id}", {"auto_promote": auto_promote})
             return job_view(job)
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Tables of the demo store (schema owned by Alembic revision ``0001_store``).
+"""Tables of the demo store (schema owned by Alembic revisions ``0001_store`` and
+``0007_verification_failures``).
 
 Statuses, levels and methods are stored as short strings (the values of the enums in
 ``store.policies``) rather than database enums, so that adding a value never needs an
@@ -18,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
@@ -185,3 +187,25 @@ class OutboxEmail(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class VerificationFailure(Base):
+    """A failed identity check (order id + email/username), kept for the lockout window.
+
+    Counted per order id and per sender (the conversation's sender id), so neither a new form nor a
+    new conversation gives an attacker new tries (``store.verification``). ``order_id`` is what the
+    customer typed (ten digits), not a foreign key: a guess at an order that does not exist counts
+    the same, and says nothing about which orders exist.
+    """
+
+    __tablename__ = "verification_failures"
+    __table_args__ = (
+        Index("ix_verification_failures_order_id_created_at", "order_id", "created_at"),
+        Index("ix_verification_failures_sender_id_created_at", "sender_id", "created_at"),
+        Index("ix_verification_failures_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(10))
+    sender_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

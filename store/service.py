@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
@@ -34,6 +34,9 @@ from store.policies import (
 
 REASON_MAX_CHARS = 500
 DEFAULT_RESET_URL = "https://shop.example.com/reset-password"
+# At most one password-reset email per account in this interval: anyone may ask for a reset link
+# for any address (that is the point of it), so repeating the request must not flood the mailbox.
+RESET_EMAIL_INTERVAL = timedelta(minutes=15)
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -218,6 +221,7 @@ class SqlOrdersService:
         *,
         auto_refund_limit: Decimal | None = None,
         reset_url: str = DEFAULT_RESET_URL,
+        reset_interval: timedelta = RESET_EMAIL_INTERVAL,
     ) -> None:
         if auto_refund_limit is None:
             from settings import get_settings
@@ -226,6 +230,7 @@ class SqlOrdersService:
         self._factory = session_factory
         self.auto_refund_limit = Decimal(auto_refund_limit)
         self.reset_url = reset_url
+        self.reset_interval = reset_interval
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -383,7 +388,8 @@ class SqlOrdersService:
 
         Returns whether an account matched; the caller must answer the customer the same way in
         both cases so that the bot cannot be used to probe which accounts exist. The link carries
-        a random ``secrets`` token and goes only to the address on file.
+        a random ``secrets`` token and goes only to the address on file; a second request within
+        ``reset_interval`` of the last email to that account writes nothing (the first link works).
         """
         wanted = policies.normalise_identifier(identifier)
         if not wanted:
@@ -397,6 +403,15 @@ class SqlOrdersService:
             ).first()
             if customer is None:
                 return False
+            recent = session.scalars(
+                select(OutboxEmail.id).where(
+                    OutboxEmail.to_address == customer.email,
+                    OutboxEmail.kind == "password_reset",
+                    OutboxEmail.created_at > now - self.reset_interval,
+                )
+            ).first()
+            if recent is not None:
+                return True
             token = secrets.token_urlsafe(32)
             link = f"{self.reset_url}?token={token}"
             session.add(

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,21 @@ class LiveSystem:
     data_dir: Path
     process: subprocess.Popen[bytes]
     db: Engine
+    # sender → conversation_token from its first answer (or 503), sent as X-Conversation-Token after.
+    tokens: dict[str, str] = field(default_factory=dict)
 
     def chat(self, sender: str, text_: str | None = None, **extra: Any) -> httpx.Response:
+        """A REST customer: remembers each conversation's token and sends it on every later turn."""
         body: dict[str, Any] = {"sender_id": sender, **extra}
         if text_ is not None:
             body["text"] = text_
-        return httpx.post(f"{self.url}/api/v1/chat", json=body, timeout=60)
+        headers = {"X-Conversation-Token": self.tokens[sender]} if sender in self.tokens else {}
+        resp = httpx.post(f"{self.url}/api/v1/chat", json=body, headers=headers, timeout=60)
+        if resp.status_code in (200, 503) and resp.headers.get("content-type", "").startswith("application/json"):
+            token = resp.json().get("conversation_token")
+            if token:
+                self.tokens[sender] = token
+        return resp
 
     def say(self, sender: str, text_: str, **extra: Any) -> dict[str, Any]:
         resp = self.chat(sender, text_, **extra)
@@ -136,7 +145,7 @@ def live(trained_model: Path, help_centre_index: Path, tmp_path_factory: pytest.
         RASA_CONFIG=str(RASA_CONFIG),
         RASA_TOKEN="test-token", ADMIN_API_TOKEN=ADMIN_TOKEN, RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
         SUPPORTBOT_DEMO_AGENT_PASSWORD=AGENT_PASSWORD, HANDOFF_ADMIN_PASSWORD=HANDOFF_ADMIN_PASSWORD,
-        HANDOFF_AUTO_ASSIGN="false",
+        HANDOFF_AUTO_ASSIGN="false", SUPPORTBOT_DEMO="true",
     )
     env.pop("RASA_URL", None)
     env.pop("DATABASE_URL", None)

@@ -66,6 +66,7 @@ def make_gateway(tmp_path: Path, wx_api: FakeWeChatApi, safe: bool = True, **set
     defaults: dict[str, Any] = {
         "wechat_token": TOKEN, "wechat_app_id": APP_ID, "wechat_app_secret": APP_SECRET,
         "wechat_encoding_aes_key": AES_KEY if safe else "", "wechat_api_base": wx_api.url,
+        "wechat_allow_plaintext": not safe,  # plaintext mode must be allowed explicitly
         "outbox_retry_base_s": 0.1, "outbox_retry_max_s": 0.5, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.3,
     }
     return ChannelGateway(tmp_path, closed_port_url(), **{**defaults, **settings}).start()

@@ -117,7 +117,7 @@ def test_external_rasa_mode_starts_no_rasa(live: LiveSystem, tmp_path: Path) -> 
     from tests.conftest import ROOT, free_port
 
     port = free_port()
-    before = len(subprocess.run(["pgrep", "-f", "rasa run"], capture_output=True, text=True).stdout.split())
+    before = len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
     env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), RASA_URL=f"http://127.0.0.1:{live.rasa_port}",
                RASA_TOKEN="test-token", RASA_TELEMETRY_ENABLED="false")
     with open(tmp_path / "gateway.log", "wb") as log:
@@ -132,7 +132,7 @@ def test_external_rasa_mode_starts_no_rasa(live: LiveSystem, tmp_path: Path) -> 
                     time.sleep(0.5)
             reply = httpx.post(f"http://127.0.0.1:{port}/api/v1/chat", json={"sender_id": "ext-1", "text": "hello"}, timeout=60)
             assert reply.status_code == 200 and reply.json()["messages"]
-            after = len(subprocess.run(["pgrep", "-f", "rasa run"], capture_output=True, text=True).stdout.split())
+            after = len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
             assert after == before
         finally:
             proc.terminate()

@@ -1,11 +1,12 @@
 """Outbound adapters against real local peers: an aiosmtpd SMTP server and an HTTP receiver that
-verifies the HMAC signature; and the outbox with the peer down, then up (nothing lost, sent once)."""
+verifies the timestamped HMAC signature; and the outbox with the peer down, then up (nothing lost, sent once)."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from bot.actions.handoff import ActionHandoffRequest
 from handoff.adapters.email import EmailAdapter
 from handoff.adapters.outbox import OutboxWorker
-from handoff.adapters.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookAdapter, verify
+from handoff.adapters.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookAdapter, verify
 from handoff.models import OutboxItem
 from tests.test_handoff_service import World, make_world, runs, says
 
@@ -44,7 +45,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["content-length"]))
-                if not verify(SECRET, body, self.headers.get(SIGNATURE_HEADER)):
+                if not verify(SECRET, self.headers.get(TIMESTAMP_HEADER), body, self.headers.get(SIGNATURE_HEADER)):
                     outer.rejected += 1
                     self.send_response(401)
                 else:
@@ -161,5 +162,6 @@ def test_a_wrong_signature_is_refused_by_the_receiver(webhook_port: int) -> None
 
     with Receiver(webhook_port) as receiver:
         resp = httpx.post(f"http://127.0.0.1:{webhook_port}/tickets", content=b"{}",
-                          headers={SIGNATURE_HEADER: "sha256=" + "0" * 64, DELIVERY_HEADER: "1"})
+                          headers={SIGNATURE_HEADER: "sha256=" + "0" * 64, TIMESTAMP_HEADER: str(int(time.time())),
+                                   DELIVERY_HEADER: "1"})
     assert resp.status_code == 401 and receiver.rejected == 1

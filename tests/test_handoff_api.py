@@ -15,7 +15,7 @@ from bot.actions.handoff import ActionHandoffRequest
 from channels.rest import router as rest_router
 from handoff.accounts import Accounts
 from handoff.api import HandoffApp, agent_router, customer_router
-from handoff.auth import LoginLimiter
+from handoff.auth import LoginThrottle
 from handoff.models import AuditEntry
 from tests.test_handoff_service import World, make_world, runs, says
 
@@ -27,7 +27,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, World]]:
         app.state.settings = world.settings
         app.state.conversations = world.conversations
         app.state.handoff = HandoffApp(world.handoff, Accounts(world.handoff._sessions, 12, world.handoff.clock),
-                                       LoginLimiter(5, 300))
+                                       LoginThrottle(per_ip="20/5minutes", per_account="5/5minutes"))
         app.include_router(rest_router)
         app.include_router(agent_router)
         app.include_router(customer_router)
@@ -69,7 +69,7 @@ def test_login_attempts_are_rate_limited(setup: tuple[TestClient, World]) -> Non
         assert client.post("/api/v1/agent/login", json={"username": "alice", "password": "wrong"}).status_code == 401
     blocked = client.post("/api/v1/agent/login", json={"username": "alice", "password": "agent-password-1"})
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
-    # another account from the same address is not locked out by alice's failures
+    # another account from the same address is not locked out by alice's failures (the address has its own budget)
     assert client.post("/api/v1/agent/login", json={"username": "wei", "password": "agent-password-1"}).status_code == 200
 
 
@@ -86,7 +86,8 @@ def test_a_customer_reads_only_their_own_conversation(setup: tuple[TestClient, W
     ok = client.get("/api/v1/conversations/cust-a/messages", headers={"X-Conversation-Token": token})
     assert ok.status_code == 200 and [m["text"] for m in ok.json()["messages"]] == ["hi", "Hi!"]
     with pytest.raises(WebSocketDisconnect) as refused, \
-            client.websocket_connect(f"/api/v1/conversations/cust-a/ws?token={other['conversation_token']}") as ws:
+            client.websocket_connect("/api/v1/conversations/cust-a/ws",
+                                     headers={"X-Conversation-Token": other["conversation_token"]}) as ws:
         ws.receive_json()
     assert refused.value.code == 4403
 
@@ -97,11 +98,13 @@ def test_console_flow_live_events_claim_reply_and_customer_websocket(setup: tupl
     first = client.post("/api/v1/chat", json={"sender_id": "cust-live", "text": "hello"}).json()
     token = first["conversation_token"]
     alice = login(client, "alice")
-    with client.websocket_connect(f"/api/v1/agent/ws?token={alice['Authorization'][7:]}") as console, \
-            client.websocket_connect(f"/api/v1/conversations/cust-live/ws?token={token}") as customer:
+    # tokens travel in headers (or a first frame), never in the URL
+    with client.websocket_connect("/api/v1/agent/ws", headers=alice) as console, \
+            client.websocket_connect("/api/v1/conversations/cust-live/ws", headers={"X-Conversation-Token": token}) as customer:
         assert console.receive_json()["type"] == "hello"
         assert customer.receive_json()["type"] == "backlog"
-        queued = client.post("/api/v1/chat", json={"sender_id": "cust-live", "text": "I need a human"}).json()
+        queued = client.post("/api/v1/chat", json={"sender_id": "cust-live", "text": "I need a human"},
+                             headers={"X-Conversation-Token": token}).json()
         assert queued["state"] == "queued"
         created = console.receive_json()
         assert created["type"] == "ticket.created" and created["ticket"]["queue"] == "general-en"
@@ -123,7 +126,8 @@ def test_console_flow_live_events_claim_reply_and_customer_websocket(setup: tupl
         assert live["message"]["from"] == "agent" and live["message"]["text"].startswith("Hi, I'm here to help")
         assert console.receive_json()["type"] == "message"
 
-        silent = client.post("/api/v1/chat", json={"sender_id": "cust-live", "text": "<script>alert(1)</script>"}).json()
+        silent = client.post("/api/v1/chat", json={"sender_id": "cust-live", "text": "<script>alert(1)</script>"},
+                             headers={"X-Conversation-Token": token}).json()
         assert silent["state"] == "human" and silent["messages"] == []
         relayed = console.receive_json()
         assert relayed["type"] == "message" and relayed["message"]["text"] == "<script>alert(1)</script>"

@@ -47,7 +47,7 @@ class ScriptedRasa:
         self.script: list[Step] = []
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> RasaReply:
+    async def send(self, sender: str, text: str, metadata: dict[str, Any], message_id: str | None = None) -> RasaReply:
         self.calls.append((sender, text, metadata))
         assert self.script, f"Rasa was asked about {text!r} but must not have been"
         return await self.script.pop(0)(sender, text, metadata)
@@ -138,6 +138,7 @@ def make_settings(tmp: Path, **over: Any) -> Settings:
     values: dict[str, Any] = dict(
         data_dir=tmp, database_url=f"sqlite:///{tmp / 'handoff.db'}", handoff_admin_password="admin-password-1",
         handoff_demo_agent_password="agent-password-1", handoff_secret="test-secret", handoff_auto_assign=False,
+        demo=True,  # the demo agents alice, wei and olga exist only in demo mode
     )
     values.update(over)
     return Settings(**values)
@@ -229,7 +230,8 @@ async def test_routing_by_language_and_topic(world: World, language: str, intent
 
 
 async def test_gold_customer_asking_twice_is_escalated_as_vip(world: World) -> None:
-    slots = {"verified": True, "verified_username": DEMO["gold_delivered_old"].username}
+    slots = {"verified": True, "verified_username": DEMO["gold_delivered_old"].username,
+             "order_id": DEMO["gold_delivered_old"].order_id}  # verified on an order they own (re-checked)
     world.rasa.script = [runs(ActionHandoffRequest(), "human_handoff", slots=slots),
                          runs(ActionHandoffRequest(), "human_handoff", slots=slots, history=["human_handoff"])]
     await world.say("s-gold", "agent please")

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 import handoff
 from handoff.accounts import Accounts
 from handoff.api import HandoffApp
-from handoff.auth import LoginLimiter
+from handoff.auth import LoginThrottle
 from handoff.models import Ticket
 from kb_index import Article, KnowledgeBase, make_embedder
 from ops import service as ops_service
@@ -48,6 +48,7 @@ def make_app(tmp_path: Path, embedder: Any) -> dict[str, Any]:
         data_dir=tmp_path / "data", admin_api_token=SecretStr(TOKEN), ops_nlu_data_dir=project["nlu"],
         ops_nlu_test_dir=project["nlu_test_dir"], ops_test_stories=project["stories"], model_dir=project["model_dir"],
         handoff_admin_password=SecretStr(ADMIN_PASSWORD), handoff_demo_agent_password=SecretStr(AGENT_PASSWORD),
+        demo=True,  # alice (a demo agent) exists only in demo mode
     )  # fmt: skip
     url = settings.sqlalchemy_url
     upgrade(url)
@@ -63,7 +64,7 @@ def make_app(tmp_path: Path, embedder: Any) -> dict[str, Any]:
     app.state.settings = settings
     app.state.knowledge = kb
     app.state.ops = ops_service.build(settings, sessions, paths=paths, embedder=embedder)
-    app.state.handoff = HandoffApp(service=service, accounts=Accounts(sessions, 1.0, service.clock), limiter=LoginLimiter(5, 60))
+    app.state.handoff = HandoffApp(service=service, accounts=Accounts(sessions, 1.0, service.clock), limiter=LoginThrottle())
     app.state.admin_session_check = admin_session_check
     app.include_router(router)
     app.include_router(metrics_router)
@@ -139,7 +140,8 @@ def test_inbox_over_http(env: dict[str, Any]) -> None:
     assert c.get("/api/v1/ops/inbox", headers=AUTH).json()["items"] == 0
     assert "check_order_status" in c.get("/api/v1/ops/intents", headers=AUTH).json()["intents"]
     audit = c.get("/api/v1/ops/audit", headers=AUTH).json()
-    assert [a["action"] for a in audit] == ["annotate", "annotate"] and audit[0]["actor"] == "admin-token"
+    # Newest first: the two annotations, then the export before them (exports are audited too).
+    assert [a["action"] for a in audit] == ["annotate", "annotate", "export_inbox"] and audit[0]["actor"] == "admin-token"
 
 
 def _resolved_ticket(env: dict[str, Any]) -> int:

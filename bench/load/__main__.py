@@ -9,7 +9,10 @@ Method
   ports, a temporary DATA_DIR (fresh SQLite databases) and MODEL_DIR = models/ (so a cached model is
   reused). Cold start is process start → first ``GET /readyz`` 200. At the end the gateway's process
   group is terminated (the gateway stops Rasa's own process group), and anything of ours still alive
-  is killed by pid and reported. With ``--url`` a running gateway is benchmarked instead.
+  is killed by pid and reported. With ``--url`` a running gateway is benchmarked instead (start it
+  with RATE_LIMIT_PER_IP and RATE_LIMIT_GLOBAL high enough: every simulated customer has one address).
+* Each conversation sends its first answer's ``conversation_token`` as ``X-Conversation-Token`` on
+  its later turns, as every REST client must.
 * A conversation is a scripted customer (en/zh/ru): greeting, order status with a real demo order id
   and the email on file (store.seed.DEMO), a question, thanks, goodbye — 6 to 9 turns, each
   conversation with its own sender id. Customers send their next message as soon as the reply
@@ -196,6 +199,13 @@ class Target:
             return {"sender_id": sender, "text": text}
         return {"sender": sender, "message": text}
 
+    def headers(self, token: str | None) -> dict[str, str]:
+        """The gateway's REST contract: a conversation's later turns carry its X-Conversation-Token."""
+        return {"X-Conversation-Token": token} if token and self.key == "gateway" else {}
+
+    def token(self, data: Any) -> str | None:
+        return data.get("conversation_token") if self.key == "gateway" and isinstance(data, dict) else None
+
     def texts(self, data: Any) -> list[str]:
         if self.key == "gateway":
             return [str(m.get("text") or "") for m in data.get("messages") or []]
@@ -233,18 +243,21 @@ async def converse(
 ) -> None:
     order_id, username, email = order
     clean = True
+    token: str | None = None  # the gateway's conversation_token (first answer), sent on every later turn
     for step in script.steps:
         text = step.text.format(order_id=order_id, username=username, email=email)
         started = time.perf_counter()
         try:
-            resp = await client.post(target.url, json=target.body(sender, text))
+            resp = await client.post(target.url, json=target.body(sender, text), headers=target.headers(token))
             elapsed = time.perf_counter() - started
             if resp.status_code != 200:
                 stats.errors[f"HTTP {resp.status_code}"] += 1
                 stats.note(f"{target.key} {sender} {text!r}: HTTP {resp.status_code} {resp.text[:160]!r}")
                 clean = False
                 continue
-            replies = target.texts(resp.json())
+            data = resp.json()
+            token = token or target.token(data)
+            replies = target.texts(data)
         except (httpx.HTTPError, ValueError) as err:
             stats.errors[type(err).__name__] += 1
             stats.note(f"{target.key} {sender} {text!r}: {type(err).__name__} {err}")
@@ -555,6 +568,9 @@ def launch() -> Launched:
         DATABASE_URL=f"sqlite:///{data_dir / 'supportbot.db'}",
         RASA_TELEMETRY_ENABLED="false",
         PYTHONUNBUFFERED="1",
+        # every simulated customer comes from 127.0.0.1: the per-address and global limits would throttle them
+        RATE_LIMIT_PER_IP="1000000/minute",
+        RATE_LIMIT_GLOBAL="1000000/minute",
     )
     log_path = data_dir / "gateway.log"
     with open(log_path, "wb") as out:

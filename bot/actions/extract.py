@@ -43,17 +43,24 @@ def order_id(value: Any) -> str | None:
 
 
 def identifier(value: Any) -> str | None:
-    """An email if there is one, else the most username-like word (one with a digit preferred)."""
+    """An email if there is one, else the most username-like word (one with a digit preferred).
+
+    An order number is never an identifier: in "sorry, it's order 3348917502" the customer corrects
+    the order, so with an order number in the text only an email or a word with digits counts.
+    """
     text = first_value(value)
     if not text:
         return None
     email = _EMAIL.search(text)
     if email:
         return email.group(0)
-    words = _ASCII_WORD.findall(text)
+    without_orders = _ORDER_ID.sub(" ", text)
+    words = _ASCII_WORD.findall(without_orders)
+    with_digits = [w for w in words if any(c.isdigit() for c in w)]
+    if without_orders != text:
+        words = with_digits
     if not words:
         return None
-    with_digits = [w for w in words if any(c.isdigit() for c in w)]
     return (with_digits or words)[-1].strip(".-")
 
 

@@ -2,8 +2,12 @@
 
 Every order form asks for the order id and then the email or username on file (ABCD's
 'Validate Purchase'). A customer verified once in the conversation is not asked again for
-another of their own orders. Three failures (unknown order id, mismatching identity) end the
-form politely; a policy refusal (e.g. cancelling a shipped order) is explained and ends it too.
+another of their own orders. Any ten digits are taken as an order id and the identity is checked
+with it: "no such order" and "not this order's customer" are one failure with one answer, so the
+chat tells nobody which order ids exist. Failures are counted in the database per order id and per
+sender (``store.verification``): three within the window lock both, across forms and conversations,
+and while locked nothing is checked. Three failures in one form end it politely; a policy refusal
+(e.g. cancelling a shipped order) is explained and ends it too.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.actions import extract
+from bot.actions import extract, identity
 from bot.actions.labels import MEMBERSHIP, REFUND_METHOD, STATUS, label
 from bot.actions.runtime import services
 from store import policies
 from store.service import OrderView
+from store.verification import VerificationOutcome
 
 Slots = dict[str, Any]
 
@@ -68,6 +73,16 @@ class OrderFormValidator(FormValidationAction, ABC):
     @abstractmethod
     def name(self) -> str: ...
 
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        """A sender locked out of verification is told so at once, before being asked for anything."""
+        if not tracker.get_slot("task_blocked") and identity.verified_order(tracker) is None:
+            until = identity.guard().locked_until(tracker.sender_id)
+            if until is not None:
+                return [SlotSet(k, v) for k, v in self._locked(until, dispatcher, tracker).items()] + [
+                    SlotSet(REQUESTED_SLOT, None)
+                ]
+        return await super().run(dispatcher, tracker, domain)
+
     async def required_slots(
         self,
         domain_slots: list[str],
@@ -91,6 +106,11 @@ class OrderFormValidator(FormValidationAction, ABC):
         attempts = (tracker.get_slot("failed_attempts") or 0) + 1
         return {**slots, "failed_attempts": attempts}
 
+    def _locked(self, until: datetime | None, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        """No verification while locked: say so plainly (wait, or ask for a person) and end the form."""
+        dispatcher.utter_message(response="utter_verification_locked", minutes=identity.minutes_left(until))
+        return {"task_blocked": True, "verified": False, "customer_identifier": None}
+
     def _verified(self, order: OrderView, username: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
         slots: Slots = {
             "order_id": order.order_id,
@@ -101,6 +121,22 @@ class OrderFormValidator(FormValidationAction, ABC):
         }
         return {**slots, **self.policy_check(order, dispatcher, tracker)}
 
+    def _attempt(self, order_id: str, ident: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        """One counted try. "No such order" and "not this order's customer" get the same answer."""
+        result = identity.guard().verify(order_id, ident, tracker.sender_id)
+        if result.outcome is VerificationOutcome.LOCKED:
+            return {"order_id": order_id, **self._locked(result.locked_until, dispatcher, tracker)}
+        if result.outcome is VerificationOutcome.VERIFIED and result.customer is not None:
+            order = services().orders.get_order(order_id)
+            if order is not None:
+                return self._verified(order, result.customer.username, dispatcher, tracker)
+        dispatcher.utter_message(response="utter_verification_failed")
+        slots = self._failure(tracker, {"order_id": order_id, "customer_identifier": None, "verified": False})
+        form_ends = slots["failed_attempts"] >= services().settings.max_verification_attempts
+        if result.locked_until is not None and not form_ends:  # locked by earlier tries (another form, sender)
+            return {**slots, **self._locked(result.locked_until, dispatcher, tracker)}
+        return slots
+
     # --- slot validators ---------------------------------------------------------------------
     def validate_order_id(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -109,20 +145,20 @@ class OrderFormValidator(FormValidationAction, ABC):
         if order_id is None:
             dispatcher.utter_message(response="utter_invalid_order_id")
             return self._failure(tracker, {"order_id": None})
-        order = services().orders.get_order(order_id)
-        if order is None:
-            dispatcher.utter_message(response="utter_order_not_found", value=order_id)
-            return self._failure(tracker, {"order_id": None})
-
-        if order.customer.username == tracker.get_slot("verified_username"):
+        # Whether the order exists is not said here: any ten digits get the same next question.
+        until = identity.guard().locked_until(tracker.sender_id, order_id)
+        if until is not None:
+            return {"order_id": order_id, **self._locked(until, dispatcher, tracker)}
+        proven = tracker.get_slot("verified_username")
+        order = services().orders.get_order(order_id) if proven else None
+        if order is not None and identity.owns(order, proven):  # verified earlier: their own order
             return self._verified(order, order.customer.username, dispatcher, tracker)
         slots: Slots = {"order_id": order_id, "verified": False}
         given_now = "customer_identifier" in tracker.slots_to_validate()
         if not given_now:
             known = extract.identifier(tracker.get_slot("customer_identifier"))
-            customer = services().orders.verify_identity(order_id, known) if known else None
-            if customer is not None:
-                return self._verified(order, customer.username, dispatcher, tracker)
+            if known and policies.normalise_identifier(known) != policies.normalise_identifier(proven):
+                return self._attempt(order_id, known, dispatcher, tracker)  # given before the order id
             slots["customer_identifier"] = None
         return slots
 
@@ -134,13 +170,17 @@ class OrderFormValidator(FormValidationAction, ABC):
         if order_id is None:
             # Given before the order id: keep it and verify once the order id arrives.
             return {"customer_identifier": ident}
-        if ident is not None:
-            customer = services().orders.verify_identity(order_id, ident)
-            order = services().orders.get_order(order_id)
-            if customer is not None and order is not None:
-                return self._verified(order, customer.username, dispatcher, tracker)
-        dispatcher.utter_message(response="utter_verification_failed", order_id=order_id)
-        return self._failure(tracker, {"customer_identifier": None, "verified": False})
+        if tracker.get_slot("task_blocked"):  # the order id's validation found a lock
+            return {"customer_identifier": None}
+        if ident is None:
+            corrected = extract.order_id(slot_value)
+            if corrected is not None:  # another order number, not an identity: ask again, for that order
+                if "order_id" in tracker.slots_to_validate():  # the NLU found it: validated already
+                    return {"customer_identifier": None}
+                return {"customer_identifier": None, **self.validate_order_id(corrected, dispatcher, tracker, domain)}
+            dispatcher.utter_message(response="utter_verification_failed")
+            return self._failure(tracker, {"customer_identifier": None, "verified": False})
+        return self._attempt(order_id, ident, dispatcher, tracker)
 
 
 class ValidateOrderStatusForm(OrderFormValidator):

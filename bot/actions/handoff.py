@@ -13,6 +13,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot.actions import identity
 from bot.actions.runtime import services
 from handoff.policy import Escalate
 
@@ -28,12 +29,10 @@ def times_asked(tracker: Tracker) -> int:
 
 
 def membership(tracker: Tracker) -> str | None:
-    """The verified customer's membership level (gold customers get priority)."""
-    username = tracker.get_slot("verified_username") if tracker.get_slot("verified") else None
-    if not username:
-        return None
-    orders = services().orders.orders_of(str(username))
-    return str(orders[0].customer.membership_level) if orders else None
+    """The verified customer's membership level (gold customers get priority), when the store
+    confirms the verified identity owns the tracker's order."""
+    order = identity.verified_order(tracker)
+    return str(order.customer.membership_level) if order is not None else None
 
 
 def facts(tracker: Tracker) -> dict[str, Any]:
@@ -49,7 +48,10 @@ def facts(tracker: Tracker) -> dict[str, Any]:
         ),
         None,
     )
-    return {"intent": previous or intent, "slots": dict(tracker.current_slot_values())}
+    slots = dict(tracker.current_slot_values())
+    if slots.get("verified") and identity.verified_order(tracker) is None:  # the agent must not be told "verified"
+        slots.update(verified=False, verified_username=None)
+    return {"intent": previous or intent, "slots": slots}
 
 
 def say(dispatcher: CollectingDispatcher, messages: list[str]) -> None:

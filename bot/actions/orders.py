@@ -16,6 +16,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot.actions import identity
 from bot.actions.forms import language, refusal_vars
 from bot.actions.handoff import say
 from bot.actions.labels import REFUND_METHOD, label
@@ -60,11 +61,22 @@ class OrderTaskAction(Action, ABC):
         reset += [SlotSet("task_blocked", False), SlotSet("failed_attempts", 0)]
         if tracker.get_slot("task_blocked"):
             return reset  # the refusal was already explained by the validator
-        order_id = tracker.get_slot("order_id")
-        order = services().orders.get_order(order_id) if order_id and tracker.get_slot("verified") else None
+        unverified = [SlotSet("order_id", None), SlotSet("customer_identifier", None), SlotSet("verified", False)]
+        # Never on the tracker's word alone: the store confirms, now, that the verified identity owns
+        # the order, and neither the order nor the sender is locked out of verification.
+        order = identity.verified_order(tracker)
+        if order is None and tracker.get_slot("verified"):  # a claim the store does not confirm (forged)
+            identity.guard().record_failure(identity.claimed_order(tracker), tracker.sender_id)
+            dispatcher.utter_message(response="utter_verification_failed")
+            return [*reset, *unverified, SlotSet("verified_username", None)]
         if order is None:
-            dispatcher.utter_message(response="utter_too_many_attempts")
-            return [*reset, SlotSet("order_id", None), SlotSet("customer_identifier", None)]
+            until = identity.guard().locked_until(tracker.sender_id, identity.claimed_order(tracker))
+            dispatcher.utter_message(response="utter_too_many_attempts", minutes=identity.minutes_left(until))
+            return [*reset, *unverified]
+        until = identity.guard().locked_until(tracker.sender_id, order.order_id)
+        if until is not None:
+            dispatcher.utter_message(response="utter_verification_locked", minutes=identity.minutes_left(until))
+            return [*reset, *unverified]
         return [*self.perform(order, dispatcher, tracker), *reset]
 
     @abstractmethod

@@ -35,6 +35,7 @@ class Connection:
         self.websocket = websocket
         self.identity = identity
         self.locale = locale  # the widget's interface language, for the gateway's own notices
+        self.address: str | None = None  # the browser's address (per-address limits and ticket caps)
         self.in_flight: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
 

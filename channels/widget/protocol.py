@@ -1,5 +1,7 @@
 """The widget's wire format (JSON text frames on ``/api/v1/ws``; the REST fallback uses the same shapes).
 
+Identities and tokens travel only inside frames and bodies, never in a URL (no ``?token=``).
+
 Browser → gateway
   {"type": "hello", "token"?: str, "user_id"?: str, "user_sig"?: str, "locale"?: str}   first frame, within 10 s
       ``locale``: the widget's interface language (en, zh-Hans, zh-Hant, ru), for the gateway's notices.
@@ -16,10 +18,10 @@ Gateway → browser
   {"type": "reply", "id", "state", "language", "duplicate": bool, "messages": [Message]}
   {"type": "pending", "id", "retry_after": s, "detail"}   stored; the bot is restarting, resend later
   {"type": "push", "state", "messages": [Message]}        outside a turn: agent replies, queue updates
-  {"type": "error", "id"?: str, "detail", "retry"?: true, "rate_limited"?: true}
+  {"type": "error", "id"?: str, "detail", "retry"?: true, "rate_limited"?: true, "retry_after"?: s}
       a frame was refused; the socket stays open. ``retry``: resend the same id later; otherwise the
-      message is dropped (invalid, or over the per-sender rate limit: ``detail`` is a polite notice
-      in the customer's language to show as is).
+      message is dropped (invalid, or over a rate limit — per sender, per address or global:
+      ``detail`` is a polite notice in the customer's language to show as is).
   {"type": "pong"}
 
   Message = {"type": "text"|"kb_answer"|"handoff"|"agent", "text", "buttons": [{"title", "payload"}],

@@ -6,6 +6,13 @@ WS   /api/v1/ws                 the chat socket (protocol.py describes the frame
 POST /api/v1/widget/chat        REST fallback for one message: ChatFrame + identity → reply frame
 POST /api/v1/widget/history     REST fallback for the ready frame: identity → state + history
 
+No token or identity ever travels in a URL (URLs land in access logs and browser history): the
+socket gets it in the hello frame, the REST fallback in the body.
+
+Customer messages are counted per sender (``CHANNEL_RATE_LIMIT_*``), per client address and for
+everyone together (``RATE_LIMIT_PER_IP``, ``RATE_LIMIT_GLOBAL``): over any of them the widget gets a
+polite notice in its language (socket ``error`` frame, REST 429 with ``Retry-After``).
+
 The REST fallback takes the same identity fields as the hello frame rather than a ``sender_id``
 (as ``POST /api/v1/chat`` does), because the widget's sender id is derived here from the browser
 token or the signed user id: a browser must not be able to name someone else's conversation.
@@ -32,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket
 
+from channels.http_guards import limits_for
 from channels.notices import notice, pick_language
 from channels.push import ChannelPushers
 from channels.ratelimit import SlidingWindowLimiter
@@ -183,10 +191,12 @@ def rate_notice(locale: str | None) -> str:
     return notice("rate_limited", *pick_language(locale))
 
 
-def inbound(frame: ChatFrame, identity: WidgetIdentity) -> InboundMessage:
+def inbound(frame: ChatFrame, identity: WidgetIdentity, address: str | None = None) -> InboundMessage:
+    """``address``: the browser's address, for the handoff's tickets-per-address cap (never sent to Rasa)."""
+    metadata = {**identity.metadata, "client_address": address} if address else identity.metadata
     return InboundMessage(
         sender_id=identity.sender_id, channel="widget", text=frame.text, payload=frame.payload,
-        language=frame.language, message_id=frame.id, metadata=identity.metadata,
+        language=frame.language, message_id=frame.id, metadata=metadata,
     )
 
 
@@ -237,6 +247,7 @@ async def widget_socket(websocket: WebSocket) -> None:
     hub: WidgetHub = app.state.widget_hub
     service: ConversationService = app.state.conversations
     conn = Connection(websocket, identity, hello.locale)
+    conn.address = websocket.client.host if websocket.client else None
     hub.add(conn)
     try:
         await conn.send(await ready_frame(service, identity))
@@ -283,8 +294,12 @@ async def _accept_message(
     except ValidationError as err:
         await conn.send({"type": "error", "id": client_id, "detail": error_detail(err)})
         return
-    if not hub.limiter.check(conn.sender_id).allowed:
-        await conn.send({"type": "error", "id": frame.id, "rate_limited": True, "detail": rate_notice(conn.locale)})
+    refused = await limits_for(conn.websocket.app).customer_message(conn.address)
+    if refused is not None or not hub.limiter.check(conn.sender_id).allowed:
+        error = {"type": "error", "id": frame.id, "rate_limited": True, "detail": rate_notice(conn.locale)}
+        if refused is not None:
+            error["retry_after"] = refused.retry_after_s
+        await conn.send(error)
         return
     if len(conn.in_flight) >= MAX_IN_FLIGHT:
         await conn.send({"type": "error", "id": frame.id, "retry": True,
@@ -300,7 +315,7 @@ async def _accept_message(
 
 async def _answer(conn: Connection, frame: ChatFrame, service: ConversationService, settings: Settings) -> None:
     try:
-        result = await service.handle(inbound(frame, conn.identity))
+        result = await service.handle(inbound(frame, conn.identity, conn.address))
     except MessagePending:
         await conn.send(pending_frame(frame.id, settings.retry_after_s))
     except Exception:
@@ -355,13 +370,15 @@ async def widget_chat(request: Request) -> Response:
     except IdentityError as err:
         return JSONResponse({"detail": str(err)}, status_code=401, headers=headers)
     hub: WidgetHub = request.app.state.widget_hub
-    if not hub.limiter.check(identity.sender_id).allowed:
-        window = f"{settings.channel_rate_limit_window_s:.0f}"
+    address = request.client.host if request.client else None
+    refused = await limits_for(request.app).customer_message(address)
+    if refused is not None or not hub.limiter.check(identity.sender_id).allowed:
+        window = str(refused.retry_after_s) if refused is not None else f"{settings.channel_rate_limit_window_s:.0f}"
         return JSONResponse({"type": "error", "id": body.id, "rate_limited": True, "detail": rate_notice(body.locale)},
                             status_code=429, headers={**headers, "Retry-After": window})
     service: ConversationService = request.app.state.conversations
     try:
-        result = await service.handle(inbound(body, identity))
+        result = await service.handle(inbound(body, identity, address))
     except MessagePending:
         return JSONResponse(pending_frame(body.id, settings.retry_after_s), status_code=503,
                             headers={**headers, "Retry-After": str(settings.retry_after_s)})

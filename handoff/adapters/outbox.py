@@ -1,8 +1,13 @@
-"""The outbox worker: delivers pending items with retries and exponential backoff.
+"""The outbox worker: delivers pending items with retries and capped exponential backoff.
 
 Items are written in the same database as the ticket, so a delivery survives a receiver that is
-down and a gateway restart; an item is marked delivered only after the peer accepted it, and one
-that keeps failing is marked ``failed`` after ``max_attempts`` (kept, with its last error).
+down and a gateway restart; an item is marked delivered only after the peer accepted it. Nothing
+is ever given up: a failing item is retried after ``backoff_s`` doubled per attempt, capped at one
+hour, for as long as it takes. An item still failing a day after it was queued is reported with a
+warning in the log once a day (``outbox item undelivered for over a day``, with its last error),
+so that a receiver that is gone for good (wrong URL, revoked secret) is noticed and fixed.
+
+Items marked ``failed`` by older versions (which gave up after 10 attempts) are retried too.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from anyio import to_thread
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from handoff.adapters.webhook import DeliveryFailed
@@ -24,6 +29,9 @@ from storage.db import transaction
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 3600.0
+STUCK_AFTER = timedelta(days=1)  # undelivered this long after it was queued: warn (once a day per item)
+RETRYABLE = ("pending", "failed")  # "failed": given up by a version that had a last attempt
+BATCH = 50
 
 
 class Adapter(Protocol):
@@ -35,16 +43,15 @@ class Adapter(Protocol):
 
 
 class OutboxWorker:
-    def __init__(self, sessions: sessionmaker[Session], adapters: dict[str, Adapter], *, max_attempts: int = 10,
-                 backoff_s: float = 5.0, poll_s: float = 5.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, sessions: sessionmaker[Session], adapters: dict[str, Adapter], *, backoff_s: float = 5.0,
+                 poll_s: float = 5.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._sessions = sessions
         self.adapters = adapters
-        self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.poll_s = poll_s
         self.clock = clock
         self._wake = asyncio.Event()
+        self._warned: dict[int, datetime] = {}  # item id → when its "over a day" warning was last logged
 
     def wakeup(self) -> None:
         """Called (from any thread) when an item is queued, so it goes out without waiting a poll."""
@@ -75,9 +82,7 @@ class OutboxWorker:
         due = await to_thread.run_sync(self._due)
         delivered = 0
         for item_id, adapter_name, event, payload, attempts in due:
-            adapter = self.adapters.get(adapter_name)
-            if adapter is None:
-                continue
+            adapter = self.adapters[adapter_name]
             try:
                 await adapter.deliver(item_id, event, payload)
             except DeliveryFailed as err:
@@ -87,30 +92,49 @@ class OutboxWorker:
             delivered += 1
         return delivered
 
-    def _due(self) -> list[tuple[int, str, str, dict[str, Any], int]]:
+    def delay_s(self, attempts: int) -> float:
+        """Wait after the ``attempts``-th failure: backoff_s, doubled per attempt, at most an hour."""
+        return min(self.backoff_s * 2.0 ** min(max(attempts - 1, 0), 32), MAX_BACKOFF_S)
+
+    def undelivered_for_over_a_day(self) -> int:
+        """How many items have waited longer than a day (for status pages and tests)."""
         with self._sessions() as db:
-            rows = db.scalars(select(OutboxItem).where(OutboxItem.status == "pending",
+            return int(db.scalar(select(func.count()).select_from(OutboxItem).where(
+                OutboxItem.status.in_(RETRYABLE), OutboxItem.created_at <= self.clock() - STUCK_AFTER)) or 0)
+
+    def _due(self) -> list[tuple[int, str, str, dict[str, Any], int]]:
+        if not self.adapters:
+            return []
+        with self._sessions() as db:
+            # Only adapters configured now: items of one removed since must not fill every batch.
+            rows = db.scalars(select(OutboxItem).where(OutboxItem.status.in_(RETRYABLE),
+                                                       OutboxItem.adapter.in_(sorted(self.adapters)),
                                                        OutboxItem.next_attempt_at <= self.clock())
-                              .order_by(OutboxItem.id).limit(50))
+                              .order_by(OutboxItem.next_attempt_at, OutboxItem.id).limit(BATCH))
             return [(r.id, r.adapter, r.event, r.payload, r.attempts) for r in rows]
 
     def _delivered(self, item_id: int, attempts: int) -> None:
         with transaction(self._sessions) as db:
             item = db.get_one(OutboxItem, item_id)
             item.status, item.attempts, item.delivered_at, item.last_error = "delivered", attempts, self.clock(), None
+        self._warned.pop(item_id, None)
 
     def _failed(self, item_id: int, attempts: int, error: str) -> None:
+        now = self.clock()
+        delay = self.delay_s(attempts)
         with transaction(self._sessions) as db:
             item = db.get_one(OutboxItem, item_id)
-            item.attempts, item.last_error = attempts, error[:2000]
-            if attempts >= self.max_attempts:
-                item.status = "failed"
-                log.error("outbox item given up", extra={"item": item_id, "adapter": item.adapter, "error": error})
-            else:
-                delay = min(self.backoff_s * (2 ** (attempts - 1)), MAX_BACKOFF_S)
-                item.next_attempt_at = self.clock() + timedelta(seconds=delay)
-                log.warning("outbox delivery failed, will retry",
-                            extra={"item": item_id, "adapter": item.adapter, "attempt": attempts, "retry_in_s": delay})
+            item.status, item.attempts, item.last_error = "pending", attempts, error[:2000]
+            item.next_attempt_at = now + timedelta(seconds=delay)
+            adapter, created = item.adapter, item.created_at
+        extra = {"item": item_id, "adapter": adapter, "attempt": attempts, "retry_in_s": delay, "error": error[:500]}
+        last_warned = self._warned.get(item_id)
+        if created <= now - STUCK_AFTER and (last_warned is None or last_warned <= now - STUCK_AFTER):
+            self._warned[item_id] = now
+            log.warning("outbox item undelivered for over a day; still retrying",
+                        extra={**extra, "queued_at": created.isoformat()})
+        else:
+            log.warning("outbox delivery failed, will retry", extra=extra)
 
     async def close(self) -> None:
         for adapter in self.adapters.values():

@@ -124,7 +124,10 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    // X-Requested-With: the gateway refuses cookie-signed writes without it (or a same-origin Origin);
+    // another site's page cannot add a custom header without a CORS preflight, which is never granted.
+    const headers = { Accept: "application/json", "X-Requested-With": "supportbot-console" };
+    const init = { method, credentials: "same-origin", headers };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -199,10 +202,40 @@
     signedOut("You are signed out.");
   }
 
+  async function onPasswordChange(event) {
+    event.preventDefault();
+    const current = $("password-current").value;
+    const fresh = $("password-new").value;
+    const message = $("account-message");
+    if (!current || fresh.length < 10) {
+      message.textContent = "Enter your current password and a new one of at least 10 characters.";
+      return;
+    }
+    try {
+      await api("POST", "/password", { current_password: current, new_password: fresh });
+      $("password-current").value = "";
+      $("password-new").value = "";
+      message.textContent = "Password changed. Your other sessions were signed out.";
+    } catch (err) {
+      message.textContent = err.detail;
+    }
+  }
+
+  async function signOutEverywhere() {
+    try {
+      await api("POST", "/sessions/revoke");
+    } catch (err) {
+      /* already signed out */
+    }
+    signedOut("You are signed out on every device.");
+  }
+
   // ------------------------------------------------------------------ start
   async function boot() {
     $("signin-form").addEventListener("submit", onSignIn);
     $("signout").addEventListener("click", signOut);
+    $("password-form").addEventListener("submit", onPasswordChange);
+    $("signout-everywhere").addEventListener("click", signOutEverywhere);
     $("my-status").addEventListener("change", onStatus);
     $("filter-status").addEventListener("change", () => loadTickets());
     $("filter-queue").addEventListener("change", () => loadTickets());

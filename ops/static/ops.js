@@ -20,7 +20,9 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function api(method, path, body) {
-  const headers = {};
+  // The custom header proves the request comes from this page (the gateway refuses cookie-signed
+  // writes without it or a same-origin Origin: another site cannot add it without CORS).
+  const headers = {"X-Requested-With": "supportbot-console"};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(API + path, {method, headers, credentials: "same-origin",

@@ -16,6 +16,7 @@ import channels.models  # noqa: F401
 import handoff.models  # noqa: F401
 import ops.models  # noqa: F401
 import store.models  # noqa: F401
+import bot.actions.runs  # noqa: F401  (action_runs; revision 0009_delivery)
 from storage.db import Base, make_engine
 
 config = context.config

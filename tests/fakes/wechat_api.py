@@ -8,7 +8,8 @@ for content over 2,048 bytes, -1 "system error" when told to be busy.
 
 ``WeChatPush``: what WeChat's servers POST to our webhook: XML messages signed with the token and,
 in safe mode, encrypted with wechatpy's ``WeChatCrypto`` exactly as WeChat does (ciphertext in
-``<Encrypt>``, ``msg_signature`` in the query string).
+``<Encrypt>``, ``msg_signature`` in the query string). Every push gets a fresh timestamp and nonce
+unless a test passes them (to replay a captured request).
 """
 
 from __future__ import annotations
@@ -150,8 +151,10 @@ class WeChatPush:
         nonce = nonce or secrets.token_hex(5)
         return {"signature": _sign(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
 
-    def build(self, xml: str, openid: str) -> tuple[dict[str, str], bytes]:
-        params = {**self.query(), "openid": openid}
+    def build(self, xml: str, openid: str, timestamp: str | None = None,
+              nonce: str | None = None) -> tuple[dict[str, str], bytes]:
+        """Query string and body of one push (a fresh timestamp and nonce unless given, as WeChat does)."""
+        params = {**self.query(timestamp, nonce), "openid": openid}
         if self.aes_key is None:
             return params, xml.encode()
         sealed = SafeET.fromstring(self.crypto.encrypt_message(xml, params["nonce"], params["timestamp"]))
