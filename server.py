@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await rasa.close()
             engine.dispose()
 
-    # /docs is Swagger UI from the pinned swagger-ui-bundle package under a CSP (api_docs.py), not a CDN.
+    # /docs is Swagger UI from the pinned fastapi-offline package under a CSP (api_docs.py), not a CDN.
     app = FastAPI(title="Support bot gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     api_docs.install(app)
     app.state.settings = settings
@@ -272,6 +272,9 @@ def main() -> None:
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
         log_level=settings.log_level.lower(),
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: anyone on the host could
+        # then choose their own client address.
+        proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
 
 

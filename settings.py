@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # Origins (e.g. "https://support.example") allowed to open the agent websocket and to make
     # cookie-authenticated writes, besides the gateway's own origin.
     console_allowed_origins: list[str] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips, e.g. the load
+    # balancer's address). Empty: none, so a client cannot pick its own address past the per-address
+    # limits; behind a proxy, set its address or every customer shares the proxy's.
+    forwarded_allow_ips: str = ""
     # WeChat without an EncodingAESKey signs nothing of the body: refused unless allowed here.
     wechat_allow_plaintext: bool = False
     # Signed webhooks (helpdesk, WeChat) older or newer than this are refused as replays.

@@ -192,8 +192,8 @@ class HandoffService:
             ticket = self._open_ticket(db, conv.id)
             created = ticket is None
             if created and (capped := self._ticket_capped(db, sender_id, now)) is not None:
-                log.warning("ticket not opened: daily cap reached",
-                            extra={"sender_id": sender_id, "cap": capped, "reason": decision.reason, "rule": decision.rule})
+                log.warning("ticket not opened: daily cap reached", extra={
+                    "sender_id": sender_id, "cap": capped, "reason": decision.reason, "rule": decision.rule})
                 return EscalationOutcome(None, False, conv.state, "", None, None, None, True,
                                          [texts.text("ticket_cap", conv.language)]), events
             understood = ctx.understood(db, conv)

@@ -146,6 +146,10 @@ def live(trained_model: Path, help_centre_index: Path, tmp_path_factory: pytest.
         RASA_TOKEN="test-token", ADMIN_API_TOKEN=ADMIN_TOKEN, RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
         SUPPORTBOT_DEMO_AGENT_PASSWORD=AGENT_PASSWORD, HANDOFF_ADMIN_PASSWORD=HANDOFF_ADMIN_PASSWORD,
         HANDOFF_AUTO_ASSIGN="false", SUPPORTBOT_DEMO="true",
+        # Every live test is a customer at 127.0.0.1: the per-address limits and ticket caps are tested
+        # on their own gateways (tests/test_security_limits.py), not on the suite's shared one.
+        RATE_LIMIT_PER_IP="1000000/minute", RATE_LIMIT_GLOBAL="1000000/minute", TICKETS_PER_ADDRESS_PER_DAY="1000000",
+        RATE_LIMIT_LOGIN_PER_IP="100000/minute",
     )
     env.pop("RASA_URL", None)
     env.pop("DATABASE_URL", None)

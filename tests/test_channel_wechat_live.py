@@ -10,12 +10,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from settings import Settings
+from storage.secrets import key_for
 from tests.conftest import LiveSystem
 from tests.fakes.gateway import ChannelGateway, wait_for
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatPush, text_xml
 
 pytestmark = pytest.mark.rasa
+
+
+def live_channel_token(live: LiveSystem) -> str:
+    """The bearer token the live system's Rasa wants on its gateway channel (derived as server.py does)."""
+    return key_for(Settings(data_dir=live.data_dir), "rasa-channel")
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +40,11 @@ def wx_api() -> Iterator[FakeWeChatApi]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, rasa_proxy: TcpProxy, wx_api: FakeWeChatApi) -> Iterator[ChannelGateway]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, live: LiveSystem, rasa_proxy: TcpProxy,
+            wx_api: FakeWeChatApi) -> Iterator[ChannelGateway]:
     gw = ChannelGateway(
-        tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, wechat_token=TOKEN, wechat_app_id=APP_ID,
+        tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, rasa_channel_token=live_channel_token(live),
+        wechat_token=TOKEN, wechat_app_id=APP_ID,
         wechat_app_secret=APP_SECRET, wechat_encoding_aes_key=AES_KEY, wechat_api_base=wx_api.url,
         # Generous so a loaded test machine still answers passively; the slow-path test lowers it.
         wechat_passive_timeout_s=20.0, outbox_retry_base_s=0.2, outbox_retry_max_s=1.0, outbox_poll_s=0.2,

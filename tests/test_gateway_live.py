@@ -118,8 +118,12 @@ def test_external_rasa_mode_starts_no_rasa(live: LiveSystem, tmp_path: Path) -> 
 
     port = free_port()
     before = len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
+    from storage.secrets import derive, load_master
+
+    # External mode: the operator gives this gateway the token the running Rasa's channel accepts.
+    channel_token = derive(load_master("", live.data_dir), "rasa-channel").hex()
     env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), RASA_URL=f"http://127.0.0.1:{live.rasa_port}",
-               RASA_TOKEN="test-token", RASA_TELEMETRY_ENABLED="false")
+               RASA_TOKEN="test-token", RASA_TELEMETRY_ENABLED="false", RASA_CHANNEL_TOKEN=channel_token)
     with open(tmp_path / "gateway.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
         try:

@@ -150,6 +150,9 @@ def test_the_session_cookie_is_secure_httponly_and_strict(client: TestClient) ->
 
 
 def test_cookie_writes_from_another_site_are_refused(client: TestClient) -> None:
+    # login CSRF: another site's page cannot sign the browser into an account of the attacker's
+    forged = client.post("/api/v1/agent/login", json={"username": "alice", "password": AGENT_PW}, headers={"Origin": EVIL})
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
     token = sign_in(client, "alice")  # the client now holds the cookie, as a signed-in browser would
     away = {"status": "away"}
     for headers in ({"Origin": EVIL}, {}, {"Referer": f"{EVIL}/page"}, {"Origin": "null"},

@@ -193,6 +193,7 @@ class Target:
     key: str  # "gateway" | "rasa"
     label: str
     url: str
+    auth: str = ""  # "rasa": the gateway channel's bearer token (the channel the gateway itself uses)
 
     def body(self, sender: str, text: str) -> dict[str, Any]:
         if self.key == "gateway":
@@ -200,8 +201,11 @@ class Target:
         return {"sender": sender, "message": text}
 
     def headers(self, token: str | None) -> dict[str, str]:
-        """The gateway's REST contract: a conversation's later turns carry its X-Conversation-Token."""
-        return {"X-Conversation-Token": token} if token and self.key == "gateway" else {}
+        """The gateway's REST contract: a conversation's later turns carry its X-Conversation-Token;
+        Rasa's gateway channel takes only callers with its bearer token."""
+        if self.key == "rasa":
+            return {"Authorization": f"Bearer {self.auth}"}
+        return {"X-Conversation-Token": token} if token else {}
 
     def token(self, data: Any) -> str | None:
         return data.get("conversation_token") if self.key == "gateway" and isinstance(data, dict) else None
@@ -209,7 +213,7 @@ class Target:
     def texts(self, data: Any) -> list[str]:
         if self.key == "gateway":
             return [str(m.get("text") or "") for m in data.get("messages") or []]
-        return [str(m.get("text") or "") for m in data or []]
+        return [str(m.get("text") or "") for m in (data or {}).get("messages") or []]
 
 
 @dataclass
@@ -529,6 +533,7 @@ class Launched:
     model_dir: Path
     model_cached: bool | None
     token: str = ""
+    channel_token: str = ""
     spawned_at: float = 0.0  # time.monotonic() just before Popen
     model_name: str | None = None
     cold_start_s: float | None = None
@@ -556,6 +561,7 @@ def launch() -> Launched:
         raise SystemExit(f"Rasa config {config} does not exist (set RASA_CONFIG to develop against another one)")
     model = expected_model(config, model_dir)
     token = secrets.token_urlsafe(18)
+    channel_token = secrets.token_urlsafe(24)  # the baseline calls Rasa's gateway channel with it
     env = dict(os.environ)
     env.pop("RASA_URL", None)  # embedded mode: the gateway starts and supervises Rasa
     env.update(
@@ -565,6 +571,7 @@ def launch() -> Launched:
         MODEL_DIR=str(model_dir),
         RASA_CONFIG=str(config),
         RASA_TOKEN=token,
+        RASA_CHANNEL_TOKEN=channel_token,
         DATABASE_URL=f"sqlite:///{data_dir / 'supportbot.db'}",
         RASA_TELEMETRY_ENABLED="false",
         PYTHONUNBUFFERED="1",
@@ -594,6 +601,7 @@ def launch() -> Launched:
         model_dir=model_dir,
         model_cached=model.exists() if model else None,
         token=token,
+        channel_token=channel_token,
         spawned_at=spawned_at,
     )
 
@@ -782,6 +790,7 @@ class Run:
     watch: ProcessWatch | None
     started_at: datetime
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    channel_token: str = ""  # Rasa's gateway channel token (the baseline target and NLU pre-warm)
     background_cores: float = math.nan
     rasa_calls: dict[int, list[float]] = field(default_factory=dict)
     first_turns: list[tuple[str, float]] = field(default_factory=list)
@@ -851,7 +860,7 @@ def render(run: Run) -> str:
             "embedding, which favours the other."
         )
     out.append(
-        "- **Targets**: gateway = `POST /api/v1/chat`; Rasa = `POST /webhooks/rest/webhook` on the same Rasa "
+        "- **Targets**: gateway = `POST /api/v1/chat`; Rasa = `POST /webhooks/gateway/webhook` (the channel the gateway uses) on the same Rasa "
         "process (same model, same action server). Turn latency = one request → reply at the client; errors = "
         "non-200 or transport errors (not in the latency figures)."
     )
@@ -1022,7 +1031,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="conversations per target and level (default: the larger of 80 and 4 × concurrency; with 16 at concurrency 1 back-to-back runs scattered by ±10%%)",
     )
     p.add_argument("--url", help="benchmark this running gateway instead of starting one (needs --rasa-url)")
-    p.add_argument("--rasa-url", help="the Rasa server behind --url (its REST webhook is the baseline)")
+    p.add_argument("--rasa-url", help="the Rasa server behind --url (its gateway channel is the baseline)")
+    p.add_argument(
+        "--rasa-channel-token",
+        default=os.environ.get("RASA_CHANNEL_TOKEN") or "",
+        help="with --url: the bearer token Rasa's gateway channel accepts (default $RASA_CHANNEL_TOKEN)",
+    )
     p.add_argument(
         "--rasa-token",
         default=os.environ.get("RASA_TOKEN") or None,
@@ -1039,7 +1053,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default 30)")
     args = p.parse_args(argv)
     if args.url and not args.rasa_url:
-        p.error("--url needs --rasa-url (the Rasa server whose REST webhook is the baseline)")
+        p.error("--url needs --rasa-url (the Rasa server whose gateway channel is the baseline)")
     if args.rasa_url and not args.url:
         p.error("--rasa-url is only used with --url")
     if any(c < 1 for c in args.concurrency) or args.rounds < 1:
@@ -1088,10 +1102,11 @@ async def prewarm_nlu(run: Run, rasa_url: str, token: str | None, orders: list[t
                 try:
                     if token:
                         resp = await client.post(f"{base}/model/parse", params={"token": token}, json={"text": text})
-                    else:  # no token: a throw-away conversation per text through the REST webhook
+                    else:  # no token: a throw-away conversation per text through the gateway channel
                         resp = await client.post(
-                            f"{base}/webhooks/rest/webhook",
+                            f"{base}/webhooks/gateway/webhook",
                             json={"sender": f"load-{run.run_id}-prewarm-{kind}-{i}", "message": text},
+                            headers={"Authorization": f"Bearer {run.channel_token}"},
                         )
                     if resp.status_code == 200:
                         timings[kind].append(time.perf_counter() - started)
@@ -1099,7 +1114,7 @@ async def prewarm_nlu(run: Run, rasa_url: str, token: str | None, orders: list[t
                     pass
     run.prewarm = {
         "texts": len(texts),
-        "via": "/model/parse" if token else "the REST webhook (one throw-away conversation per text)",
+        "via": "/model/parse" if token else "the gateway channel (one throw-away conversation per text)",
         "miss_p50": percentile(timings["miss"], 0.5),
         "hit_p50": percentile(timings["hit"], 0.5),
     }
@@ -1114,7 +1129,7 @@ async def measure(run: Run, gateway_url: str, rasa_url: str, token: str | None) 
     orders = demo_orders()
     run_id = run.run_id
     gateway = Target("gateway", "Gateway `/api/v1/chat`", f"{gateway_url.rstrip('/')}/api/v1/chat")
-    rasa = Target("rasa", "Rasa REST webhook", f"{rasa_url.rstrip('/')}/webhooks/rest/webhook")
+    rasa = Target("rasa", "Rasa gateway channel", f"{rasa_url.rstrip('/')}/webhooks/gateway/webhook", run.channel_token)
     run.targets = [gateway, rasa]
     if run.sut:
         await first_turns(run, gateway)
@@ -1191,6 +1206,7 @@ async def main_async(args: argparse.Namespace) -> Run:
             resp = await client.get(f"{args.url.rstrip('/')}/readyz")
             if resp.status_code != 200:
                 raise SystemExit(f"{args.url}/readyz answered {resp.status_code}: {resp.text[:200]}")
+        run.channel_token = args.rasa_channel_token
         try:
             await measure(run, args.url, args.rasa_url, args.rasa_token)
         finally:
@@ -1201,6 +1217,7 @@ async def main_async(args: argparse.Namespace) -> Run:
 
     sut = launch()
     run.sut = sut
+    run.channel_token = sut.channel_token
     log(
         f"started gateway pid {sut.proc.pid} on {sut.gateway_url}, Rasa on {sut.rasa_url}; config {sut.config}; "
         f"model {'cached' if sut.model_cached else 'NOT cached (training first)'}; logs in {sut.data_dir}"

@@ -12,11 +12,11 @@ from alembic import context
 from sqlalchemy import Connection
 
 # Imported so that ``alembic revision --autogenerate`` sees every table; add new model modules here.
+import bot.actions.runs  # noqa: F401  (action_runs; revision 0009_delivery)
 import channels.models  # noqa: F401
 import handoff.models  # noqa: F401
 import ops.models  # noqa: F401
 import store.models  # noqa: F401
-import bot.actions.runs  # noqa: F401  (action_runs; revision 0009_delivery)
 from storage.db import Base, make_engine
 
 config = context.config

@@ -67,7 +67,8 @@ class ChannelGateway:
             engine = make_engine(settings.sqlalchemy_url)
             sessions = make_session_factory(engine)
             language.warm_up()  # as server.py does: the first message must not wait for the detector to load
-            rasa = RasaClient(str(settings.rasa_url), settings.rasa_token.get_secret_value(), settings.rasa_timeout_s)
+            rasa = RasaClient(str(settings.rasa_url), settings.rasa_token.get_secret_value(), settings.rasa_timeout_s,
+                              channel_token=settings.rasa_channel_token.get_secret_value())  # Rasa's gateway channel
             app.state.conversations = ConversationService(sessions, rasa)
             self.runtime = start_channels(app, settings, sessions, app.state.conversations)
             self.loop = asyncio.get_running_loop()
