@@ -198,7 +198,8 @@ class Settings(BaseSettings):
     # Pages allowed to open the widget's websocket / call its REST fallback (exact origins such as
     # "https://shop.example"). Empty: any origin, since the widget is meant to be embedded anywhere.
     widget_allowed_origins: list[str] = Field(default_factory=list)
-    # Serve /demo, the sample store page; it signs user ids of the demo store's customers only.
+    # Serve /demo, the sample store page, in demo mode (SUPPORTBOT_DEMO); it signs user ids of the demo
+    # store's customers only.
     widget_demo: bool = True
 
     # --- knowledge base (help centre answers) ----------------------------------------------

@@ -41,6 +41,7 @@ from handoff.deps import (
 )
 from handoff.events import AGENTS
 from handoff.service import AgentIdentity
+from storage.ids import OptionalRowId, RowId
 
 __all__ = ["HandoffApp", "agent_router", "customer_router"]  # customer routes live in handoff/customer_api.py
 
@@ -215,17 +216,17 @@ async def tickets(
 
 
 @agent_router.get("/tickets/{ticket_id}")
-async def ticket(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
+async def ticket(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
     return await run_blocking(handoff_app(request).service.ticket_detail, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/claim")
-async def claim(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
+async def claim(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
     return await call(handoff_app(request).service.claim, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/reply")
-async def reply(ticket_id: int, body: ReplyBody, agent: Agent_, request: Request) -> dict[str, Any]:
+async def reply(ticket_id: RowId, body: ReplyBody, agent: Agent_, request: Request) -> dict[str, Any]:
     service = handoff_app(request).service
     text = body.text
     if body.canned_id is not None:
@@ -235,22 +236,22 @@ async def reply(ticket_id: int, body: ReplyBody, agent: Agent_, request: Request
 
 
 @agent_router.post("/tickets/{ticket_id}/notes")
-async def note(ticket_id: int, body: NoteBody, agent: Agent_, request: Request) -> dict[str, Any]:
+async def note(ticket_id: RowId, body: NoteBody, agent: Agent_, request: Request) -> dict[str, Any]:
     return await call(handoff_app(request).service.note, agent, ticket_id, body.text)
 
 
 @agent_router.post("/tickets/{ticket_id}/transfer")
-async def transfer(ticket_id: int, body: TransferBody, agent: Agent_, request: Request) -> dict[str, Any]:
+async def transfer(ticket_id: RowId, body: TransferBody, agent: Agent_, request: Request) -> dict[str, Any]:
     return await call(handoff_app(request).service.transfer, agent, ticket_id, body.queue, body.agent)
 
 
 @agent_router.post("/tickets/{ticket_id}/resolve")
-async def resolve(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
+async def resolve(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
     return await call(handoff_app(request).service.resolve, agent, ticket_id)
 
 
 @agent_router.post("/tickets/{ticket_id}/handback")
-async def hand_back(ticket_id: int, agent: Agent_, request: Request) -> dict[str, Any]:
+async def hand_back(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
     return await call(handoff_app(request).service.hand_back, agent, ticket_id)
 
 
@@ -293,7 +294,7 @@ async def create_queue(body: NewQueueBody, admin: Admin_, request: Request) -> d
 
 
 @agent_router.get("/admin/audit")
-async def audit(admin: Admin_, request: Request, ticket_id: int | None = None,
+async def audit(admin: Admin_, request: Request, ticket_id: OptionalRowId = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     return await to_thread.run_sync(handoff_app(request).accounts.audit_log, ticket_id, limit)
 

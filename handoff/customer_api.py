@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from handoff.deps import SenderId, bearer_token, first_frame_token, handoff_app
 from handoff.events import conversation_topic
+from storage.ids import MAX_ROW_ID, AfterId
 
 customer_router = APIRouter(prefix="/api/v1/conversations", tags=["chat"])
 
@@ -29,7 +29,7 @@ def _customer_token(request: Request | WebSocket) -> str | None:
 
 @customer_router.get("/{sender_id}/messages")
 async def customer_messages(sender_id: SenderId, request: Request,
-                            after: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+                            after: AfterId = 0) -> JSONResponse:
     """Messages after id ``after`` (agent replies, queue updates, everything), oldest first."""
     h = handoff_app(request)
     token = _customer_token(request)
@@ -61,7 +61,7 @@ async def customer_ws(ws: WebSocket, sender_id: str) -> None:
             return
     async with h.service.events.listen(conversation_topic(sender_id)) as sub:
         try:
-            after = int(ws.query_params.get("after") or 0)
+            after = min(max(int(ws.query_params.get("after") or 0), 0), MAX_ROW_ID)
         except ValueError:
             after = 0
         state, backlog = await to_thread.run_sync(h.service.customer_messages, sender_id, after)

@@ -24,6 +24,7 @@ from ops.kb_versions import KbVersionError
 from ops.registry import RegistryError
 from ops.service import OpsApp
 from ops.training import JobError
+from storage.ids import RowId
 
 Admin = Annotated[str, Depends(require_admin)]
 router = APIRouter(prefix="/api/v1/ops", tags=["support ops"], dependencies=[Depends(require_admin)])
@@ -148,7 +149,7 @@ async def inbox_items(request: Request, filters: Filtered, limit: Annotated[int,
 
 
 @router.get("/inbox/items/{item_id}")
-async def inbox_item(request: Request, item_id: int) -> dict[str, Any]:
+async def inbox_item(request: Request, item_id: RowId) -> dict[str, Any]:
     from ops.inbox import item_view
 
     return item_view(await _run(_ops(request).inbox.item, item_id))
@@ -181,7 +182,7 @@ async def inbox_dismiss(request: Request, body: MarkBody, actor: Admin) -> dict[
 
 
 @router.post("/inbox/items/{item_id}/reopen")
-async def inbox_reopen(request: Request, item_id: int, actor: Admin) -> dict[str, Any]:
+async def inbox_reopen(request: Request, item_id: RowId, actor: Admin) -> dict[str, Any]:
     return await _run(_ops(request).inbox.reopen, item_id, actor)
 
 
@@ -229,17 +230,17 @@ async def drafts_propose(request: Request) -> dict[str, Any]:
 
 
 @router.get("/drafts/{draft_id}")
-async def draft(request: Request, draft_id: int) -> dict[str, Any]:
+async def draft(request: Request, draft_id: RowId) -> dict[str, Any]:
     return await _run(_ops(request).drafts.get, draft_id)
 
 
 @router.patch("/drafts/{draft_id}")
-async def draft_edit(request: Request, draft_id: int, body: DraftPatch, actor: Admin) -> dict[str, Any]:
+async def draft_edit(request: Request, draft_id: RowId, body: DraftPatch, actor: Admin) -> dict[str, Any]:
     return await _run(_ops(request).drafts.update, draft_id, actor, **body.model_dump(exclude_none=True))
 
 
 @router.post("/drafts/{draft_id}/publish")
-async def draft_publish(request: Request, draft_id: int, actor: Admin) -> dict[str, Any]:
+async def draft_publish(request: Request, draft_id: RowId, actor: Admin) -> dict[str, Any]:
     kb = getattr(request.app.state, "knowledge", None)
     if kb is None:
         raise HTTPException(503, "The knowledge base is still loading; retry shortly.")
@@ -250,7 +251,7 @@ async def draft_publish(request: Request, draft_id: int, actor: Admin) -> dict[s
 
 
 @router.post("/drafts/{draft_id}/discard")
-async def draft_discard(request: Request, draft_id: int, actor: Admin) -> dict[str, Any]:
+async def draft_discard(request: Request, draft_id: RowId, actor: Admin) -> dict[str, Any]:
     return await _run(_ops(request).drafts.discard, draft_id, actor)
 
 
@@ -267,7 +268,7 @@ async def jobs(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/training/jobs/{job_id}")
-async def job(request: Request, job_id: int) -> dict[str, Any]:
+async def job(request: Request, job_id: RowId) -> dict[str, Any]:
     return await _run(_ops(request).training.job, job_id)
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,13 @@ class LiveSystem:
                 self.tokens[sender] = token
         return resp
 
+    @property
+    def channel_token(self) -> str:
+        """The bearer token the live Rasa's gateway channel accepts (derived from the system's master secret)."""
+        from storage.secrets import derive, load_master
+
+        return derive(load_master("", self.data_dir), "rasa-channel").hex()
+
     def say(self, sender: str, text_: str, **extra: Any) -> dict[str, Any]:
         resp = self.chat(sender, text_, **extra)
         assert resp.status_code == 200, resp.text
@@ -81,6 +89,30 @@ class LiveSystem:
     def query(self, sql: str, **params: Any) -> list[Any]:
         with self.db.connect() as conn:
             return list(conn.execute(text(sql), params))
+
+
+@contextmanager
+def gateway_process(data_dir: Path, ready: str = "/readyz", timeout_s: float = 120, **env_: str) -> Iterator[str]:
+    """`python server.py` as `make run` starts it, with ``env_`` over this process's environment; yields
+    its URL once ``ready`` answers 200 (or the timeout passes: the test then sees what does not work)."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir), "RASA_TELEMETRY_ENABLED": "false", **env_}
+    url = f"http://127.0.0.1:{port}"
+    with open(data_dir / "gateway.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if httpx.get(f"{url}{ready}", timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def texts(reply: dict[str, Any]) -> str:

@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from settings import Settings
-from storage.secrets import key_for
 from store.seed import DEMO
 from tests.conftest import LiveSystem
 from tests.fakes.gateway import ChannelGateway, wait_for
@@ -25,10 +23,6 @@ pytestmark = pytest.mark.rasa
 SECRET = "live-Secret"
 SHIPPED = DEMO["shipped"]
 
-
-def live_channel_token(live: LiveSystem) -> str:
-    """The bearer token the live system's Rasa wants on its gateway channel (derived as server.py does)."""
-    return key_for(Settings(data_dir=live.data_dir), "rasa-channel")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,7 @@ def bot_api() -> Iterator[FakeBotApi]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, live: LiveSystem, rasa_proxy: TcpProxy,
             bot_api: FakeBotApi) -> Iterator[ChannelGateway]:
     gw = ChannelGateway(
-        tmp_path_factory.mktemp("tg-live"), rasa_proxy.url, rasa_channel_token=live_channel_token(live),
+        tmp_path_factory.mktemp("tg-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
         telegram_bot_token=bot_api.token,
         telegram_webhook_secret=SECRET, telegram_api_base=bot_api.url, outbox_retry_base_s=0.2,
         outbox_retry_max_s=1.0, outbox_poll_s=0.2, channel_inbound_retry_s=0.5,

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from settings import Settings
-from storage.secrets import key_for
 from tests.conftest import LiveSystem
 from tests.fakes.gateway import ChannelGateway, wait_for
 from tests.fakes.tcp_proxy import TcpProxy
@@ -19,10 +17,6 @@ from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeCha
 
 pytestmark = pytest.mark.rasa
 
-
-def live_channel_token(live: LiveSystem) -> str:
-    """The bearer token the live system's Rasa wants on its gateway channel (derived as server.py does)."""
-    return key_for(Settings(data_dir=live.data_dir), "rasa-channel")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def wx_api() -> Iterator[FakeWeChatApi]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, live: LiveSystem, rasa_proxy: TcpProxy,
             wx_api: FakeWeChatApi) -> Iterator[ChannelGateway]:
     gw = ChannelGateway(
-        tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, rasa_channel_token=live_channel_token(live),
+        tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
         wechat_token=TOKEN, wechat_app_id=APP_ID,
         wechat_app_secret=APP_SECRET, wechat_encoding_aes_key=AES_KEY, wechat_api_base=wx_api.url,
         # Generous so a loaded test machine still answers passively; the slow-path test lowers it.

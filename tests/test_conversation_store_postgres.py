@@ -22,7 +22,7 @@ async def test_conversation_stored_in_postgres(live: LiveSystem, postgres_schema
     upgrade(postgres_schema_url)
     engine = make_engine(postgres_schema_url)
     sessions = make_session_factory(engine)
-    rasa = RasaClient(f"http://127.0.0.1:{live.rasa_port}", "test-token")
+    rasa = RasaClient(f"http://127.0.0.1:{live.rasa_port}", "test-token", channel_token=live.channel_token)
     service = ConversationService(sessions, rasa)
     sender = f"pg-{uuid.uuid4().hex[:8]}"
     try:

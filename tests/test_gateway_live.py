@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 
@@ -112,32 +111,16 @@ def test_rasa_killed_mid_conversation_and_restarted(live: LiveSystem) -> None:
 def test_external_rasa_mode_starts_no_rasa(live: LiveSystem, tmp_path: Path) -> None:
     """With RASA_URL set, a second gateway uses the given Rasa and starts none of its own."""
     import subprocess
-    import sys
 
-    from tests.conftest import ROOT, free_port
+    from tests.conftest import gateway_process
 
-    port = free_port()
-    before = len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
-    from storage.secrets import derive, load_master
+    def rasa_processes() -> int:
+        return len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
 
+    before = rasa_processes()
     # External mode: the operator gives this gateway the token the running Rasa's channel accepts.
-    channel_token = derive(load_master("", live.data_dir), "rasa-channel").hex()
-    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), RASA_URL=f"http://127.0.0.1:{live.rasa_port}",
-               RASA_TOKEN="test-token", RASA_TELEMETRY_ENABLED="false", RASA_CHANNEL_TOKEN=channel_token)
-    with open(tmp_path / "gateway.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            reply = httpx.post(f"http://127.0.0.1:{port}/api/v1/chat", json={"sender_id": "ext-1", "text": "hello"}, timeout=60)
-            assert reply.status_code == 200 and reply.json()["messages"]
-            after = len(subprocess.run(["pgrep", "-f", "rasa(_serve)? run"], capture_output=True, text=True).stdout.split())
-            assert after == before
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with gateway_process(tmp_path, RASA_URL=f"http://127.0.0.1:{live.rasa_port}", RASA_TOKEN="test-token",
+                         RASA_CHANNEL_TOKEN=live.channel_token) as url:
+        reply = httpx.post(f"{url}/api/v1/chat", json={"sender_id": "ext-1", "text": "hello"}, timeout=60)
+        assert reply.status_code == 200 and reply.json()["messages"]
+        assert rasa_processes() == before

@@ -36,6 +36,7 @@ from tests.test_ops_fixtures import NEW_PHRASING, NEW_PHRASING_2, build
 pytestmark = pytest.mark.rasa
 
 TOKEN = "ops-training-test-token"
+CHANNEL_TOKEN = "ops-test-channel-token"  # what the Rasa gateway channel accepts from us
 
 
 def _free_port() -> int:
@@ -73,10 +74,10 @@ class Loop:
     def start_rasa(self, model: Path) -> None:
         self.supervisor = RasaSupervisor(
             model=model, port=self.port, token=TOKEN, action_endpoint="http://127.0.0.1:9/unused",
-            tracker_db=self.root / "tracker.db", log_file=self.root / "rasa.log",
+            tracker_db=self.root / "tracker.db", log_file=self.root / "rasa.log", channel_token=CHANNEL_TOKEN,
         )  # fmt: skip
         self.call(self.supervisor.start())
-        client = RasaClient(self.supervisor.url, TOKEN, timeout_s=60)
+        client = RasaClient(self.supervisor.url, TOKEN, timeout_s=60, channel_token=CHANNEL_TOKEN)
         self.service = ConversationService(self.sessions, client)
         # What the gateway's app.state holds; the swapper starts a second Rasa and switches to it.
         self.app = SimpleNamespace(state=SimpleNamespace(rasa_process=self.supervisor, conversations=self.service,

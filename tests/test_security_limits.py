@@ -153,35 +153,15 @@ def test_tickets_are_capped_per_sender(limited: TestClient) -> None:
 def test_a_client_cannot_choose_its_address_with_x_forwarded_for(tmp_path: Path) -> None:
     """`python server.py` as `make run` starts it: uvicorn trusts X-Forwarded-For only from the proxies
     named in FORWARDED_ALLOW_IPS (none by default), so rotating the header does not rotate the limit."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ROOT
+    from tests.conftest import gateway_process
 
     (tmp_path / "help").mkdir()
-    port = free_port()
-    env = dict(os.environ, PORT=str(port), DATA_DIR=str(tmp_path), KB_SOURCE_DIR=str(tmp_path / "help"),
-               RASA_URL=f"http://127.0.0.1:{free_port()}", RATE_LIMIT_PER_IP="2/minute", RASA_TELEMETRY_ENABLED="false")
-    env.pop("FORWARDED_ALLOW_IPS", None)
-    with open(tmp_path / "gateway.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            codes = [
-                httpx.post(f"{url}/api/v1/chat", json={"sender_id": new_sender(), "text": "hi"},
-                           headers=from_(f"198.51.100.{i}"), timeout=30).status_code
-                for i in range(3)
-            ]
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with gateway_process(tmp_path, ready="/healthz", KB_SOURCE_DIR=str(tmp_path / "help"),
+                         RASA_URL=f"http://127.0.0.1:{free_port()}", RATE_LIMIT_PER_IP="2/minute",
+                         FORWARDED_ALLOW_IPS="") as url:
+        codes = [
+            httpx.post(f"{url}/api/v1/chat", json={"sender_id": new_sender(), "text": "hi"},
+                       headers=from_(f"198.51.100.{i}"), timeout=30).status_code
+            for i in range(3)
+        ]
     assert codes[:2] == [503, 503] and codes[2] == 429  # 503: no Rasa here; the third is over 127.0.0.1's limit

@@ -220,10 +220,6 @@ def texts_of(result: Any) -> str:
 
 
 # --- the live system: Rasa's channel, the command line, a lost answer ---------------------------------
-def _channel_token(live: LiveSystem) -> str:
-    return derive(load_master("", live.data_dir), "rasa-channel").hex()
-
-
 def test_rasa_channel_refuses_callers_without_the_gateway_token(live: LiveSystem) -> None:
     rasa = f"http://127.0.0.1:{live.rasa_port}"
     impersonation = {"sender": "attacker-1", "message": f"where is my order {SHIPPED.order_id}",
@@ -245,7 +241,7 @@ def test_action_server_on_the_public_port_refuses_a_forged_tracker(live: LiveSys
 def test_no_secret_on_the_rasa_command_line(live: LiveSystem) -> None:
     pids = rasa_pids(live.rasa_port)
     assert pids, "the embedded Rasa was not found"
-    secrets = ["test-token", _channel_token(live), derive(load_master("", live.data_dir), "action-server").hex()]
+    secrets = ["test-token", live.channel_token, derive(load_master("", live.data_dir), "action-server").hex()]
     for pid in pids:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         assert "run" in cmdline
@@ -260,7 +256,7 @@ def test_answer_lost_after_rasa_ran_the_turn_is_not_run_again(live: LiveSystem) 
     live.say(s, "where is my order?")
     live.say(s, SHIPPED.order_id)
     rasa = f"http://127.0.0.1:{live.rasa_port}"
-    lost = httpx.post(f"{rasa}/webhooks/gateway/webhook", headers={"Authorization": f"Bearer {_channel_token(live)}"},
+    lost = httpx.post(f"{rasa}/webhooks/gateway/webhook", headers={"Authorization": f"Bearer {live.channel_token}"},
                       json={"sender": s, "message": SHIPPED.email, "message_id": "final-1",
                             "metadata": {"language": "en"}}, timeout=60)
     assert lost.status_code == 200 and lost.json()["replayed"] is False

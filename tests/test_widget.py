@@ -48,7 +48,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         extra["kb_source_dir"] = data_dir / "help"
     settings = Settings(
         data_dir=data_dir, rasa_url=f"http://127.0.0.1:{free_port()}", widget_user_secret=SECRET,
-        retry_after_s=7, **extra,
+        retry_after_s=7, demo=True, **extra,
     )
     with TestClient(create_app(settings)) as c:
         yield c
@@ -138,6 +138,16 @@ def test_demo_page_anonymous_and_signed(client: TestClient) -> None:
     # The demo signs only the demo store's customers, never an arbitrary id.
     assert client.get("/demo", params={"user": "admin"}).status_code == 422
     assert client.get("/demo", params={"lang": "fr"}).status_code == 422
+
+
+def test_demo_page_does_not_sign_customers_outside_demo_mode(client: TestClient) -> None:
+    """In production the demo store's customers are real rows: /demo must not sign anyone in as them."""
+    client.app.state.settings = client.app.state.settings.model_copy(update={"demo": False})  # type: ignore[attr-defined]
+    try:
+        refused = client.get("/demo", params={"user": "cminh730"})
+        assert refused.status_code == 404 and "data-user-sig" not in refused.text
+    finally:
+        client.app.state.settings = client.app.state.settings.model_copy(update={"demo": True})  # type: ignore[attr-defined]
 
 
 # --- websocket ----------------------------------------------------------------------------------

@@ -127,8 +127,8 @@ async def demo_page(
 ) -> HTMLResponse:
     """The sample store page. Signing happens only for the demo store's own customers (store.seed.DEMO)."""
     settings: Settings = request.app.state.settings
-    if not settings.widget_demo:
-        raise HTTPException(404, "the demo page is switched off (WIDGET_DEMO=false)")
+    if not (settings.widget_demo and settings.demo):  # it signs demo customers' ids: never in production
+        raise HTTPException(404, "the demo page exists only in demo mode (SUPPORTBOT_DEMO=true, WIDGET_DEMO=true)")
     if lang not in DEMO_LANGS:
         raise HTTPException(422, f"lang must be one of {', '.join(DEMO_LANGS)}")
     attrs: dict[str, str] = {"src": "/widget.js", "data-title": "Demo Store", "data-color": "#0f766e"}
