@@ -7,20 +7,35 @@ as "expected X, got Y".
 
 Text comparisons are case-insensitive substring tests over the text of all messages of the reply
 (what the customer reads), never over button titles; ``text_matches`` is a regular expression
-searched in that same text.
+searched in that same text. ``button_titles`` looks at the titles only; ``script`` at everything the
+customer reads (``scenarios.script``). Action names (``actions``, ``not_actions``) must be actions,
+forms or responses of ``bot/domain.yml`` or Rasa's own actions.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from scenarios import script
 from scenarios.model import LANGUAGES, MESSAGE_TYPES, STATES
 from scenarios.observed import Observation
 
 NO_TURN = "nothing recorded for this message in the conversation store"
+DOMAIN = Path(__file__).resolve().parent.parent / "bot" / "domain.yml"
+# Rasa's built-in actions (rasa.shared.core.constants.DEFAULT_ACTION_NAMES): they appear in ``turns.actions``.
+RASA_ACTIONS = frozenset({
+    "action_listen", "action_restart", "action_session_start", "action_default_fallback", "action_deactivate_loop",
+    "action_revert_fallback_events", "action_default_ask_affirmation", "action_default_ask_rephrase",
+    "action_two_stage_fallback", "action_unlikely_intent", "action_back", "action_extract_slots",
+})
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,35 @@ def _one_of(allowed: Sequence[str], what: str) -> Callable[[Any], tuple[str, ...
 
 def _any_strings(what: str) -> Callable[[Any], tuple[str, ...]]:
     return lambda value: _strings(value, what)
+
+
+@lru_cache(maxsize=1)
+def known_actions() -> frozenset[str] | None:
+    """Every name ``turns.actions`` can hold: the domain's actions, forms and responses, and Rasa's
+    own; None when there is no domain to check against (then any name is accepted)."""
+    try:
+        domain = yaml.safe_load(DOMAIN.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    names = [*(domain.get("actions") or []), *(domain.get("forms") or {}), *(domain.get("responses") or {})]
+    return frozenset(str(n) for n in names) | RASA_ACTIONS
+
+
+def _action_names(what: str) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        names = _strings(value, what)
+        known = known_actions()
+        unknown = [n for n in names if known is not None and n not in known]
+        if unknown:
+            raise ValueError(f"{what}: unknown action {unknown[0]!r} (not an action, form or response of bot/domain.yml)")
+        return names
+    return parse
+
+
+def _parse_script(value: Any) -> str:
+    if value not in script.SCRIPTS:
+        raise ValueError(f"script must be one of {', '.join(script.SCRIPTS)}")
+    return str(value)
 
 
 def _scalar_or_none(value: Any) -> bool:
@@ -203,6 +247,30 @@ def _actions(expected: tuple[str, ...], obs: Observation) -> Verdict:
     return Verdict(all(a in u.actions for a in expected), u.actions)
 
 
+def _not_actions(expected: tuple[str, ...], obs: Observation) -> Verdict:
+    if obs.by_agent:
+        return Verdict(True, "an agent's turn: the bot ran nothing")
+    u = obs.understood
+    if u is None:
+        return Verdict(False, NO_TURN)
+    return Verdict(not any(a in u.actions for a in expected), u.actions)
+
+
+def nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _button_titles(expected: tuple[str, ...], obs: Observation) -> Verdict:
+    titles = obs.button_titles
+    folded = [nfc(t) for t in titles]
+    return Verdict(all(any(nfc(e) in t for t in folded) for e in expected), titles)
+
+
+def _script(expected: str, obs: Observation) -> Verdict:
+    ok, got = script.judge(obs.readable_text, obs.customer_texts, expected)
+    return Verdict(ok, got)
+
+
 def _active_loop(expected: tuple[str | None, ...], obs: Observation) -> Verdict:
     u = obs.understood
     if u is None:
@@ -225,7 +293,12 @@ CHECKS: dict[str, CheckSpec] = {
         CheckSpec("text_matches", "a regular expression found in the reply's text", _parse_regex, _matches),
         CheckSpec("buttons", "these button payloads are offered (a trailing * matches a prefix)", _any_strings("buttons"), _buttons),
         CheckSpec("language", "the language of the reply", _parse_language, _language),
-        CheckSpec("actions", "these actions ran in the turn", _any_strings("actions"), _actions),
+        CheckSpec("actions", "these actions ran in the turn", _action_names("actions"), _actions),
+        CheckSpec("not_actions", "none of these actions ran in the turn", _action_names("not_actions"), _not_actions),
         CheckSpec("active_loop", "the form active after the turn (null: none; a list: any of them)", _parse_loop, _active_loop),
+        CheckSpec("button_titles", "each of these is part of some offered button's title (any case)",
+                  _any_strings("button_titles"), _button_titles),
+        CheckSpec("script", "the Chinese the customer reads is all Traditional (hant) or Simplified (hans)",
+                  _parse_script, _script),
     )
 }

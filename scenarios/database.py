@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
+from conversations.models import Conversation, Message
+from scenarios.effects import WRITE_ACTIONS, order_ids_in
 from scenarios.observed import Understood, json_value
 from scenarios.pools import POOLS, Candidate, matches
-from store.models import Customer, Order, Refund, ReturnRequest
+from store.models import Customer, Order, OutboxEmail, Refund, ReturnRequest
 from store.seed import DEMO
 
 _UNDERSTOOD = text(
@@ -99,7 +101,8 @@ class SystemDatabase:
             return None
         with self.engine.connect() as conn:
             rows = conn.execute(
-                text("select id, status, reason, rule, queue, topic from handoff_tickets where sender_id = :s order by id"),
+                text("select id, status, reason, rule, queue, topic, priority, csat_score from handoff_tickets "
+                     "where sender_id = :s order by id"),
                 {"s": sender_id},
             ).mappings().all()
         return [dict(r) for r in rows]
@@ -123,7 +126,62 @@ class SystemDatabase:
             ).scalar()
         return int(value or 0)
 
+    def first_message_at(self, sender_id: str) -> datetime | None:
+        with Session(self.engine) as db:
+            return db.scalar(select(func.min(Message.created_at)).join(Conversation, Conversation.id == Message.conversation_id)
+                             .where(Conversation.sender_id == sender_id))
+
+    def write_runs(self, sender_id: str) -> list[tuple[str, list[str]]]:
+        """(action, order ids its stored result names) for this sender's write actions (``action_runs``)."""
+        if not self.has("action_runs"):
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("select action, result from action_runs where sender_id = :s"), {"s": sender_id}).all()
+        return [(str(a), order_ids_in(json_value(r))) for a, r in rows if a in WRITE_ACTIONS]
+
     # --- the store -----------------------------------------------------------------------------
+    def password_reset_emails(self, identifiers: Iterable[str], since: datetime | None) -> list[str]:
+        """Addresses of password-reset emails written since ``since`` to accounts with these emails/usernames."""
+        wanted = sorted({i.casefold() for i in identifiers})
+        if not wanted:
+            return []
+        with Session(self.engine) as db:
+            emails = list(db.scalars(select(Customer.email).where(
+                func.lower(Customer.email).in_(wanted) | func.lower(Customer.username).in_(wanted))))
+            if not emails:
+                return []
+            query = select(OutboxEmail.to_address).where(OutboxEmail.kind == "password_reset", OutboxEmail.to_address.in_(emails))
+            if since is not None:
+                query = query.where(OutboxEmail.created_at >= since)
+            return list(db.scalars(query.order_by(OutboxEmail.id)))
+
+    def watched_orders(self, reserved: Iterable[str]) -> list[str]:
+        """For ``other_orders_unchanged``: the DEMO orders and every order of the reserved orders'
+        customers, except orders that this runner reserved for any scenario."""
+        mine = list(reserved)
+        with Session(self.engine) as db:
+            owners = select(Order.customer_id).where(Order.order_id.in_(mine))
+            ids = set(db.scalars(select(Order.order_id).where(Order.customer_id.in_(owners))))
+        ids |= {d.order_id for d in DEMO.values()}
+        with self._lock:
+            return sorted(ids - self._reserved - set(mine))
+
+    def order_snapshot(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Status, address, refund and return rows of these orders, as comparable plain values."""
+        wanted = list(order_ids)
+        with Session(self.engine) as db:
+            orders = {o.order_id: o for o in db.scalars(select(Order).where(Order.order_id.in_(wanted)))}
+            refunds = db.scalars(select(Refund).where(Refund.order_id.in_(wanted)).order_by(Refund.id))
+            returns = db.scalars(select(ReturnRequest).where(ReturnRequest.order_id.in_(wanted)).order_by(ReturnRequest.id))
+            snap: dict[str, dict[str, Any]] = {
+                i: {"status": o.status, "shipping_address": o.shipping_address, "refunds": [], "returns": []}
+                for i, o in orders.items()}
+            for r in refunds:
+                snap[r.order_id]["refunds"].append((r.id, str(r.amount), r.method, r.reason, r.status))
+            for r in returns:
+                snap[r.order_id]["returns"].append((r.id, r.reason, r.rma_code, r.status))
+        return snap
+
     def _candidates(self, exclude: Iterable[str]) -> list[Candidate]:
         skip = set(exclude)
         refunds = select(func.count()).where(Refund.order_id == Order.order_id).scalar_subquery()
@@ -181,4 +239,7 @@ class SystemDatabase:
                 "refund_method": refunds[-1].method if refunds else None,
                 "refund_count": len(refunds),
                 "return_status": returns[-1].status if returns else None,
+                "refund_amount": refunds[-1].amount if refunds else None,
+                "refund_reason": refunds[-1].reason if refunds else None,
+                "return_reason": returns[-1].reason if returns else None,
             }

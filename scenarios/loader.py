@@ -24,10 +24,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from scenarios.agent import AGENT_ACTIONS
 from scenarios.checks import CHECKS
-from scenarios.model import LANGUAGES, RESOLUTIONS, Check, Location, Outcome, Scenario, StoreCheck, Turn
+from scenarios.effects import SIDE_EFFECTS, TICKET_FIELDS, parse_side_effect, parse_store_field, parse_ticket_field
+from scenarios.model import LANGUAGES, RESOLUTIONS, Check, Location, Outcome, Scenario, ScenarioCheck, StoreCheck, Turn
 from scenarios.pools import FIXTURE_FIELDS, POOLS, STORE_FIELDS
 
-SCENARIO_KEYS = ("name", "language", "channel", "uses", "turns", "outcome", "store", "tags")
+SCENARIO_KEYS = ("name", "language", "channel", "uses", "turns", "outcome", "store", "tags", "eventually", "never",
+                 "ticket", "side_effects")
 TURN_KEYS = ("user", "payload", "click", "agent", "text", "language", "expect")
 OUTCOME_KEYS = ("resolved_by", "handoff_reason")
 SUFFIXES = (".yml", ".yaml")
@@ -160,6 +162,7 @@ class _FileLoader:
                 self.error(keys["channel"][1], f"channel {channel!r} has no driver; available: {', '.join(self.channels)}")
         outcome = self.outcome(keys["outcome"][1]) if "outcome" in keys else Outcome()
         store = self.store(keys["store"][1], uses) if "store" in keys else ()
+        conversation = self.conversation(keys, uses)
         tags: tuple[str, ...] = ()
         if "tags" in keys:
             raw = self.value(keys["tags"][1])
@@ -171,7 +174,7 @@ class _FileLoader:
             return None
         return Scenario(
             name=name, where=self.at(node), language=language, language_given=given, channel=channel,
-            turns=tuple(turns), outcome=outcome, uses=uses, store=store, tags=tags,
+            turns=tuple(turns), outcome=outcome, uses=uses, store=store, tags=tags, conversation=conversation,
         )
 
     def language(self, entry: tuple[Node, Node] | None, turns: Sequence[Turn]) -> tuple[str, bool]:
@@ -232,19 +235,63 @@ class _FileLoader:
             language = self.value(keys["language"][1])
             if language not in LANGUAGES:
                 self.error(keys["language"][1], f"language must be one of {', '.join(LANGUAGES)}")
-        checks: list[Check] = []
-        if "expect" in keys:
-            expect = keys["expect"][1]
-            for key, (key_node, value_node) in self.mapping(expect, "expect", tuple(CHECKS)).items():
-                raw = self.value(value_node)
-                try:
-                    parsed = CHECKS[key].parse(raw)
-                except ValueError as err:
-                    self.error(value_node, str(err))
-                    continue
-                self.placeholders(value_node, parsed, uses)
-                checks.append(Check(key, parsed, self.at(key_node)))
+        checks = self.checks(keys["expect"][1], "expect", uses) if "expect" in keys else []
         return Turn(where=self.at(node), language=language, checks=tuple(checks), **{kind: what}, **extra)
+
+    def checks(self, node: Node, what: str, uses: dict[str, str]) -> list[Check]:
+        """A mapping of per-turn checks (``expect``, ``eventually``, ``never``), each parsed by its own parser."""
+        checks: list[Check] = []
+        for key, (key_node, value_node) in self.mapping(node, what, tuple(CHECKS)).items():
+            raw = self.value(value_node)
+            try:
+                parsed = CHECKS[key].parse(raw)
+            except ValueError as err:
+                self.error(value_node, f"{what}: {err}" if what != "expect" else str(err))
+                continue
+            self.placeholders(value_node, parsed, uses)
+            checks.append(Check(key, parsed, self.at(key_node)))
+        return checks
+
+    def conversation(self, keys: dict[str, tuple[Node, Node]], uses: dict[str, str]) -> tuple[ScenarioCheck, ...]:
+        """The checks on the whole conversation: eventually, never, ticket, side_effects."""
+        out: list[ScenarioCheck] = []
+        for key in ("eventually", "never"):
+            if key in keys:
+                key_node, value_node = keys[key]
+                if not isinstance(value_node, MappingNode) or not value_node.value:
+                    self.error(value_node, f"{key} must be a non-empty mapping of per-turn checks")
+                    continue
+                checks = self.checks(value_node, key, uses)
+                if checks:
+                    out.append(ScenarioCheck(key, tuple(checks), self.at(key_node)))
+        if "ticket" in keys:
+            key_node, value_node = keys["ticket"]
+            before = len(self.errors)
+            fields = self.mapping(value_node, "ticket", TICKET_FIELDS)
+            if not fields and len(self.errors) == before:
+                self.error(value_node, "ticket must name at least one of " + ", ".join(TICKET_FIELDS))
+            expected: dict[str, tuple[str, ...]] = {}
+            for name, (_, fnode) in fields.items():
+                try:
+                    expected[name] = parse_ticket_field(name, self.value(fnode))
+                except ValueError as err:
+                    self.error(fnode, str(err))
+                    continue
+                self.placeholders(fnode, expected[name], uses)
+            if expected:
+                out.append(ScenarioCheck("ticket", expected, self.at(key_node)))
+        if "side_effects" in keys:
+            value_node = keys["side_effects"][1]
+            before = len(self.errors)
+            fields = self.mapping(value_node, "side_effects", SIDE_EFFECTS)
+            if not fields and len(self.errors) == before:
+                self.error(value_node, "side_effects must name at least one of " + ", ".join(SIDE_EFFECTS))
+            for name, (fkey, fnode) in fields.items():
+                try:
+                    out.append(ScenarioCheck(f"side_effects.{name}", parse_side_effect(name, self.value(fnode)), self.at(fkey)))
+                except ValueError as err:
+                    self.error(fnode, str(err))
+        return tuple(out)
 
     def outcome(self, node: Node) -> Outcome:
         keys = self.mapping(node, "outcome", OUTCOME_KEYS)
@@ -269,6 +316,11 @@ class _FileLoader:
                 expected = self.value(fvalue)
                 if isinstance(expected, list | dict):
                     self.error(fvalue, f"store.{name}.{fld} must be a single value")
+                    continue
+                try:
+                    expected = parse_store_field(fld, expected, any(PLACEHOLDER.search(s) for s in _strings_in(expected)))
+                except ValueError as err:
+                    self.error(fvalue, f"store.{name}.{fld}: {err}")
                     continue
                 self.placeholders(fvalue, expected, uses)
                 checks.append(StoreCheck(name, fld, expected, self.at(fkey)))

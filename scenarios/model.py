@@ -79,6 +79,17 @@ class StoreCheck:
 
 
 @dataclass(frozen=True)
+class ScenarioCheck:
+    """A check on the whole conversation: ``eventually`` / ``never`` (``expected``: the per-turn
+    checks of the mapping), ``ticket`` (sub-key → any of these values) or
+    ``side_effects.<name>`` (a boolean)."""
+
+    key: str
+    expected: Any
+    where: Location
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     where: Location
@@ -90,6 +101,7 @@ class Scenario:
     uses: dict[str, str] = field(default_factory=dict)  # placeholder name → order pool
     store: tuple[StoreCheck, ...] = ()
     tags: tuple[str, ...] = ()
+    conversation: tuple[ScenarioCheck, ...] = ()  # eventually, never, ticket, side_effects.*
 
     @property
     def has_agent(self) -> bool:

@@ -62,6 +62,8 @@ class Observation:
     kb_rows: list[dict[str, Any]] = field(default_factory=list)  # kb_answers rows written in this turn
     error: str | None = None  # transport or HTTP error, when there is no usable reply
     conversation_token: str | None = None  # the first answer's token (reads the conversation later)
+    by_agent: bool = False  # the turn was a person's action (the bot ran nothing)
+    customer_texts: list[str] = field(default_factory=list)  # what the customer typed so far (echo exemption)
 
     @property
     def text(self) -> str:
@@ -74,6 +76,18 @@ class Observation:
     @property
     def buttons(self) -> list[dict[str, str]]:
         return [b for m in self.messages for b in (m.get("buttons") or [])]
+
+    @property
+    def button_titles(self) -> list[str]:
+        """Titles of every button of every message (quick replies included)."""
+        return [str(b.get("title") or "") for m in self.messages
+                for b in [*(m.get("buttons") or []), *(m.get("quick_replies") or [])] if isinstance(b, dict)]
+
+    @property
+    def readable_text(self) -> str:
+        """Everything the customer reads: message texts, KB source titles and button titles (no payloads)."""
+        titles = [str(s.get("title") or "") for m in self.messages for s in (m.get("sources") or []) if isinstance(s, dict)]
+        return "\n".join([self.text, *titles, *self.button_titles])
 
     @property
     def payloads(self) -> list[str]:

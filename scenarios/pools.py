@@ -25,7 +25,8 @@ from store.policies import DecisionCode, OrderStatus
 FIXTURE_FIELDS = ("order_id", "username", "email", "full_name", "tracking_number", "carrier", "total", "status",
                   "shipping_address")
 # What a scenario's ``store:`` section may check on a reserved order after the conversation.
-STORE_FIELDS = ("status", "shipping_address", "refund_status", "refund_method", "refund_count", "return_status")
+STORE_FIELDS = ("status", "shipping_address", "refund_status", "refund_method", "refund_count", "return_status",
+                "refund_amount", "refund_reason", "return_reason", "other_orders_unchanged")
 EDGE_MARGIN = timedelta(days=2)
 
 

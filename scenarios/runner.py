@@ -21,12 +21,14 @@ from typing import Any
 
 import httpx
 
+from scenarios import effects
 from scenarios.agent import AdminCredentials, AgentConsole
-from scenarios.checks import CHECKS, same_value
+from scenarios.checks import CHECKS, Verdict
+from scenarios.conversation import EVALUATE
 from scenarios.database import PoolExhausted, SystemDatabase
 from scenarios.drivers import DRIVERS, Driver
 from scenarios.loader import PLACEHOLDER
-from scenarios.model import Check, Location, Scenario, Turn
+from scenarios.model import Check, Location, Scenario, ScenarioCheck, Turn
 from scenarios.observed import Observation
 from scenarios.outcome import Resolution, resolve
 
@@ -71,21 +73,25 @@ class ScenarioResult:
     resolution: Resolution | None = None
     outcome_checks: list[CheckResult] = field(default_factory=list)
     store_checks: list[CheckResult] = field(default_factory=list)
+    conversation_checks: list[CheckResult] = field(default_factory=list)  # eventually, never, ticket, side_effects
     error: str | None = None  # the scenario could not run (no order left in a pool, runner bug)
     bindings: dict[str, dict[str, str]] = field(default_factory=dict)
     duration_s: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return (self.error is None and all(t.ok for t in self.turns) and all(c.ok for c in self.outcome_checks)
-                and all(c.ok for c in self.store_checks))
+        return self.error is None and all(t.ok for t in self.turns) and all(c.ok for c in self.scenario_checks)
+
+    @property
+    def scenario_checks(self) -> list[CheckResult]:
+        return [*self.outcome_checks, *self.conversation_checks, *self.store_checks]
 
     def first_failure(self) -> tuple[TurnResult | None, list[CheckResult]]:
-        """The first failing turn and its failing checks; (None, [...]) for outcome/store failures."""
+        """The first failing turn and its failing checks; (None, [...]) for whole-conversation failures."""
         for t in self.turns:
             if not t.ok:
                 return t, [c for c in t.checks if not c.ok]
-        return None, [c for c in [*self.outcome_checks, *self.store_checks] if not c.ok]
+        return None, [c for c in self.scenario_checks if not c.ok]
 
     def as_dict(self) -> dict[str, Any]:
         s = self.scenario
@@ -97,6 +103,7 @@ class ScenarioResult:
             "outcome": self.resolution.as_dict() if self.resolution else None,
             "outcome_checks": [c.as_dict() for c in self.outcome_checks],
             "store_checks": [c.as_dict() for c in self.store_checks],
+            "conversation_checks": [c.as_dict() for c in self.conversation_checks],
             "turns": [t.as_dict() for t in self.turns],
         }
 
@@ -198,8 +205,9 @@ class Runner:
         result.bindings = bindings
         started = time.perf_counter()
         try:
+            before = await self._snapshot(s, bindings)
             await self._converse(s, driver, console, sender, bindings, result)
-            await self._conclude(s, sender, bindings, result)
+            await self._conclude(s, sender, bindings, result, before)
         except Exception as err:  # a runner or database fault: report it on this scenario, go on
             result.error = f"{type(err).__name__}: {err}"
         result.duration_s = time.perf_counter() - started
@@ -213,9 +221,10 @@ class Runner:
         previous: Observation | None = None
         token: str | None = None
         seen_kb: set[int] = {int(r["id"]) for r in await asyncio.to_thread(db.kb_rows, sender)}
+        typed: list[str] = []
         for n, turn in enumerate(s.turns, 1):
             if turn.agent is not None:
-                done = await self._agent_turn(n, turn, console, sender, token, bindings)
+                done = await self._agent_turn(n, turn, console, sender, token, bindings, typed)
                 result.turns.append(done)
                 if done.observation.error is not None:
                     return
@@ -233,12 +242,15 @@ class Runner:
                         CheckResult("click", spec, offered, False, turn.where)]))
                     return
             message_id = f"{sender}-{n}"
+            if text is not None:
+                typed.append(text)
             sent = {k: v for k, v in (("text", text), ("payload", payload), ("language", turn.language)) if v is not None}
             obs = await driver.send(sender, text=text, payload=payload, language=turn.language, message_id=message_id)
             if obs.error is not None:
                 result.turns.append(TurnResult(n, turn, sent, obs, [CheckResult("reply", "HTTP 200", obs.error, False, turn.where)]))
                 return
             token = token or obs.conversation_token
+            obs.customer_texts = list(typed)
             obs.understood = await asyncio.to_thread(db.understood, sender, message_id)
             rows = await asyncio.to_thread(db.kb_rows, sender)
             obs.kb_rows = [r for r in rows if int(r["id"]) not in seen_kb]
@@ -248,7 +260,7 @@ class Runner:
 
     async def _agent_turn(
         self, n: int, turn: Turn, console: AgentConsole, sender: str, token: str | None,
-        bindings: dict[str, dict[str, str]],
+        bindings: dict[str, dict[str, str]], typed: list[str],
     ) -> TurnResult:
         """A person's action on this conversation's ticket; observed as the customer sees it."""
         db = self.target.database
@@ -264,17 +276,31 @@ class Runner:
             obs = Observation(status=0, error=failed)
             return TurnResult(n, turn, sent, obs, [CheckResult("agent", f"{turn.agent} done", failed, False, turn.where)])
         obs = await console.customer_view(sender, token, after)
+        obs.by_agent, obs.customer_texts = True, list(typed)
         if obs.error is not None:
             return TurnResult(n, turn, sent, obs, [CheckResult("reply", "the customer's view", obs.error, False, turn.where)])
         return TurnResult(n, turn, sent, obs, [self._check(c, obs, bindings) for c in turn.checks])
 
     @staticmethod
-    def _check(check: Check, obs: Observation, bindings: dict[str, dict[str, str]]) -> CheckResult:
-        expected = substitute(check.expected, bindings, escape=check.key == "text_matches")
-        verdict = CHECKS[check.key].evaluate(expected, obs)
-        return CheckResult(check.key, expected, verdict.got, verdict.ok, check.where)
+    def _bound(check: Check, bindings: dict[str, dict[str, str]]) -> Check:
+        return Check(check.key, substitute(check.expected, bindings, escape=check.key == "text_matches"), check.where)
 
-    async def _conclude(self, s: Scenario, sender: str, bindings: dict[str, dict[str, str]], result: ScenarioResult) -> None:
+    @classmethod
+    def _check(cls, check: Check, obs: Observation, bindings: dict[str, dict[str, str]]) -> CheckResult:
+        bound = cls._bound(check, bindings)
+        verdict = CHECKS[check.key].evaluate(bound.expected, obs)
+        return CheckResult(check.key, bound.expected, verdict.got, verdict.ok, check.where)
+
+    async def _snapshot(self, s: Scenario, bindings: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+        """Before the first turn, for ``other_orders_unchanged``: the orders no scenario may change."""
+        if not any(sc.field == "other_orders_unchanged" for sc in s.store):
+            return None
+        db = self.target.database
+        watched = await asyncio.to_thread(db.watched_orders, [b["order_id"] for b in bindings.values()])
+        return await asyncio.to_thread(db.order_snapshot, watched)
+
+    async def _conclude(self, s: Scenario, sender: str, bindings: dict[str, dict[str, str]], result: ScenarioResult,
+                        before: dict[str, Any] | None = None) -> None:
         db = self.target.database
         kb_rows = await asyncio.to_thread(db.kb_rows, sender)
         tickets = await asyncio.to_thread(db.tickets, sender)
@@ -292,9 +318,54 @@ class Runner:
             else:
                 got, ok = resolution.handoff_reasons, s.outcome.handoff_reason in resolution.handoff_reasons
             result.outcome_checks.append(CheckResult("handoff_reason", s.outcome.handoff_reason, got, ok, where))
+        for cc in s.conversation:
+            verdict = await self._conversation_check(cc, sender, bindings, result, tickets)
+            shown = substitute(_plain_check(cc.expected), bindings)
+            result.conversation_checks.append(CheckResult(cc.key, shown, verdict.got, verdict.ok, cc.where))
+        reserved = [b["order_id"] for b in bindings.values()]
         for sc in s.store:
-            facts = await asyncio.to_thread(db.order_facts, bindings[sc.order]["order_id"])
             expected = substitute(sc.expected, bindings)
-            got = facts.get(sc.field)
-            result.store_checks.append(CheckResult(
-                f"store.{sc.order}.{sc.field}", expected, got, same_value(expected, got), sc.where))
+            if sc.field == "other_orders_unchanged":
+                after = await asyncio.to_thread(db.order_snapshot, list(before or {}))
+                verdict = effects.other_orders_verdict(before or {}, after, await self._writes(sender, result), reserved)
+            else:
+                facts = await asyncio.to_thread(db.order_facts, bindings[sc.order]["order_id"])
+                verdict = effects.store_verdict(sc.field, expected, facts)
+            result.store_checks.append(CheckResult(f"store.{sc.order}.{sc.field}", expected, verdict.got, verdict.ok, sc.where))
+
+    async def _conversation_check(self, cc: ScenarioCheck, sender: str, bindings: dict[str, dict[str, str]],
+                                  result: ScenarioResult, tickets: list[dict[str, Any]] | None) -> Verdict:
+        observations = [t.observation for t in result.turns]
+        if cc.key in EVALUATE:
+            return EVALUATE[cc.key]([self._bound(c, bindings) for c in cc.expected], observations)
+        if cc.key == "ticket":
+            return effects.ticket_verdict(substitute(cc.expected, bindings), tickets)
+        if cc.key == "side_effects.rating_stored":
+            got = effects.rating_stored(tickets)
+            scores = [t.get("csat_score") for t in tickets or []]
+            return Verdict(got == cc.expected, f"ratings {scores}" if tickets else "no handoff ticket")
+        # side_effects.password_reset_email
+        db = self.target.database
+        ids = effects.identifiers([t.sent.get("text") or "" for t in result.turns if t.turn.agent is None],
+                                  [o.understood.slots for o in observations if o.understood])
+        since = await asyncio.to_thread(db.first_message_at, sender)
+        sent = await asyncio.to_thread(db.password_reset_emails, ids, since)
+        got = f"{len(sent)} written ({', '.join(sent)})" if sent else f"none written for {sorted(ids) or 'no account named'}"
+        return Verdict(bool(sent) == cc.expected, got)
+
+    async def _writes(self, sender: str, result: ScenarioResult) -> list[tuple[str, list[str]]]:
+        """Write actions of this conversation and the orders they named: ``action_runs``, and the
+        order slot after each turn where one ran."""
+        runs = await asyncio.to_thread(self.target.database.write_runs, sender)
+        for t in result.turns:
+            u = t.observation.understood
+            if u is not None:
+                runs += [(a, [str(u.slots.get("order_id") or "")]) for a in u.actions if a in effects.WRITE_ACTIONS]
+        return runs
+
+
+def _plain_check(expected: Any) -> Any:
+    """A whole-conversation check's expectation as plain data (eventually/never: key → value)."""
+    if isinstance(expected, tuple) and all(isinstance(c, Check) for c in expected):
+        return {c.key: _plain(c.expected) for c in expected}
+    return expected

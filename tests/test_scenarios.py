@@ -8,19 +8,21 @@ import json
 import textwrap
 import xml.etree.ElementTree as ET
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scenarios import report
+from scenarios import conversation, effects, report
 from scenarios.checks import CHECKS, payload_offered, same_value
 from scenarios.cli import DEFAULT_PATHS, main
+from scenarios.database import SystemDatabase
 from scenarios.loader import LoadError, load_paths, load_text
 from scenarios.model import Check, Location, Scenario, Turn
 from scenarios.observed import Observation, Understood
 from scenarios.outcome import resolve
-from scenarios.runner import CheckResult, ScenarioResult, TurnResult, find_button, substitute
+from scenarios.runner import CheckResult, Runner, ScenarioResult, Target, TurnResult, find_button, substitute
 
 HERE = Path("suite.yml")
 
@@ -256,7 +258,7 @@ def test_source_check_reads_sources_or_the_kb_record() -> None:
 def test_understanding_checks_fail_when_nothing_was_recorded() -> None:
     blind = obs(understood=None)
     for key, value in (("intent", "greet"), ("entities", ["order_id"]), ("slots", {"verified": True}),
-                       ("actions", ["x"]), ("active_loop", None)):
+                       ("actions", ["action_cancel_order"]), ("active_loop", None)):
         verdict = CHECKS[key].evaluate(CHECKS[key].parse(value), blind)
         assert not verdict.ok and "nothing recorded" in verdict.got
 
@@ -424,3 +426,419 @@ def test_cli_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--database-url", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
     out = capsys.readouterr().out
     assert "no scenario matches" in out and "has no 'turns' table" in out
+
+
+# --- the keys of issue 13 (tests/scenarios_blind/SPEC.md) ---------------------------------------
+
+
+NEW_KEYS = """
+- name: every new key
+  uses: {o: processing}
+  turns:
+    - user: cancel ${o.order_id}
+      expect:
+        not_actions: action_cancel_order
+        script: hant
+        button_titles: [是, 不用]
+    - user: yes
+      expect: {actions: [action_cancel_order]}
+  eventually: {actions: action_cancel_order, text_contains_any: "${o.order_id}"}
+  never:
+    type: kb_answer
+    actions: [action_change_address, action_submit_refund]
+  ticket: {queue: "*-zh", priority: [high, urgent], reason: business_rule, rule: suspected account takeover}
+  side_effects: {password_reset_email: false, rating_stored: true}
+  store:
+    o: {status: cancelled, refund_amount: "${o.total}", refund_reason: null, return_reason: 洞,
+        other_orders_unchanged: true}
+"""
+
+
+def test_the_new_keys_load() -> None:
+    (s,), errors = load(NEW_KEYS)
+    assert errors == []
+    first = {c.key: c.expected for c in s.turns[0].checks}
+    assert first == {"not_actions": ("action_cancel_order",), "script": "hant", "button_titles": ("是", "不用")}
+    conv = {c.key: c for c in s.conversation}
+    assert [(c.key, c.expected) for c in conv["eventually"].expected] == [
+        ("actions", ("action_cancel_order",)), ("text_contains_any", ("${o.order_id}",))]
+    assert conv["eventually"].where.line == 12 and conv["never"].expected[1].where.line == 15
+    assert conv["ticket"].expected == {"queue": ("*-zh",), "priority": ("high", "urgent"), "reason": ("business_rule",),
+                                       "rule": ("suspected account takeover",)}
+    assert (conv["side_effects.password_reset_email"].expected, conv["side_effects.rating_stored"].expected) == (False, True)
+    assert {sc.field: sc.expected for sc in s.store} == {
+        "status": "cancelled", "refund_amount": "${o.total}", "refund_reason": None, "return_reason": "洞",
+        "other_orders_unchanged": True}
+
+
+def _in_turn(expect: str) -> str:
+    return f"- name: a\n  turns:\n    - user: hi\n      expect:\n        {expect}\n"
+
+
+def _in_scenario(key: str) -> str:
+    return f"- name: a\n  uses: {{o: refundable}}\n  turns: [{{user: hi}}]\n  {key}\n"
+
+
+@pytest.mark.parametrize(("src", "expected"), [
+    (_in_turn("not_actions: action_cancel_ordr"), "suite.yml:5: not_actions: unknown action 'action_cancel_ordr'"),
+    (_in_turn("not_actions: []"), "suite.yml:5: not_actions must be a non-empty string or a list"),
+    (_in_turn("actions: [action_submit_refunds]"), "suite.yml:5: actions: unknown action 'action_submit_refunds'"),
+    (_in_turn("script: traditional"), "suite.yml:5: script must be one of hant, hans"),
+    (_in_turn("script: [hant]"), "suite.yml:5: script must be one of hant, hans"),
+    (_in_turn("button_titles: 5"), "suite.yml:5: button_titles must be a non-empty string or a list"),
+    (_in_turn("button_titles: ['']"), "suite.yml:5: button_titles must be a non-empty string or a list"),
+    (_in_scenario("eventually: {}"), "suite.yml:4: eventually must be a non-empty mapping of per-turn checks"),
+    (_in_scenario("eventually: [intent]"), "suite.yml:4: eventually must be a non-empty mapping"),
+    (_in_scenario("eventually:\n    intnet: greet"), "suite.yml:5: eventually: unknown key 'intnet'"),
+    (_in_scenario("eventually:\n    type: kb"), "suite.yml:5: eventually: type: unknown value 'kb'"),
+    (_in_scenario("never:\n    text_matches: '(x'"), "suite.yml:5: never: text_matches: not a valid regular expression"),
+    (_in_scenario("never:\n    not_actions: action_nope"), "suite.yml:5: never: not_actions: unknown action 'action_nope'"),
+    (_in_scenario("never: {text_contains_any: '${p.email}'}"), "suite.yml:4: placeholder ${p.email}: 'p' is not declared"),
+    (_in_scenario("ticket: {}"), "suite.yml:4: ticket must name at least one of queue, priority, reason, rule"),
+    (_in_scenario("ticket:\n    queue: billing-en\n    team: x"), "suite.yml:6: ticket: unknown key 'team'"),
+    (_in_scenario("ticket: {priority: medium}"), "suite.yml:4: ticket.priority: unknown priority 'medium'"),
+    (_in_scenario("ticket: {queue: 5}"), "suite.yml:4: ticket.queue must be a non-empty string or a list"),
+    (_in_scenario("ticket: {rule: []}"), "suite.yml:4: ticket.rule must be a non-empty string or a list"),
+    (_in_scenario("ticket: explicit_request"), "suite.yml:4: ticket must be a mapping"),
+    (_in_scenario("side_effects: {password_reset_email: 'yes'}"), "suite.yml:4: side_effects.password_reset_email must be true or false"),
+    (_in_scenario("side_effects:\n    email_sent: true"), "suite.yml:5: side_effects: unknown key 'email_sent'"),
+    (_in_scenario("side_effects: {}"), "suite.yml:4: side_effects must name at least one of"),
+    (_in_scenario("store:\n    o: {refund_amount: lots}"), "suite.yml:5: store.o.refund_amount: refund_amount must be an amount"),
+    (_in_scenario("store:\n    o: {refund_amount: true}"), "suite.yml:5: store.o.refund_amount: refund_amount must be an amount"),
+    (_in_scenario("store:\n    o: {refund_reason: ''}"), "suite.yml:5: store.o.refund_reason: refund_reason must be a non-empty text"),
+    (_in_scenario("store:\n    o: {return_reason: 5}"), "suite.yml:5: store.o.return_reason: return_reason must be a non-empty text"),
+    (_in_scenario("store:\n    o: {other_orders_unchanged: false}"),
+     "suite.yml:5: store.o.other_orders_unchanged: other_orders_unchanged can only be true"),
+    (_in_scenario("store:\n    o: {refund_amount: '${o.pin}'}"), "suite.yml:5: placeholder ${o.pin}: unknown field 'pin'"),
+])
+def test_new_keys_reject_bad_values_with_file_and_line(src: str, expected: str) -> None:
+    assert one_error(src).startswith(expected)
+
+
+def test_new_keys_accept_their_documented_forms() -> None:
+    _, errors = load(_in_scenario("store:\n    o: {refund_amount: 117, refund_reason: colour, return_reason: null}\n"
+                                  "  never: {slots: {verified: false}, script: hans, buttons: ['/human_handoff']}\n"
+                                  "  ticket: {queue: billing-en}\n  side_effects: {rating_stored: false}"))
+    assert errors == []
+    for amount in ("'117.00'", "'$117'", "'¥ 1,117.50'", "null", "'${o.total}'"):
+        assert load(_in_scenario(f"store:\n    o: {{refund_amount: {amount}}}"))[1] == []
+
+
+ZH = [{"type": "text", "text": "您的訂單已取消。", "buttons": [{"title": "聯絡客服", "payload": "/human_handoff"}],
+       "sources": []}]
+
+
+def zh(text: str, titles: tuple[str, ...] = (), sources: tuple[str, ...] = (), typed: tuple[str, ...] = ()) -> Observation:
+    messages = [{"type": "text", "text": text, "buttons": [{"title": t, "payload": "/x"} for t in titles],
+                 "sources": [{"title": s, "url": "/help/x"} for s in sources]}]
+    return obs(messages=messages, customer_texts=list(typed))
+
+
+@pytest.mark.parametrize(("key", "passing", "failing"), [
+    ("not_actions", ["action_cancel_order", "action_submit_refund"], ["action_submit_refund", "action_order_status"]),
+    ("not_actions", "action_change_address", "order_status_form"),
+    ("button_titles", ["YES", "helped"], ["yes", "No"]),
+    ("button_titles", "That", "Cancel"),
+])
+def test_new_turn_checks_pass_and_fail_on_purpose(key: str, passing: Any, failing: Any) -> None:
+    assert check(key, passing)
+    assert not check(key, failing)
+
+
+def test_not_actions_needs_a_record_except_after_an_agent() -> None:
+    spec = CHECKS["not_actions"]
+    assert spec.evaluate(("action_cancel_order",), obs(understood=None)).got == "nothing recorded for this message in the conversation store"
+    assert not spec.evaluate(("action_cancel_order",), obs(understood=None)).ok
+    assert spec.evaluate(("action_cancel_order",), obs(understood=None, by_agent=True)).ok
+
+
+def test_button_titles_are_nfc_and_need_buttons() -> None:
+    decomposed = obs(messages=[{"type": "text", "text": "", "buttons": [{"title": "Cafe\u0301", "payload": "/a"}]}])
+    assert check("button_titles", "café", decomposed)
+    assert not check("button_titles", "yes", obs(messages=[{"type": "text", "text": "yes", "buttons": []}]))
+    quick = obs(messages=[{"type": "text", "text": "", "quick_replies": [{"title": "Track it", "payload": "/t"}]}])
+    assert check("button_titles", "track", quick)
+
+
+@pytest.mark.parametrize(("o", "hant", "hans"), [
+    (zh("您的訂單已取消。"), True, False),
+    (zh("您的订单已取消。"), False, True),
+    (zh("您好"), True, True),  # common to both scripts
+    (zh("Your order 3348917502"), False, False),  # no Chinese at all
+    (zh(""), False, False),
+    (zh("客服已加入对话"), False, True),
+    (zh("您的訂單", titles=("联系客服",)), False, False),  # a Simplified button title
+    (zh("您的訂單", sources=("退款政策",)), True, False),  # a KB source title counts
+    (zh("您的訂單", sources=("退货政策",)), False, False),
+    (zh("已改為：台北市信义区松仁路", typed=("台北市信义区松仁路",)), True, False),  # the customer's own words echoed
+    (zh("台北市信义区松仁路", typed=("台北市信义区松仁路",)), False, False),  # only an echo: no Chinese of the bot's
+    (zh("我們的台灣團隊為您服務"), True, False),  # Taiwan forms (台, 為) are Traditional
+    (zh("皇后大道的訂單"), True, False),
+    (zh("後來的訂單"), True, False),
+    (zh("后来的訂單"), False, False),
+])
+def test_script_check(o: Observation, hant: bool, hans: bool) -> None:
+    assert CHECKS["script"].evaluate("hant", o).ok is hant
+    assert CHECKS["script"].evaluate("hans", o).ok is hans
+
+
+def test_script_reports_offending_characters() -> None:
+    assert CHECKS["script"].evaluate("hant", zh("您的订单已发货")).got == ["订", "单", "发", "货"]
+    assert CHECKS["script"].evaluate("hant", zh("Order shipped")).got == "no Chinese text"
+
+
+# --- eventually / never -------------------------------------------------------------------------
+
+
+def _checks(src: str) -> tuple[Check, ...]:
+    (s,), errors = load(_in_scenario(src))
+    assert errors == [], errors
+    return s.conversation[0].expected
+
+
+def seen(text: str = "", actions: tuple[str, ...] = (), types: tuple[str, ...] = ("text",), recorded: bool = True,
+         state: str = "bot", loop: str | None = None, payloads: tuple[str, ...] = (), **kw: Any) -> Observation:
+    understood = Understood(intent="x", confidence=1.0, actions=list(actions), active_loop=loop,
+                            slots={"verified": True}) if recorded else None
+    messages = [{"type": t, "text": text, "buttons": [{"title": p, "payload": p} for p in payloads]} for t in types]
+    return Observation(status=200, state=state, messages=messages, understood=understood, **kw)
+
+
+def test_eventually_needs_one_turn_where_all_hold() -> None:
+    checks = _checks("eventually: {actions: action_cancel_order, text_contains_any: cancelled}")
+    together = [seen("hi"), seen("Order cancelled", actions=("action_cancel_order",))]
+    apart = [seen("cancelled"), seen("done", actions=("action_cancel_order",))]
+    assert conversation.eventually(checks, together) == effects.Verdict(True, "held at turn 2")
+    verdict = conversation.eventually(checks, apart)
+    assert not verdict.ok and "never held" in str(verdict.got) and "done" in str(verdict.got)
+
+
+def test_eventually_skips_turns_without_a_record() -> None:
+    checks = _checks("eventually: {actions: action_cancel_order}")
+    assert not conversation.eventually(checks, [seen(recorded=False)]).ok
+    assert conversation.eventually(checks, [seen(recorded=False), seen(actions=("action_cancel_order",))]).ok
+    text_only = _checks("eventually: {text_contains_any: sorry}")
+    assert conversation.eventually(text_only, [seen("sorry", recorded=False)]).ok
+    assert conversation.eventually(_checks("eventually: {not_actions: action_cancel_order}"),
+                                   [seen(actions=("action_cancel_order",)), seen(recorded=False, by_agent=True)]).ok
+
+
+def test_never_is_element_wise() -> None:
+    checks = _checks("never: {actions: [action_cancel_order, action_change_address]}")
+    assert conversation.never(checks, [seen(actions=("action_order_status",))]).ok
+    verdict = conversation.never(checks, [seen(), seen(actions=("action_change_address",))])
+    assert not verdict.ok and verdict.got.startswith("turn 2: actions: action_change_address")
+    assert not conversation.never(_checks("never: {type: [kb_answer, agent]}"), [seen(types=("text", "kb_answer"))]).ok
+    assert not conversation.never(_checks("never: {text_contains_any: [nope, Weather]}"), [seen("the weather is fine")]).ok
+    assert conversation.never(_checks("never: {text_contains_any: [nope, rain]}"), [seen("the weather is fine")]).ok
+    assert not conversation.never(_checks("never: {active_loop: [address_form]}"), [seen(loop="address_form")]).ok
+    assert not conversation.never(_checks("never: {buttons: ['/human_handoff']}"), [seen(payloads=("/human_handoff",))]).ok
+    assert not conversation.never(_checks(r"never: {text_matches: '\d{10}'}"), [seen("order 1234567890")]).ok
+    assert not conversation.never(_checks("never: {slots: {verified: true, order_id: x}}"), [seen()]).ok
+    assert not conversation.never(_checks("never: {state: [queued]}"), [seen(), seen(state="queued")]).ok
+
+
+def test_never_script_catches_a_leak_but_not_common_characters() -> None:
+    checks = _checks("never: {script: hans}")
+    assert conversation.never(checks, [zh("您好"), zh("您的訂單"), zh("OK")]).ok
+    verdict = conversation.never(checks, [zh("您的訂單"), zh("客服已加入对话")])
+    assert not verdict.ok and verdict.got.startswith("turn 2: script: hans") and "对" in verdict.got
+
+
+def test_never_skips_and_counts_turns_without_a_record() -> None:
+    checks = _checks("never: {actions: action_cancel_order, text_contains_any: cancelled}")
+    verdict = conversation.never(checks, [seen("ok", recorded=False), seen("fine")])
+    assert verdict.ok and "1 of them without a record" in verdict.got
+    assert not conversation.never(checks, [seen("cancelled", recorded=False)]).ok  # text needs no record
+
+
+# --- ticket, side effects, store -----------------------------------------------------------------
+
+
+TICKET = {"id": 1, "queue": "account-zh", "priority": 0, "reason": "business_rule", "rule": "account_takeover",
+          "csat_score": None}
+
+
+@pytest.mark.parametrize(("expected", "ok"), [
+    ({"queue": ("*-zh",)}, True),
+    ({"queue": ("billing-zh", "ACCOUNT-ZH")}, True),
+    ({"queue": ("*-en",)}, False),
+    ({"priority": ("high", "urgent")}, True),
+    ({"priority": ("high",)}, False),
+    ({"reason": ("Business_Rule",)}, True),
+    ({"reason": ("explicit_request",)}, False),
+    ({"rule": ("suspected account takeover",)}, True),
+    ({"rule": ("suspected_account_takeover",)}, True),
+    ({"rule": ("legal_threat", "chargeback")}, False),
+    ({"queue": ("*-zh",), "rule": ("chargeback",)}, False),  # all fields on one ticket
+])
+def test_ticket_fields(expected: dict[str, tuple[str, ...]], ok: bool) -> None:
+    assert effects.ticket_verdict(expected, [TICKET]).ok is ok
+
+
+def test_ticket_needs_a_ticket_and_a_rule() -> None:
+    assert effects.ticket_verdict({"queue": ("*",)}, []).got == "no handoff ticket"
+    assert not effects.ticket_verdict({"queue": ("*",)}, None).ok
+    explicit = {**TICKET, "reason": "explicit_request", "rule": None}
+    assert not effects.ticket_verdict({"rule": ("explicit_request",)}, [explicit]).ok
+    assert effects.ticket_verdict({"reason": ("explicit_request",)}, [explicit, TICKET]).ok
+    assert effects.ticket_verdict({"priority": ("urgent",)}, [TICKET]).got[0]["priority"] == "urgent"
+
+
+def test_side_effect_helpers() -> None:
+    assert effects.rating_stored([{**TICKET, "csat_score": 4}]) and not effects.rating_stored([TICKET])
+    assert not effects.rating_stored([{**TICKET, "csat_score": 0}]) and not effects.rating_stored(None)
+    found = effects.identifiers(["reset pls, my email is JWu477@email.com.", "用户名 jwu477 谢谢"], [{"customer_identifier": "kp_9"}])
+    assert {"jwu477@email.com", "jwu477", "kp_9"} <= found
+
+
+@pytest.mark.parametrize(("field", "expected", "facts", "ok"), [
+    ("refund_amount", "117.00", {"refund_amount": Decimal("117")}, True),
+    ("refund_amount", 117, {"refund_amount": Decimal("117.00")}, True),
+    ("refund_amount", "$117", {"refund_amount": Decimal("117.00")}, True),
+    ("refund_amount", "117.01", {"refund_amount": Decimal("117.00")}, False),
+    ("refund_amount", None, {"refund_amount": None}, True),
+    ("refund_amount", None, {"refund_amount": Decimal("5")}, False),
+    ("refund_amount", "5", {"refund_amount": None}, False),
+    ("refund_reason", "COLOUR", {"refund_reason": "wrong colour, sorry"}, True),
+    ("refund_reason", "colour", {"refund_reason": "wait, actually do a return instead"}, False),
+    ("refund_reason", None, {"refund_reason": None}, True),
+    ("refund_reason", "x", {"refund_reason": None}, False),
+    ("return_reason", "пятн", {"return_reason": "Пятно на рукаве"}, True),
+    ("return_reason", "洞", {"return_reason": "有个洞"}, True),
+    ("return_reason", None, {"return_reason": "stain"}, False),
+    ("status", "cancelled", {"status": "Cancelled"}, True),
+])
+def test_store_fields(field: str, expected: Any, facts: dict[str, Any], ok: bool) -> None:
+    assert effects.store_verdict(field, expected, facts).ok is ok
+
+
+def test_other_orders_unchanged_helpers() -> None:
+    before = {"111": {"status": "processing", "shipping_address": "a", "refunds": [], "returns": []}}
+    assert effects.other_orders_verdict(before, before, [("action_cancel_order", ["999"])], ["999"]).ok
+    moved = {"111": {**before["111"], "shipping_address": "b"}}
+    verdict = effects.other_orders_verdict(before, moved, [], ["999"])
+    assert not verdict.ok and verdict.got == ["111: shipping_address"]
+    foreign = effects.other_orders_verdict(before, before, [("action_cancel_order", ["111"]), ("action_order_status", ["5"])], ["999"])
+    assert not foreign.ok and foreign.got == ["action_cancel_order on 111"]
+    assert effects.order_ids_in({"events": [{"event": "slot", "name": "order_id", "value": "111"}],
+                                 "responses": [{"response": "utter_order_cancelled", "order_id": "222"}]}) == ["111", "222"]
+
+
+# --- the new whole-conversation checks against a real (temporary, seeded) database ----------------
+
+CONCLUDED = """
+- name: cancel, with everything checked
+  uses: {o: processing}
+  turns:
+    - user: cancel ${o.order_id}, I'm ${o.username}
+      expect: {not_actions: action_change_address}
+  eventually: {actions: action_cancel_order, text_contains_any: "${o.order_id}"}
+  never: {actions: [action_change_address, action_submit_refund]}
+  ticket: {queue: "billing-*", priority: [high, urgent], reason: business_rule, rule: refund above limit}
+  side_effects: {password_reset_email: true, rating_stored: true}
+  store:
+    o: {status: cancelled, refund_amount: null, return_reason: null, other_orders_unchanged: true}
+"""
+
+
+def _seeded(tmp_path: Path) -> tuple[str, Any]:
+    from storage.db import make_engine, make_session_factory, upgrade
+    from store.seed import seed
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    seed(sessions, auto_refund_limit=Decimal("150.00"))
+    return url, sessions
+
+
+def _conversation_happened(sessions: Any, sender: str, o: dict[str, str], demo_address: str | None = None) -> None:
+    """What the system would have written for CONCLUDED: the order cancelled, a rated ticket, a
+    reset email, the action's run record; optionally a DEMO order re-addressed behind our back."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.actions.runs import ActionRun
+    from conversations.models import Conversation, Message
+    from handoff.models import Ticket
+    from storage.db import transaction
+    from store.models import Order, OutboxEmail
+    from store.seed import DEMO
+
+    now = datetime.now(UTC)
+    with transaction(sessions) as db:
+        conv = Conversation(sender_id=sender, channel="rest", language="en", state="bot", created_at=now, updated_at=now)
+        db.add(conv)
+        db.flush()
+        db.add(Message(conversation_id=conv.id, direction="in", text="cancel", language="en", channel="rest",
+                       created_at=now - timedelta(seconds=5)))
+        db.add(Ticket(conversation_id=conv.id, sender_id=sender, channel="rest", language="en", status="resolved",
+                      reason="business_rule", rule="refund_above_limit", priority=1, topic="billing", queue="billing-en",
+                      summary="", context={}, customer={}, awaiting_email=False, request_count=1, created_at=now,
+                      queued_at=now, csat_score=5))
+        db.add(OutboxEmail(to_address=o["email"], subject="Reset", body="", kind="password_reset", created_at=now))
+        db.add(ActionRun(key=sender, sender_id=sender, action="action_cancel_order", created_at=now,
+                         result={"responses": [{"response": "utter_order_cancelled", "order_id": o["order_id"]}]}))
+        db.get(Order, o["order_id"]).status = "cancelled"
+        if demo_address:
+            db.get(Order, next(iter(DEMO.values())).order_id).shipping_address = demo_address
+
+
+def _conclude(url: str, sessions: Any, demo_address: str | None = None) -> ScenarioResult:
+    import asyncio
+
+    (s,), errors = load(CONCLUDED)
+    assert errors == []
+    database = SystemDatabase(url)
+    runner = Runner(Target(url="http://unused", database=database))
+    bindings = runner._reserve(s)
+    assert isinstance(bindings, dict)
+    o = bindings["o"]
+    sender = f"scn-test-{o['order_id']}"
+    before = asyncio.run(runner._snapshot(s, bindings))
+    assert before and o["order_id"] not in before
+    _conversation_happened(sessions, sender, o, demo_address)
+    said = substitute(s.turns[0].user, bindings)
+    seen_turn = Observation(status=200, state="bot", customer_texts=[said], messages=[
+        {"type": "text", "text": f"Order {o['order_id']} is cancelled.", "buttons": []}],
+        understood=Understood(intent="cancel_order", confidence=0.9, actions=["cancel_form", "action_cancel_order"],
+                              slots={"verified": True, "order_id": o["order_id"]}))
+    result = ScenarioResult(scenario=s, sender_id=sender, bindings=bindings,
+                            turns=[TurnResult(1, s.turns[0], {"text": said}, seen_turn, [])])
+    asyncio.run(runner._conclude(s, sender, bindings, result, before))
+    database.close()
+    return result
+
+
+def test_conversation_and_store_checks_read_the_systems_database(tmp_path: Path) -> None:
+    url, sessions = _seeded(tmp_path)
+    good = _conclude(url, sessions)
+    checks = {c.key: c for c in [*good.conversation_checks, *good.store_checks]}
+    assert all(c.ok for c in checks.values()), {k: c.got for k, c in checks.items() if not c.ok}
+    assert set(checks) == {"eventually", "never", "ticket", "side_effects.password_reset_email", "side_effects.rating_stored",
+                           "store.o.status", "store.o.refund_amount", "store.o.return_reason", "store.o.other_orders_unchanged"}
+    assert good.passed and good.as_dict()["conversation_checks"][0]["key"] == "eventually"
+
+    bad = _conclude(url, sessions, demo_address="1 Elsewhere Rd")  # another reserved order, a DEMO order changed
+    failed = {c.key: c.got for c in [*bad.conversation_checks, *bad.store_checks] if not c.ok}
+    assert list(failed) == ["store.o.other_orders_unchanged"]
+    assert any("shipping_address" in g for g in failed["store.o.other_orders_unchanged"])
+    assert not bad.passed and bad.first_failure()[0] is None
+
+
+def test_system_database_new_reads(tmp_path: Path) -> None:
+    url, sessions = _seeded(tmp_path)
+    database = SystemDatabase(url)
+    (o,) = database.reserve(["refundable"], Decimal("150.00"))
+    assert database.order_facts(o["order_id"])["refund_amount"] is None
+    assert database.tickets("nobody") == [] and database.write_runs("nobody") == []
+    assert database.first_message_at("nobody") is None
+    assert database.password_reset_emails({o["username"]}, None) == []
+    watched = database.watched_orders([o["order_id"]])
+    assert o["order_id"] not in watched and len(watched) >= 5
+    _conversation_happened(sessions, "scn-x", o)
+    assert database.password_reset_emails({o["username"]}, database.first_message_at("scn-x")) == [o["email"]]
+    assert database.write_runs("scn-x") == [("action_cancel_order", [o["order_id"]])]
+    (ticket,) = database.tickets("scn-x")
+    assert (ticket["priority"], ticket["csat_score"]) == (1, 5)
+    database.close()
