@@ -17,7 +17,7 @@ def main() -> None:
     args = sys.argv[1:]
     token = os.environ.pop("RASA_AUTH_TOKEN", "")
     if token and "--auth-token" not in args:
-        args += ["--auth-token", token]
+        args.append(f"--auth-token={token}")  # one word: a token may start with "-" (argparse would take it for a flag)
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *args]
