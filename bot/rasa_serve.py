@@ -13,11 +13,16 @@ import os
 import sys
 
 
+def with_token(args: list[str], token: str) -> list[str]:
+    """``args`` plus the API token, as one word: a token may start with "-", which argparse would
+    otherwise take for a flag (Rasa then exits at start)."""
+    if token and not any(a == "--auth-token" or a.startswith("--auth-token=") for a in args):
+        return [*args, f"--auth-token={token}"]
+    return list(args)
+
+
 def main() -> None:
-    args = sys.argv[1:]
-    token = os.environ.pop("RASA_AUTH_TOKEN", "")
-    if token and "--auth-token" not in args:
-        args.append(f"--auth-token={token}")  # one word: a token may start with "-" (argparse would take it for a flag)
+    args = with_token(sys.argv[1:], os.environ.pop("RASA_AUTH_TOKEN", ""))
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *args]

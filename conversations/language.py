@@ -4,6 +4,10 @@ The script decides most cases (Han → Chinese, Cyrillic → Russian). Latin tex
 conversation to English only when it reads as English prose: a Chinese customer who types
 "ok", an email address or an order number must keep getting Chinese answers. Traditional input
 is converted to Simplified for the NLU and the answers are converted back.
+
+Order numbers are typed as customers please: "5120-648-393", "512 064 8393", full-width
+"５１２０６４８３９３". ``normalise_ids`` folds them to the ten plain digits the NLU and the store know,
+in the text the bot reads only (the transcript keeps what the customer typed).
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _IDENTIFIERS = re.compile(r"\S+@\S+|https?://\S+|\d+")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Full-width digits (U+FF10-FF19) → ASCII; a run of digits split by single spaces, dashes, dots or
+# slashes that holds exactly ORDER_ID_DIGITS digits → those digits. Other lengths (phone numbers,
+# dates, amounts) are left alone.
+ORDER_ID_DIGITS = 10
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_SPLIT_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]+(?:[ \-./\u2010-\u2015][0-9]+)+(?![0-9A-Za-z])")
 # Latin text shorter than this many words is too little evidence to switch languages.
 MIN_LATIN_WORDS = 2
 ENGLISH_CONFIDENCE = 0.5
@@ -52,6 +62,17 @@ def warm_up() -> None:
     """Load lingua's models and OpenCC's tables before the first customer waits for them."""
     _latin_detector().compute_language_confidence("where is my order", Language.ENGLISH)
     to_simplified("訂單")
+
+
+def normalise_ids(text: str) -> str:
+    """Full-width digits to ASCII, and a ten-digit order number typed in groups joined."""
+    text = text.translate(_FULLWIDTH_DIGITS)
+
+    def join(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return digits if len(digits) == ORDER_ID_DIGITS else match.group(0)
+
+    return _SPLIT_NUMBER.sub(join, text)
 
 
 def to_simplified(text: str) -> str:

@@ -313,6 +313,8 @@ class ConversationService:
 
     @staticmethod
     def _nlu_text(text: str, detected: lang.Detected) -> str:
+        """What the bot reads: order numbers as plain digits, Traditional Chinese as Simplified."""
+        text = lang.normalise_ids(text)
         return lang.to_simplified(text) if detected.language == "zh" and detected.script == "hant" else text
 
     # --- reads -----------------------------------------------------------------------------

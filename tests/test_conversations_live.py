@@ -53,6 +53,14 @@ def test_every_order_number_starts_the_status_check(live: LiveSystem, template: 
         assert demo.order_id in texts(replies[1]), (template, demo.order_id, texts(replies[1]))
 
 
+@pytest.mark.parametrize("typed", ["{a}-{b}-{c}", "{a} {b} {c}", "{full}"])
+def test_an_order_number_typed_in_groups_or_full_width_is_recognised(live: LiveSystem, typed: str) -> None:
+    o = SHIPPED.order_id
+    full = o.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    replies = order_status(live, ["where is my order?", typed.format(a=o[:4], b=o[4:7], c=o[7:], full=full)])
+    assert "email" in texts(replies[1]).lower() or "username" in texts(replies[1]).lower(), texts(replies[1])
+
+
 def test_traditional_chinese_answered_in_traditional(live: LiveSystem) -> None:
     s = sender()
     reply = live.say(s, "我的訂單到哪了？")

@@ -45,3 +45,25 @@ def test_script_conversion_round_trip() -> None:
     assert to_traditional("我的订单发货了吗") == "我的訂單發貨了嗎"
     assert chinese_script("發貨") == "hant"
     assert chinese_script("发货") == "hans"
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("where is 5120-648-393", "where is 5120648393"),
+        ("512 064 8393 jwu477@email.com", "5120648393 jwu477@email.com"),
+        ("订单号５１２０６４８３９３帮我查", "订单号5120648393帮我查"),
+        ("訂單5120 648 393", "訂單5120648393"),
+        ("номер 512-064-83-93.", "номер 5120648393."),
+        ("5120‐648‐393", "5120648393"),  # Unicode hyphens
+        # Not order numbers: other lengths, or digits glued to letters, stay as typed.
+        ("call +7 912 345-67-89", "call +7 912 345-67-89"),
+        ("on 2026-12-04 I paid 12.50", "on 2026-12-04 I paid 12.50"),
+        ("jwu477 2026-12-04", "jwu477 2026-12-04"),
+        ("3348917502", "3348917502"),
+    ],
+)
+def test_order_numbers_typed_in_groups_or_full_width_are_read_as_one(typed: str, read: str) -> None:
+    from conversations.language import normalise_ids
+
+    assert normalise_ids(typed) == read

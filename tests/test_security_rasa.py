@@ -267,3 +267,17 @@ def test_answer_lost_after_rasa_ran_the_turn_is_not_run_again(live: LiveSystem) 
     tracker = httpx.get(f"{rasa}/conversations/{s}/tracker", params={"token": "test-token"}, timeout=30).json()
     users = [e for e in tracker["events"] if e.get("event") == "user" and e.get("message_id") == "final-1"]
     assert len(users) == 1
+
+
+def test_the_rasa_api_token_reaches_rasa_in_one_word() -> None:
+    """A token_urlsafe token can start with "-": as a separate word argparse took it for a flag."""
+    import argparse
+
+    from bot.rasa_serve import with_token
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("-t", "--auth-token")
+    assert parser.parse_args(with_token(["run"], "-starts-with-a-dash")).auth_token == "-starts-with-a-dash"
+    assert with_token(["run", "--auth-token=x"], "y") == ["run", "--auth-token=x"]
+    assert with_token(["run"], "") == ["run"]

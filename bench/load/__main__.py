@@ -1,4 +1,4 @@
-"""Load benchmark: whole scripted conversations, gateway (POST /api/v1/chat) vs. Rasa's REST webhook.
+"""Load benchmark: whole scripted conversations, gateway (POST /api/v1/chat) vs. Rasa's gateway channel (the channel the gateway itself calls).
 
     .venv/bin/python -m bench.load [--concurrency 1 20] [--conversations N] [--out bench/RESULTS.md]
     .venv/bin/python -m bench.load --url http://127.0.0.1:8000 --rasa-url http://127.0.0.1:5005
@@ -915,13 +915,13 @@ def render(run: Run) -> str:
         out.append(
             "The gateway records how long each of its Rasa calls took (`turns.latency_ms`, via Rasa's gateway "
             "channel, which also returns the turn's NLU/slots and keeps the language slot). End-to-end minus that "
-            "is the gateway's own work (validation, language detection, two SQLite transactions); the Rasa call "
-            "minus the REST webhook's latency is the extra work inside Rasa's gateway channel."
+            "is the gateway's own work (validation, token and rate checks, language detection, two SQLite "
+            "transactions); the Rasa call minus the baseline's (the same channel, called directly) is transport."
         )
         out.append("")
         out.append(
-            "| Concurrency | Rasa REST p50 (mean) | Gateway's Rasa call p50 (mean) | Gateway end-to-end p50 (mean) "
-            "| Gateway's own work, mean | Gateway channel extra, mean |"
+            "| Concurrency | Rasa channel direct p50 (mean) | Gateway's Rasa call p50 (mean) | Gateway end-to-end p50 (mean) "
+            "| Gateway's own work, mean | Rasa call minus direct, mean |"
         )
         out.append("|---:|---:|---:|---:|---:|---:|")
         for c in run.levels:
