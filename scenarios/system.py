@@ -50,17 +50,19 @@ def rasa_pids(port: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], data_dir: Path, timeout_s: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], data_dir: Path, timeout_s: float, path: str = "/readyz") -> None:
+    """Until ``url + path`` answers 200; StartError if the gateway exits or the time runs out.
+    Shared by the runner, the tests' live systems and the benchmarks that start a gateway."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise StartError(f"the gateway exited with status {proc.returncode}; see {data_dir / 'gateway.log'}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
+        time.sleep(0.5)
     raise StartError(f"the system was not ready after {timeout_s:.0f} s; see {data_dir}")
 
 
@@ -91,7 +93,7 @@ def local_system(keep_data: bool = False, say: Callable[[str], None] = print) ->
                                 start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc, data_dir, STARTUP_TIMEOUT_S)
+            wait_ready(url, proc, data_dir, STARTUP_TIMEOUT_S)
             yield LocalSystem(url, f"sqlite:///{data_dir / 'supportbot.db'}", data_dir, admin_password)
             ok = True
         finally:

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from scenarios.system import free_port, rasa_pids  # shared with the scenario runner's own system
+from scenarios.system import free_port, rasa_pids, wait_ready  # shared with the scenario runner's own system
 
 ROOT = Path(__file__).resolve().parent.parent
 # Trained models are cached outside the checkout so CI's fresh clones reuse them (keyed by hash).
@@ -74,17 +73,7 @@ class LiveSystem:
         return resp.json()
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}; see {self.data_dir}/gateway.log")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"system not ready after {timeout_s} s; see {self.data_dir}")
+        wait_ready(self.url, self.process, self.data_dir, timeout_s)
 
     def query(self, sql: str, **params: Any) -> list[Any]:
         with self.db.connect() as conn:
@@ -94,21 +83,14 @@ class LiveSystem:
 @contextmanager
 def gateway_process(data_dir: Path, ready: str = "/readyz", timeout_s: float = 120, **env_: str) -> Iterator[str]:
     """`python server.py` as `make run` starts it, with ``env_`` over this process's environment; yields
-    its URL once ``ready`` answers 200 (or the timeout passes: the test then sees what does not work)."""
+    its URL once ``ready`` answers 200."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir), "RASA_TELEMETRY_ENABLED": "false", **env_}
     url = f"http://127.0.0.1:{port}"
     with open(data_dir / "gateway.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    if httpx.get(f"{url}{ready}", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+            wait_ready(url, proc, data_dir, timeout_s, path=ready)
             yield url
         finally:
             proc.terminate()

@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from scenarios.system import wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
     ("en", "hi"), ("en", "where is my order?"), ("en", "what is your return policy for gold members?"),
@@ -110,20 +112,6 @@ def _window_stats(records: list[Req], lo: float, hi: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("the gateway did not become ready in time")
-
-
 def run(customers: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ops-"))
     model_dir = ROOT / "bench" / "out" / "ops-models"
@@ -146,7 +134,7 @@ def run(customers: int) -> dict[str, Any]:
                             stderr=subprocess.STDOUT, start_new_session=True)
     out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     try:
-        _wait_ready(url, proc, 1800)
+        wait_ready(url, proc, tmp, 1800)
         out["ready_s"] = round(time.monotonic() - t0, 1)
         startup_log = (tmp / "gateway.log").read_text(errors="replace")
         m = re.search(r"\[train\] done in (\d+) s", startup_log)
