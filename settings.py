@@ -165,9 +165,6 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SUPPORTBOT_DEMO_AGENT_PASSWORD", "handoff_demo_agent_password"),
     )
     handoff_session_hours: float = 12.0
-    # Failed logins per username+address within the window before 429.
-    handoff_login_max_failures: int = 5
-    handoff_login_window_s: int = 300
     # Timeouts (handoff/timeouts.py), in minutes: queued customer silent → ticket abandoned (unless we
     # can reach them later); agent silent → customer reassured, then ticket re-queued; chat idle → closed.
     handoff_queued_abandon_min: float = 30.0
