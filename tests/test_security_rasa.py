@@ -123,6 +123,9 @@ def test_an_action_runs_once_per_customer_message(action_app: tuple[TestClient, 
     assert again.json() == first.json()
     with sessions() as db:
         assert len(list(db.scalars(select(ActionRun.key).where(ActionRun.sender_id == "joyce")))) == 1
+    from bot.actions.webhook import _runs
+
+    assert _runs() is _runs()  # one store per database: its write counter paces the pruning, not every call
     # A new message is a new run: the order is already cancelled, so the answer differs.
     other = client.post("/actions/webhook", json=action_call("action_cancel_order", slots, message_id="confirm-2",
                                                                  sender="joyce"), headers=headers)

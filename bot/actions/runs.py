@@ -15,7 +15,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, String, delete, select
+from sqlalchemy import JSON, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -25,6 +25,7 @@ from store.models import UTCDateTime
 __all__ = ["ActionRun", "ActionRuns", "run_key"]
 
 KEEP_DAYS = 7  # a retry comes within minutes; older rows are pruned
+PRUNE_EVERY = 1000  # writes between two prunes (a DELETE on every action call would cost each turn)
 
 
 class ActionRun(Base):
@@ -63,26 +64,22 @@ def run_key(action_call: dict[str, Any]) -> str | None:
 
 class ActionRuns:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self._writes = 0
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._sessions() as db:
+        with self.sessions() as db:
             row = db.get(ActionRun, key)
             return None if row is None else (row.result or {})
 
     def put(self, key: str, sender_id: str, action: str, result: dict[str, Any] | None) -> None:
         now = datetime.now(UTC)
         try:
-            with transaction(self._sessions) as db:
+            with transaction(self.sessions) as db:
                 db.add(ActionRun(key=key, sender_id=sender_id[:128], action=action[:128], result=result, created_at=now))
         except IntegrityError:
             return  # the same call ran twice at once; the first result stands
         self._writes += 1
-        if self._writes % 1000 == 1:
-            with transaction(self._sessions) as db:
+        if self._writes % PRUNE_EVERY == 1:  # the first write after a start, then every PRUNE_EVERY
+            with transaction(self.sessions) as db:
                 db.execute(delete(ActionRun).where(ActionRun.created_at < now - timedelta(days=KEEP_DAYS)))
-
-    def count(self, sender_id: str) -> int:
-        with self._sessions() as db:
-            return len(list(db.scalars(select(ActionRun.key).where(ActionRun.sender_id == sender_id))))

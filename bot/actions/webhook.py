@@ -65,9 +65,18 @@ async def _read_call(request: Request) -> dict[str, Any]:
     return call
 
 
+_action_runs: ActionRuns | None = None
+
+
 def _runs() -> ActionRuns | None:
+    """One ActionRuns per database (its write counter paces the pruning of old rows)."""
+    global _action_runs
     sessions = runtime.services().sessions
-    return ActionRuns(sessions) if sessions is not None else None
+    if sessions is None:
+        return None
+    if _action_runs is None or _action_runs.sessions is not sessions:
+        _action_runs = ActionRuns(sessions)
+    return _action_runs
 
 
 @router.post("/actions/webhook", include_in_schema=False)
