@@ -1,14 +1,20 @@
-"""Polite notices the channels send themselves (the bot never sees these messages).
+"""Polite notices the channels send themselves (the bot never sees these messages), and the
+conversation's script applied to every text the gateway writes for a customer.
 
 Written per language by hand rather than machine-converted so that each reads naturally;
 Traditional Chinese is converted from Simplified with OpenCC like every other bot answer.
+``in_script`` does the same for gateway-written messages (handoff notices, an agent's name), so
+a zh-Hant customer never reads Simplified characters in them on any channel.
 """
 
 from __future__ import annotations
 
-from conversations import language as lang
+from dataclasses import replace
 
-__all__ = ["NOTICES", "button_hint", "notice", "pick_language"]
+from conversations import language as lang
+from conversations.service import OutboundMessage
+
+__all__ = ["NOTICES", "agent_label", "button_hint", "in_script", "notice", "pick_language", "traditional"]
 
 NOTICES: dict[str, dict[str, str]] = {
     "rate_limited": {
@@ -27,6 +33,9 @@ NOTICES: dict[str, dict[str, str]] = {
         "ru": "Извините, я понимаю только текстовые сообщения. Напишите, пожалуйста, ваш вопрос текстом.",
     },
 }
+
+# Between an agent's name and their words in channels that only carry text ("Anna: …", "王伟：…").
+_LABEL_SEPARATOR = {"zh": "："}
 
 _BUTTON_HINT = {
     "en": "Reply with a number to choose.",
@@ -48,7 +57,7 @@ def pick_language(hint: str | None) -> tuple[str, str | None]:
 
 def _localise(texts: dict[str, str], language: str, script: str | None) -> str:
     text = texts.get(language, texts["en"])
-    if language == "zh" and script == "hant":
+    if traditional(language, script):
         text = lang.to_traditional(text)
     return text
 
@@ -59,3 +68,37 @@ def notice(key: str, language: str, script: str | None = None, **values: object)
 
 def button_hint(language: str, script: str | None = None) -> str:
     return _localise(_BUTTON_HINT, language, script)
+
+
+def traditional(language: str | None, script: str | None) -> bool:
+    return language == "zh" and script == "hant"
+
+
+def agent_label(name: str | None, language: str, script: str | None = None) -> tuple[str, str] | None:
+    """(who, separator) in front of an agent's words, as the widget labels them: the agent's display
+    name in the customer's script, then ": " (Chinese "："). None without a name."""
+    who = (name or "").strip()
+    if not who:
+        return None
+    return lang.to_traditional(who) if traditional(language, script) else who, _LABEL_SEPARATOR.get(language, ": ")
+
+
+def in_script(messages: list[OutboundMessage], language: str | None, script: str | None) -> list[OutboundMessage]:
+    """Gateway-written messages in the conversation's script: Simplified → Traditional for zh-Hant.
+
+    Texts, button titles, source titles and the agent's name are converted; an agent's own words
+    (type ``agent``) are left as the person wrote them. Other conversations get ``messages`` back.
+    """
+    if not traditional(language, script):
+        return messages
+    t = lang.to_traditional
+    return [
+        replace(
+            m,
+            text=m.text if m.type == "agent" else t(m.text),
+            buttons=[{**b, "title": t(b.get("title", ""))} for b in m.buttons],
+            sources=[{**s, "title": t(s.get("title", ""))} for s in m.sources],
+            agent=t(m.agent) if m.agent else m.agent,
+        )
+        for m in messages
+    ]

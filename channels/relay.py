@@ -36,7 +36,7 @@ from conversations.models import Conversation
 from conversations.service import ConversationService, InboundMessage, MessagePending, OutboundMessage
 from storage.db import transaction
 
-__all__ = ["ChannelMessage", "ChannelRelay", "PassiveSlot", "Renderer", "Reply"]
+__all__ = ["ChannelMessage", "ChannelRelay", "PassiveSlot", "Renderer", "Reply", "conversation_language", "render_script"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,32 @@ class Reply:
 
 class Renderer(Protocol):
     def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
-        """Messages → the channel's API calls (runs in a worker thread; may store button choices)."""
+        """Messages → the channel's API calls (runs in a worker thread; may store button choices).
+
+        What the renderer writes itself (an agent's name, WeChat's option hint) follows the
+        conversation's script (``conversation_language``); the messages arrive already localised.
+        """
+
+
+def conversation_language(sessions: sessionmaker[Session], sender_id: str) -> tuple[str, str | None] | None:
+    """(language, script) of the sender's conversation (script ``hans``/``hant`` for Chinese), None before it."""
+    with sessions() as db:
+        row = db.execute(
+            select(Conversation.language, Conversation.script).where(Conversation.sender_id == sender_id)
+        ).first()
+    return (row.language, row.script) if row is not None else None
+
+
+def render_script(
+    sessions: sessionmaker[Session], sender_id: str, language: str, messages: list[OutboundMessage]
+) -> str | None:
+    """The Chinese script for what a renderer adds: the conversation's, else the one the messages are in."""
+    if language != "zh":
+        return None
+    known = conversation_language(sessions, sender_id)
+    if known is not None and known[1]:
+        return known[1]
+    return lang.chinese_script("".join(m.text for m in messages))
 
 
 class PassiveSlot:
@@ -208,9 +233,8 @@ class ChannelRelay:
             await to_thread.run_sync(self._pending, record.id, str(pending))
             log.info("inbound pending until Rasa is back", extra={"record": record.id, "channel": record.channel})
             return Reply("pending", "en", None)
-        script = None
-        if result.language == "zh":
-            script = "hant" if any(lang.chinese_script(m.text) == "hant" for m in result.messages if m.text) else "hans"
+        known = await to_thread.run_sync(conversation_language, self._sessions, record.sender_id)
+        script = known[1] if known is not None and result.language == "zh" else None
         return Reply("answered", result.language, script, list(result.messages))
 
     def _notice(self, record: ChannelInbound) -> Reply:
@@ -223,12 +247,9 @@ class ChannelRelay:
 
     def _language_for(self, record: ChannelInbound) -> tuple[str, str | None]:
         """Notice language: the conversation's, else the text's, else the channel's hint/default."""
-        with self._sessions() as db:
-            conv = db.execute(
-                select(Conversation.language, Conversation.script).where(Conversation.sender_id == record.sender_id)
-            ).first()
-        if conv is not None:
-            return conv.language, conv.script
+        known = conversation_language(self._sessions, record.sender_id)
+        if known is not None:
+            return known
         if record.text and record.text.strip():
             detected = lang.detect(record.text[:500])
             if detected.language != "en" or record.language_hint is None:

@@ -35,9 +35,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from channels import notices
 from channels.models import ChannelButton
 from channels.outbox import Delivery, Rejected, RetryLater
-from channels.relay import ChannelMessage, ChannelRelay
+from channels.relay import ChannelMessage, ChannelRelay, render_script
 from conversations.service import OutboundMessage
 from storage.db import transaction
 
@@ -170,18 +171,25 @@ class TelegramRenderer:
 
     def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
         chat_id = chat_id_of(sender_id)
+        named = any(m.agent for m in messages)
+        script = render_script(self._sessions, sender_id, language, messages) if named else None  # for the label
         deliveries: list[Delivery] = []
         for message in messages:
-            deliveries.extend(self._render_one(chat_id, sender_id, message))
+            deliveries.extend(self._render_one(chat_id, sender_id, message, language, script))
         return deliveries
 
-    def _render_one(self, chat_id: int, sender_id: str, message: OutboundMessage) -> Iterator[Delivery]:
+    def _render_one(
+        self, chat_id: int, sender_id: str, message: OutboundMessage, language: str, script: str | None,
+    ) -> Iterator[Delivery]:
         text = message.text or ""
-        agent_name = getattr(message, "agent", None)  # the agent's display name, when handoff sets one
-        prefix = f"<b>{html.escape(str(agent_name), quote=False)}</b>: " if agent_name else ""
+        prefix = label = ""
+        if (named := notices.agent_label(message.agent, language, script)) is not None:  # who writes (handoff)
+            who, separator = named
+            label = who + separator
+            prefix = f"<b>{html.escape(who, quote=False)}</b>{html.escape(separator, quote=False)}"
         sources = "\n".join(f"🔗 {_link(s.get('title', ''), s.get('url', ''))}" for s in message.sources)
         sources_len = _utf16_len(html.unescape(sources)) + 2 if sources else 0
-        chunks = [html.escape(c, quote=False) for c in split_text(text, MAX_TEXT - _utf16_len(str(agent_name or "")) - 2)]
+        chunks = [html.escape(c, quote=False) for c in split_text(text, MAX_TEXT - _utf16_len(label))]
         chunks[0] = prefix + chunks[0]
         if sources:
             last_visible = _utf16_len(html.unescape(chunks[-1]))

@@ -63,9 +63,8 @@ from channels import notices
 from channels.models import ChannelButton
 from channels.nonces import NonceCache
 from channels.outbox import Delivery, Rejected, RetryLater
-from channels.relay import ChannelMessage, ChannelRelay, PassiveSlot
+from channels.relay import ChannelMessage, ChannelRelay, PassiveSlot, render_script
 from channels.telegram import read_limited
-from conversations import language as lang
 from conversations.service import OutboundMessage
 from storage.db import transaction
 
@@ -237,13 +236,13 @@ class WeChatRenderer:
 
     def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
         openid = openid_of(sender_id)
+        script = render_script(self._sessions, sender_id, language, messages)  # for our agent label and option hint
         options: list[dict[str, str]] = []
         texts: list[str] = []
         for message in messages:
             text = message.text or ""
-            agent_name = getattr(message, "agent", None)  # the agent's display name, when handoff sets one
-            if agent_name:
-                text = f"{agent_name}: {text}"
+            if (named := notices.agent_label(message.agent, language, script)) is not None:  # who writes (handoff)
+                text = f"{named[0]}{named[1]}{text}"
             lines = [text] if text else []
             if message.sources:
                 lines.append("\n".join(f"{s.get('title', '')} {s.get('url', '')}".strip() for s in message.sources))
@@ -252,7 +251,6 @@ class WeChatRenderer:
                 options.extend(message.buttons)
                 numbered = "\n".join(f"{start + n}. {b['title'] or b['payload']}"
                                      for n, b in enumerate(message.buttons, start=1))
-                script = lang.chinese_script(text) if language == "zh" else None
                 lines.append(f"{numbered}\n{notices.button_hint(language, script)}")
             if lines:
                 texts.extend(_split_bytes("\n\n".join(lines), MAX_CONTENT_BYTES))

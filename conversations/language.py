@@ -75,6 +75,31 @@ def normalise_ids(text: str) -> str:
     return _SPLIT_NUMBER.sub(join, text)
 
 
+# A greeting or thanks in front of a request ("thanks. I'd like to speak with someone about my
+# refund", "hi its 5120648393 wheres my order", "спасибо, а можно ещё ...", "你好，我要退货") hides
+# the request from the intent classifier, which reads the whole message as "thanks"/"greet".
+_PLEASANTRY = re.compile(
+    r"^\s*(?:(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|thanks?(?: you)?|thx|ty|cheers|"
+    r"привет|здравствуйте|добрый (?:день|вечер)|доброе утро|спасибо|благодарю)(?![\w'])"
+    r"|(?:你好|您好|嗨|哈喽|谢谢(?:你|您)?|謝謝(?:你|您)?|多谢|多謝))"
+    r"(?:\s*(?:there|again|so much|a lot|большое)(?![\w']))?[\s,.!;:~。，！、]*",
+    re.IGNORECASE,
+)
+MIN_REQUEST_CHARS = 6
+MIN_REQUEST_HAN = 3
+
+
+def strip_pleasantry(text: str) -> str:
+    """The request behind a leading greeting or thanks; the text unchanged when nothing substantial
+    follows (a plain "thanks!" stays thanks)."""
+    rest = text
+    while (match := _PLEASANTRY.match(rest)) is not None and match.end() > 0:
+        rest = rest[match.end():]
+    rest = rest.strip()
+    long_enough = len(rest) >= MIN_REQUEST_CHARS or len(_HAN.findall(rest)) >= MIN_REQUEST_HAN
+    return rest if rest != text and long_enough else text
+
+
 def to_simplified(text: str) -> str:
     return _converter("t2s").convert(text)
 

@@ -31,6 +31,9 @@ class Conversation(Base):
     # Messages (an agent's reply, a queue update) not yet delivered to a customer whose channel cannot
     # push (plain REST): returned with their next answer. Read with the row the turn loads anyway.
     undelivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # revision 0004_handoff
+    # The other requests of a message that asked for several things, handled once the first is done
+    # (conversations/requests.py; revision 0010_pending_requests).
+    pending_requests: Mapped[list[str] | None] = mapped_column(JSON)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations import language as lang
+from conversations import requests
 from conversations.models import Conversation, Message, Turn
 from conversations.rasa_client import RasaClient, RasaFailed, RasaReply, RasaUnavailable
 from storage.db import transaction
@@ -75,6 +76,7 @@ class OutboundMessage:
     text: str
     buttons: list[dict[str, str]] = field(default_factory=list)
     sources: list[dict[str, str]] = field(default_factory=list)
+    agent: str | None = None  # type "agent": the display name of the person who wrote it
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "text": self.text, "buttons": self.buttons, "sources": self.sources}
@@ -106,7 +108,20 @@ def to_outbound(rasa_message: dict[str, Any], traditional: bool) -> OutboundMess
         text = lang.to_traditional(text)
         buttons = [{**b, "title": lang.to_traditional(b["title"])} for b in buttons]
     sources = [{"title": str(s.get("title", "")), "url": str(s.get("url", ""))} for s in custom.get("sources") or []]
+    if traditional:  # the help centre's Chinese articles are written in Simplified: titles too
+        sources = [{**s, "title": lang.to_traditional(s["title"])} for s in sources]
     return OutboundMessage(type=str(custom.get("type") or "text"), text=text, buttons=buttons, sources=sources)
+
+
+def end_at_handoff(outbound: list[OutboundMessage], state: str) -> list[OutboundMessage]:
+    """The bot's reply ends with its handoff notice once the turn left the customer waiting for or
+    talking to a person: a form interrupted by "get me a person" is continued by the dialogue rules
+    after the notice, and its next question ("What's the order number?") must not follow "I'm
+    connecting you with a person" in the same reply. Other turns are returned unchanged."""
+    if state not in ("queued", "human"):
+        return outbound
+    last = max((i for i, m in enumerate(outbound) if m.type == "handoff"), default=None)
+    return outbound if last is None else outbound[: last + 1]
 
 
 class TurnHooks(Protocol):
@@ -161,6 +176,11 @@ class ConversationService:
             # client_address (REST, widget) is for the gateway's own limits: kept out of Rasa's tracker.
             metadata = {**{k: v for k, v in inbound.metadata.items() if k != "client_address"},
                         "language": stored.language}
+            if not inbound.payload and text_for_bot != inbound.text:  # what is written to an order is as typed
+                metadata["typed_text"] = inbound.text
+            later: list[str] = []
+            if not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
+                text_for_bot, later = await requests.first_request(self.rasa, text_for_bot)
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
             except RasaFailed as err:
@@ -173,11 +193,34 @@ class ConversationService:
                 reply = self._gave_up(stored)
             except RasaUnavailable as err:
                 raise MessagePending(stored.client_message_id, err) from err
+            else:
+                reply = await self._next_request(stored, metadata, reply, later)
             latency_ms = (time.perf_counter() - started) * 1000
             result = await to_thread.run_sync(self._store_reply, stored, reply, latency_ms)
             if self.hooks is not None:
                 result = self._with_token(stored, await self.hooks.after_turn(stored, inbound, reply.turn, result))
             return result
+
+    async def _next_request(
+        self, stored: _Stored, metadata: dict[str, Any], reply: RasaReply, later: list[str]
+    ) -> RasaReply:
+        """A message that asked for several things: the next request is handled as soon as the one
+        before it is finished (no form left open), with a word to the customer; until then it is kept."""
+        pending = later or list(stored.pending or [])
+        if not pending or reply.turn.get("active_loop") or stored.state != "bot":
+            if later:
+                await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, later)
+                reply.messages.append(requests.notice("later", stored.language, later[0]))
+            return reply
+        await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending[1:])
+        try:
+            own = {k: v for k, v in metadata.items() if k != "typed_text"}  # the typed text was the first request's
+            then = await self.rasa.send(stored.sender_id, pending[0], own, f"{stored.client_message_id}:next")
+        except (RasaFailed, RasaUnavailable):
+            await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending)  # next turn
+            return reply
+        messages = [*reply.messages, requests.notice("now", stored.language, pending[0]), *then.messages]
+        return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
 
     def _failed_attempt(self, message_id: int) -> int:
         """Count one failure of Rasa on this message; returns the failures so far."""
@@ -210,7 +253,7 @@ class ConversationService:
             conn = db.connection()
             conv = conn.execute(
                 select(_CONV.c.id, _CONV.c.sender_id, _CONV.c.language, _CONV.c.script, _CONV.c.state,
-                       _CONV.c.undelivered).where(_CONV.c.sender_id == inbound.sender_id)
+                       _CONV.c.undelivered, _CONV.c.pending_requests).where(_CONV.c.sender_id == inbound.sender_id)
             ).first()  # fmt: skip
             previous = lang.Detected(conv.language, conv.script) if conv else None  # type: ignore[arg-type]
             if inbound.message_id and conv:
@@ -244,6 +287,7 @@ class ConversationService:
             return _Stored(
                 conv_id, msg_id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected),
                 state=state, undelivered=undelivered, created=conv is None, channel=inbound.channel,
+                pending=conv.pending_requests if conv is not None else None,
             )
 
     def _replay(self, db: Session, conv: Any, inbound: Message) -> _Stored:
@@ -278,6 +322,9 @@ class ConversationService:
         intent = turn.get("intent") or {}
         with transaction(self._sessions) as db:
             conn = db.connection()
+            # The state as the turn left it (a handoff action may have queued the conversation).
+            state = conn.execute(select(_CONV.c.state).where(_CONV.c.id == stored.conversation_id)).scalar_one()
+            outbound = end_at_handoff(outbound, state)
             conn.execute(_MSG.update().where(_MSG.c.id == stored.message_id).values(status="answered"))
             if outbound:
                 conn.execute(_MSG.insert(), [
@@ -295,8 +342,6 @@ class ConversationService:
                 active_loop=turn.get("active_loop"), latency_ms=latency_ms, created_at=now,
             ))
             conn.execute(_CONV.update().where(_CONV.c.id == stored.conversation_id).values(updated_at=now))
-            # The state as the turn left it (a handoff action may have queued the conversation).
-            state = conn.execute(select(_CONV.c.state).where(_CONV.c.id == stored.conversation_id)).scalar_one()
         return TurnResult(sender_id=stored.sender_id, language=stored.language, state=state, messages=outbound)
 
     # --- language ---------------------------------------------------------------------------
@@ -313,8 +358,9 @@ class ConversationService:
 
     @staticmethod
     def _nlu_text(text: str, detected: lang.Detected) -> str:
-        """What the bot reads: order numbers as plain digits, Traditional Chinese as Simplified."""
-        text = lang.normalise_ids(text)
+        """What the bot reads: the request behind a leading greeting or thanks, order numbers as plain
+        digits, Traditional Chinese as Simplified."""
+        text = lang.normalise_ids(lang.strip_pleasantry(text))
         return lang.to_simplified(text) if detected.language == "zh" and detected.script == "hant" else text
 
     # --- reads -----------------------------------------------------------------------------
@@ -352,6 +398,7 @@ class _Stored:
     state: str = "bot"  # the conversation's state when the message arrived
     undelivered: int = 0  # messages waiting for a customer whose channel cannot push
     created: bool = False  # this message started the conversation
+    pending: list[str] | None = None  # requests kept from an earlier message (conversations/requests.py)
     channel: str = ""  # the inbound message's channel; its replies are stored on the same one
 
     @property

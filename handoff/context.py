@@ -19,7 +19,7 @@ from store.service import OrdersService
 
 # Slots an agent needs (the form slots collected, the verified identity, the KB state).
 FACT_SLOTS = ("order_id", "customer_identifier", "verified", "verified_username", "refund_reason", "refund_method",
-              "return_reason", "new_address", "confirm_cancel", "account_identifier", "failed_attempts",
+              "return_reason", "new_address", "confirm_write", "account_identifier", "failed_attempts",
               "task_blocked", "kb_outcome", "kb_query", "language")
 REASON_LABELS = {"explicit_request": "Customer asked for a person", "repeated_failure": "The bot could not help twice",
                  "frustration": "Customer frustrated", "business_rule": "Business rule"}

@@ -24,8 +24,9 @@ from anyio import to_thread
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from channels.notices import in_script
 from channels.ratelimit import Quota
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Turn
 from conversations.service import OutboundMessage, TurnResult
 from handoff import context as ctx
 from handoff import hours, routing, texts
@@ -52,6 +53,7 @@ CSAT_PAYLOAD = re.compile(r"^/csat_([1-5])$")
 CSAT_SKIP = "/csat_skip"
 HANDOFF_PAYLOAD = "/human_handoff"
 DENY_PAYLOAD = "/deny"
+QUEUE_NOTICE = "gateway_queue_notice"  # the turn's action when the queue, not the bot, answered a waiting customer
 SIGNALS_KEPT = 10_000  # conversations whose policy memory is kept in process (LRU)
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -260,15 +262,7 @@ class HandoffService:
             messages.append(texts.text("assigned", lang, agent=agent_name))
         else:
             position, minutes, online = self._position(db, ticket, now)
-            if not open_now and queue is not None:
-                opens = hours.next_opening(queue.hours, queue.timezone, now)
-                when = texts.when(opens, lang) if opens else "?"
-                messages.append(texts.text("closed_until", lang, when=when, tz=queue.timezone))
-            elif online == 0:
-                messages.append(texts.text("no_agent", lang))
-            else:
-                messages.append(texts.text("queued" if created else "queued_again", lang, position=position,
-                                           minutes=minutes))
+            messages.append(self._wait_text(db, ticket, now, lang, "queued" if created else "queued_again"))
             reachable = self.pushers is not None and self.pushers.can_reach(ticket.channel)
             if (not open_now or online == 0) and not reachable and not ticket.contact_email:
                 ticket.awaiting_email = True
@@ -307,6 +301,10 @@ class HandoffService:
                 outcome = await self.escalate(sender, rule, {})
                 return await self._answer_locally(stored, [self._handoff_msg(t) for t in outcome.messages],
                                                   after_escalation=True)
+            if self.policy.angry_person_request(raw):  # granted like the button, whatever else it mentions
+                return HANDOFF_PAYLOAD
+        if state == "queued" and not payload:
+            return await self._queued_notice(stored, raw)
         return None
 
     async def after_turn(self, stored: Any, inbound: Any, turn: dict[str, Any], result: TurnResult) -> TurnResult:
@@ -331,8 +329,9 @@ class HandoffService:
                 ]))
         elif result.state == "queued":
             position = await to_thread.run_sync(self._queue_note, stored)
-            if position is not None:
+            if position is not None and not any(m.type == "handoff" for m in result.messages):
                 extra.append(position)
+        extra = in_script(extra, stored.language, stored.detected.script)  # zh-Hant customers read Traditional
         if extra:
             await to_thread.run_sync(self._store_extra, stored, inbound.channel, extra)
         backlog = await self._backlog(stored)
@@ -347,12 +346,66 @@ class HandoffService:
         self._publish([(AGENTS, {"type": "ticket.created", "ticket": summary})])
 
     def _queue_note(self, stored: Any) -> OutboundMessage | None:
-        with self._sessions() as db:
+        """The customer's standing in the queue, after a bot turn while they wait for a person."""
+        now = self.clock()
+        with transaction(self._sessions) as db:
             ticket = self._open_ticket(db, stored.conversation_id)
             if ticket is None or ticket.status != "queued":
                 return None
-            position, minutes, _ = self._position(db, ticket, self.clock())
-            return self._handoff_msg(texts.text("position", ticket.language, position=position, minutes=minutes))
+            ticket.last_customer_at = now  # they are still here (handoff_queued_abandon_min)
+            return self._handoff_msg(self._wait_text(db, ticket, now, stored.language, "position"))
+
+    async def _queued_notice(self, stored: Any, raw: str) -> TurnResult | None:
+        """While queued: "hello? anyone there?" gets where they stand in the queue (not the bot's
+        welcome), and "ok" / "thanks" to a reply that held only handoff notices gets a short
+        acknowledgement (not the question of the form the request for a person interrupted). Other
+        text goes to the bot, which keeps helping while they wait."""
+        ping = self.policy.queue_ping(raw)
+        if not ping and not self.policy.acknowledgement(raw):
+            return None
+
+        def db_step() -> str | None:
+            now = self.clock()
+            with transaction(self._sessions) as db:
+                ticket = self._open_ticket(db, stored.conversation_id)
+                if ticket is None or ticket.status != "queued":
+                    return None
+                if ping:
+                    said = self._wait_text(db, ticket, now, stored.language, "queued_again")
+                else:
+                    previous = db.scalar(select(func.max(Message.id)).where(
+                        Message.conversation_id == stored.conversation_id, Message.direction == "in",
+                        Message.id < stored.message_id))
+                    answer = set(db.scalars(select(Message.type).where(Message.reply_to_id == previous))) if previous else set()
+                    if answer != {"handoff"}:
+                        return None  # "ok" to something the bot said (it keeps helping while they wait)
+                    said = texts.text("queued_ack", stored.language)
+                ticket.last_customer_at = now
+                # The turn as the gateway handled it: the bot never saw this message, so its state is
+                # the previous turn's, and a check of what ran can tell that nothing did.
+                last = db.scalar(select(Turn).where(Turn.conversation_id == stored.conversation_id)
+                                 .order_by(Turn.id.desc()).limit(1))
+                db.add(Turn(conversation_id=stored.conversation_id, message_id=stored.message_id,
+                            language=stored.language, intent=None, confidence=None, intent_ranking=[], entities=[],
+                            actions=[QUEUE_NOTICE], slots=dict(last.slots or {}) if last else {},
+                            active_loop=last.active_loop if last else None, latency_ms=0.0, created_at=now))
+                return said
+        said = await to_thread.run_sync(db_step)
+        return None if said is None else await self._answer_locally(stored, [self._handoff_msg(said)])
+
+    def _wait_text(self, db: Session, ticket: Ticket, now: datetime, lang: str, key: str) -> str:
+        """Where a waiting ticket stands, in ``key``'s words (queued, queued_again, position): when
+        the team is back if its queue is closed, "everyone is busy" if nobody serving it is online, else
+        the position and about how many minutes. No minutes estimate when nobody can answer yet."""
+        queue = db.get(HandoffQueue, ticket.queue)
+        position, minutes, online = self._position(db, ticket, now)
+        if queue is not None and not hours.is_open(queue.hours, queue.timezone, now):
+            opens = hours.next_opening(queue.hours, queue.timezone, now)
+            return texts.standing(key, lang, position=position, when=texts.when(opens, lang) if opens else "?",
+                                  tz=queue.timezone)
+        if online == 0:
+            return texts.standing(key, lang, position=position)
+        return texts.text(key, lang, position=position, minutes=minutes)
 
     def _store_extra(self, stored: Any, channel: str, extra: list[OutboundMessage]) -> None:
         with transaction(self._sessions) as db:
@@ -433,6 +486,8 @@ class HandoffService:
 
     async def _answer_locally(self, stored: Any, messages: list[OutboundMessage], state: str | None = None,
                               after_escalation: bool = False) -> TurnResult:
+        messages = in_script(messages, stored.language, stored.detected.script)  # zh-Hant customers read Traditional
+
         def db_step() -> str:
             with transaction(self._sessions) as db:
                 conv = db.get_one(Conversation, stored.conversation_id)
@@ -463,8 +518,8 @@ class HandoffService:
                     m.status = "delivered"
                 db.execute(update(Conversation).where(Conversation.id == stored.conversation_id)
                            .values(undelivered=func.max(Conversation.undelivered - len(rows), 0)))
-                return [OutboundMessage(m.type, m.text, (m.data or {}).get("buttons", []), (m.data or {}).get("sources", []))
-                        for m in rows]
+                return [OutboundMessage(m.type, m.text, (m.data or {}).get("buttons", []), (m.data or {}).get("sources", []),
+                                        (m.data or {}).get("agent")) for m in rows]
         return await to_thread.run_sync(db_step)
 
     # ================================================================ delivery to the customer
@@ -472,20 +527,21 @@ class HandoffService:
                       state: str | None = None) -> list[dict[str, Any]]:
         """Store messages for the customer and get them there: their websocket, their channel's push,
         or (plain REST) with their next answer / ``GET .../messages``."""
-        def store() -> tuple[str, str, list[int], list[dict[str, Any]]]:
+        def store() -> tuple[str, str, list[int], list[dict[str, Any]], list[OutboundMessage]]:
             with transaction(self._sessions) as db:
                 conv = db.get_one(Conversation, conversation_id)
+                localised = in_script(messages, conv.language, conv.script)  # zh-Hant customers read Traditional
                 rows = []
-                for out in messages:
+                for out in localised:
                     row = self._out_row(conv.id, out, conv.language, conv.channel, status="undelivered")
                     if agent is not None:
-                        row.data = {**(row.data or {}), "agent": agent.display_name, "agent_id": agent.id}
+                        row.data = {**(row.data or {}), "agent": out.agent or agent.display_name, "agent_id": agent.id}
                     db.add(row)
                     rows.append(row)
                 conv.undelivered += len(rows)
                 db.flush()
-                return conv.sender_id, conv.channel, [r.id for r in rows], [ctx.message_view(r) for r in rows]
-        sender, channel, ids, views = await to_thread.run_sync(store)
+                return conv.sender_id, conv.channel, [r.id for r in rows], [ctx.message_view(r) for r in rows], localised
+        sender, channel, ids, views, localised = await to_thread.run_sync(store)
         delivered = False
         topic = conversation_topic(sender)
         if self.events.subscribers(topic):
@@ -494,7 +550,7 @@ class HandoffService:
             delivered = True
         if self.pushers is not None and self.pushers.can_reach(channel):
             try:
-                delivered = await self.pushers.push(channel, sender, messages) or delivered
+                delivered = await self.pushers.push(channel, sender, localised) or delivered
             except Exception as err:  # PushFailed or a channel bug: the message stays undelivered
                 log.warning("push failed; kept for the customer's next request",
                             extra={"channel": channel, "sender_id": sender, "error": str(err)})
@@ -559,7 +615,7 @@ class HandoffService:
                 self._audit(db, agent.username, "reply", ticket.id, {"chars": len(text)})
                 return self._summary(db, ticket), ticket.conversation_id
         summary, conv_id = await to_thread.run_sync(db_step)
-        views = await self.deliver(conv_id, [OutboundMessage("agent", text)], agent=agent, state="human")
+        views = await self.deliver(conv_id, [OutboundMessage("agent", text, agent=agent.display_name)], agent=agent, state="human")
         self._publish([(AGENTS, {"type": "message", "ticket_id": ticket_id, "ticket": summary, "message": views[0]})])
         return views[0]
 

@@ -13,6 +13,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued": "I'm connecting you with a person from our team. You're number {position} in the queue, about {minutes} minutes.",
         "queued_again": "You're still in the queue for a person: number {position}, about {minutes} minutes. I can keep helping meanwhile.",
         "position": "(You're number {position} in the queue for a person, about {minutes} minutes.)",
+        "position_closed": "(You're number {position} in the queue for a person; our team is back {when}, {tz} time.)",
+        "position_no_agent": "(You're number {position} in the queue for a person; the first free person will answer.)",
+        "queued_ack": "Thanks for waiting. A person from our team will answer here; meanwhile I can help with anything else.",
         "assigned": "{agent} from our team has joined the chat.",
         "closed_until": "Our team for this is offline right now; they're back {when} ({tz} time). Your request is saved with the whole conversation, and they will answer then.",
         "no_agent": "Everyone in our team is busy right now. Your request is saved with the whole conversation, and the first free person will answer.",
@@ -41,6 +44,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued": "正在为您转接人工客服。您排在第 {position} 位，预计等待约 {minutes} 分钟。",
         "queued_again": "您仍在人工客服的队列中：第 {position} 位，预计约 {minutes} 分钟。在此期间我可以继续为您服务。",
         "position": "（您在人工客服队列中排第 {position} 位，预计约 {minutes} 分钟。）",
+        "position_closed": "（您在人工客服队列中排第 {position} 位；团队将于 {when}（{tz} 时间）上线。）",
+        "position_no_agent": "（您在人工客服队列中排第 {position} 位；第一位空闲的客服会回复您。）",
+        "queued_ack": "感谢您的耐心等待。人工客服会在这里回复您；在此期间如有其他问题，我也可以帮您。",
         "assigned": "客服 {agent} 已加入对话。",
         "closed_until": "负责该问题的团队目前不在工作时间，将于 {when}（{tz} 时间）上线。您的请求和完整对话已保存，届时会有人回复您。",
         "no_agent": "客服人员目前都在忙。您的请求和完整对话已保存，第一位空闲的客服会回复您。",
@@ -69,6 +75,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued": "Соединяю вас с сотрудником поддержки. Вы {position}-й в очереди, примерно {minutes} мин.",
         "queued_again": "Вы всё ещё в очереди к сотруднику: {position}-й, примерно {minutes} мин. Пока я могу помочь с другими вопросами.",
         "position": "(Вы {position}-й в очереди к сотруднику, примерно {minutes} мин.)",
+        "position_closed": "(Вы {position}-й в очереди к сотруднику; сотрудники вернутся {when}, время {tz}.)",
+        "position_no_agent": "(Вы {position}-й в очереди к сотруднику; ответит первый освободившийся сотрудник.)",
+        "queued_ack": "Спасибо, что ждёте. Сотрудник ответит здесь; а пока я могу помочь с другими вопросами.",
         "assigned": "К чату подключился сотрудник: {agent}.",
         "closed_until": "Сотрудники по этому вопросу сейчас не работают; они вернутся {when} (время {tz}). Ваш запрос сохранён вместе со всей перепиской, и вам ответят.",
         "no_agent": "Все сотрудники сейчас заняты. Ваш запрос сохранён вместе со всей перепиской, и первый освободившийся сотрудник ответит.",
@@ -106,6 +115,17 @@ def text(key: str, language: str, **values: Any) -> str:
     table = TEXTS.get(language) or TEXTS["en"]
     template = table.get(key) or TEXTS["en"][key]
     return template.format(**values)
+
+
+def standing(key: str, language: str, *, position: int, when: str | None = None, tz: str | None = None) -> str:
+    """Where a waiting customer stands when nobody can answer yet, without a minutes estimate: the
+    queue is closed (``when``/``tz``: when it opens) or nobody serving it is online. ``key`` is the
+    notice it stands in for: ``position`` (the note after a bot turn), ``queued`` or ``queued_again``."""
+    if when is not None:
+        return text(
+            "position_closed" if key == "position" else "closed_until", language, position=position, when=when, tz=tz
+        )
+    return text("position_no_agent" if key == "position" else "no_agent", language, position=position)
 
 
 def when(moment: Any, language: str) -> str:

@@ -8,7 +8,7 @@
 - **bot**: a task action completed: one of ``TASK_ACTIONS`` ran in a turn after which the customer
   was verified (slot ``verified`` true), or ``action_reset_password`` ran (it needs no
   verification). A refusal by policy ("outside the 90-day window") counts: the customer got the
-  store's answer. A form that ended after too many failed verifications does not.
+  store's answer; so does a write form ended by the customer's no to the change stated back. A form that ended after too many failed verifications does not.
 - **kb**: a ``kb_answer`` message was given and the customer did not mark it unhelpful (the
   ``kb_answers`` row behind it, found through its feedback button, is not ``helpful = false``).
 - **none**: anything else (chit-chat, a declined question, a task left unfinished).
@@ -28,6 +28,9 @@ from scenarios.observed import Observation
 TASK_ACTIONS = frozenset({
     "action_order_status", "action_track_shipment", "action_refund_status", "action_submit_refund",
     "action_submit_return", "action_cancel_order", "action_change_address",
+    # the end of a write form (bot/actions/orders.py): the write after a yes, or the customer's no
+    # or the store's refusal, both answers in themselves
+    "action_complete_task",
 })
 UNVERIFIED_TASK_ACTIONS = frozenset({"action_reset_password"})
 HANDOFF_STATES = frozenset({"queued", "human"})

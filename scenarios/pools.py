@@ -5,7 +5,9 @@ quoted a fixed order id would pass once and fail on every later run against the 
 when another test got there first). Such a scenario names the kind of order it needs instead
 (``uses: {o: processing}``) and writes ``${o.order_id}`` / ``${o.email}`` where the customer types
 them; the runner reserves a distinct matching order for each scenario from the generated orders
-of the demo store (never the well-known ``DEMO`` orders that docs and other tests rely on).
+of the demo store (never the well-known ``DEMO`` orders that docs and other tests rely on). The
+seed sets orders aside for the pools the scenario files use (``store/seed_pools.py``, sized for
+every file under ``tests/`` in one run with half as many again to spare; a test checks it).
 
 Eligibility uses the store's own rules (``store.policies``), with a safety margin of two days at
 the edge of a refund or return window so that an order cannot drift out of its pool mid-run.
@@ -22,11 +24,30 @@ from store import policies
 from store.policies import DecisionCode, OrderStatus
 
 # What a scenario may write as ${name.field}.
-FIXTURE_FIELDS = ("order_id", "username", "email", "full_name", "tracking_number", "carrier", "total", "status",
-                  "shipping_address")
+FIXTURE_FIELDS = (
+    "order_id",
+    "username",
+    "email",
+    "full_name",
+    "tracking_number",
+    "carrier",
+    "total",
+    "status",
+    "shipping_address",
+)
 # What a scenario's ``store:`` section may check on a reserved order after the conversation.
-STORE_FIELDS = ("status", "shipping_address", "refund_status", "refund_method", "refund_count", "return_status",
-                "refund_amount", "refund_reason", "return_reason", "other_orders_unchanged")
+STORE_FIELDS = (
+    "status",
+    "shipping_address",
+    "refund_status",
+    "refund_method",
+    "refund_count",
+    "return_status",
+    "refund_amount",
+    "refund_reason",
+    "return_reason",
+    "other_orders_unchanged",
+)
 EDGE_MARGIN = timedelta(days=2)
 
 
@@ -56,9 +77,15 @@ class Candidate:
 
     def fields(self) -> dict[str, str]:
         return {
-            "order_id": self.order_id, "username": self.username, "email": self.email, "full_name": self.full_name,
-            "tracking_number": self.tracking_number or "", "carrier": self.carrier or "", "total": f"{self.total:.2f}",
-            "status": self.status, "shipping_address": self.shipping_address,
+            "order_id": self.order_id,
+            "username": self.username,
+            "email": self.email,
+            "full_name": self.full_name,
+            "tracking_number": self.tracking_number or "",
+            "carrier": self.carrier or "",
+            "total": f"{self.total:.2f}",
+            "status": self.status,
+            "shipping_address": self.shipping_address,
         }
 
 
@@ -76,27 +103,43 @@ def _refund(c: Candidate, now: datetime, limit: Decimal) -> policies.PolicyDecis
 
 def _refundable(c: Candidate, now: datetime, limit: Decimal) -> bool:
     d = _refund(c, now, limit)
-    return (c.status == OrderStatus.DELIVERED and not c.refunds and not c.returns and d.code == DecisionCode.OK
-            and _clear_of_edge(c, now, policies.refund_window_days(c.membership)))
+    return (
+        c.status == OrderStatus.DELIVERED
+        and not c.refunds
+        and not c.returns
+        and d.code == DecisionCode.OK
+        and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
+    )
 
 
 def _refund_above_limit(c: Candidate, now: datetime, limit: Decimal) -> bool:
     d = _refund(c, now, limit)
-    return (c.status == OrderStatus.DELIVERED and not c.refunds and not c.returns
-            and d.code == DecisionCode.NEEDS_APPROVAL
-            and _clear_of_edge(c, now, policies.refund_window_days(c.membership)))
+    return (
+        c.status == OrderStatus.DELIVERED
+        and not c.refunds
+        and not c.returns
+        and d.code == DecisionCode.NEEDS_APPROVAL
+        and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
+    )
 
 
 def _outside_refund_window(c: Candidate, now: datetime, limit: Decimal) -> bool:
-    return (c.status == OrderStatus.DELIVERED and not c.refunds
-            and _refund(c, now, limit).code == DecisionCode.OUTSIDE_WINDOW
-            and _clear_of_edge(c, now, policies.refund_window_days(c.membership)))
+    return (
+        c.status == OrderStatus.DELIVERED
+        and not c.refunds
+        and _refund(c, now, limit).code == DecisionCode.OUTSIDE_WINDOW
+        and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
+    )
 
 
 def _returnable(c: Candidate, now: datetime, limit: Decimal) -> bool:
     d = policies.check_return(c.status, c.membership, c.since, now, has_open_return=bool(c.returns))
-    return (c.status == OrderStatus.DELIVERED and not c.refunds and d.allowed
-            and _clear_of_edge(c, now, policies.return_window_days(c.membership)))
+    return (
+        c.status == OrderStatus.DELIVERED
+        and not c.refunds
+        and d.allowed
+        and _clear_of_edge(c, now, policies.return_window_days(c.membership))
+    )
 
 
 def _status(status: OrderStatus) -> Callable[[Candidate, datetime, Decimal], bool]:

@@ -13,6 +13,11 @@ Definitions of the figures (over scenarios that ran, i.e. got a resolution):
   handed off.
 - mean turns to resolution: over scenarios resolved by bot or KB, the 1-based turn where that
   happened; mean turns to handoff likewise for handed-off ones.
+
+Per language (``summary()["languages"]``, the JUnit suites, each scenario's ``report_language`` in
+the JSON): ``en``, ``zh``, ``zh-Hant``, ``ru``, each scenario under exactly one. Scenarios declare
+``language: zh`` for both Chinese scripts; ``zh`` in the report is Simplified Chinese and
+``zh-Hant`` Traditional, told apart by ``report_language`` (the console labels ``zh`` "zh-Hans").
 """
 
 from __future__ import annotations
@@ -26,10 +31,44 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from scenarios.model import LANGUAGES
+from scenarios import script
+from scenarios.model import Scenario
 from scenarios.runner import CheckResult, ScenarioResult, TurnResult
 
 SHOWN_CHARS = 240
+ZH_HANT = "zh-Hant"
+REPORT_LANGUAGES = ("en", "zh", ZH_HANT, "ru")  # "zh": Simplified Chinese
+LABELS = {"zh": "zh-Hans"}  # how the console names a report language
+# How a scenario declares its Chinese script: a tag, or the name of its file or of the folder it is in.
+HANT_MARKS = frozenset({"hant", "zh_hant", "zh-hant"})
+HANS_MARKS = frozenset({"hans", "zh_hans", "zh-hans"})
+
+
+def report_language(s: Scenario) -> str:
+    """The language a scenario is reported under: its ``language``, except that a ``zh`` scenario
+    is ``zh-Hant`` when it is declared Traditional (tag ``hant``, or a folder or file named
+    ``zh_hant``) or, declared neither way, when the customer's text has more Traditional-only than
+    Simplified-only characters."""
+    if s.language != "zh":
+        return s.language
+    tags = {t.lower() for t in s.tags}
+    names = {s.where.path.parent.name.lower(), s.where.path.stem.lower()}
+    for marks in (tags, names):
+        if marks & HANT_MARKS:
+            return ZH_HANT
+        if marks & HANS_MARKS:
+            return "zh"
+    typed = "\n".join(t.user for t in s.turns if t.user)
+    traditional, simplified = script.offending(typed, "hans"), script.offending(typed, "hant")
+    return ZH_HANT if len(traditional) > len(simplified) else "zh"
+
+
+def _by_language(results: Sequence[ScenarioResult]) -> dict[str, list[ScenarioResult]]:
+    """Results per report language: REPORT_LANGUAGES first, any other after them; none empty."""
+    groups: dict[str, list[ScenarioResult]] = {lang: [] for lang in REPORT_LANGUAGES}
+    for r in results:
+        groups.setdefault(report_language(r.scenario), []).append(r)
+    return {lang: group for lang, group in groups.items() if group}
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -57,23 +96,37 @@ def figures(results: Sequence[ScenarioResult]) -> dict[str, Any]:
         "resolved_by": {k: actual.count(k) for k in ("bot", "kb", "human", "none")},
         "containment": _rate(len(contained), len(ran)),
         "deflection": _rate(sum(a in ("bot", "kb") for a in actual), len(ran)),
-        "bot_resolution": {"expected": len(by_bot),
-                           "correct": sum(r.passed and r.resolution.resolved_by == "bot" for r in by_bot if r.resolution)},
-        "kb_resolution": {"expected": len(by_kb),
-                          "correct": sum(r.passed and r.resolution.resolved_by == "kb" for r in by_kb if r.resolution)},
+        "bot_resolution": {
+            "expected": len(by_bot),
+            "correct": sum(r.passed and r.resolution.resolved_by == "bot" for r in by_bot if r.resolution),
+        },
+        "kb_resolution": {
+            "expected": len(by_kb),
+            "correct": sum(r.passed and r.resolution.resolved_by == "kb" for r in by_kb if r.resolution),
+        },
         "false_containment": sum(e == "human" or not r.passed for r, e, a in expected_of if a != "human"),
         "missed_handoffs": sum(e == "human" and a != "human" for _, e, a in expected_of),
         "needless_handoffs": sum(e in ("bot", "kb", "none") and a == "human" for _, e, a in expected_of),
-        "mean_turns_to_resolution": _mean([r.resolution.at_turn for r in ran if r.resolution and r.resolution.at_turn
-                                           and r.resolution.resolved_by in ("bot", "kb")]),
-        "mean_turns_to_handoff": _mean([r.resolution.at_turn for r in ran if r.resolution and r.resolution.at_turn
-                                        and r.resolution.resolved_by == "human"]),
+        "mean_turns_to_resolution": _mean(
+            [
+                r.resolution.at_turn
+                for r in ran
+                if r.resolution and r.resolution.at_turn and r.resolution.resolved_by in ("bot", "kb")
+            ]
+        ),
+        "mean_turns_to_handoff": _mean(
+            [
+                r.resolution.at_turn
+                for r in ran
+                if r.resolution and r.resolution.at_turn and r.resolution.resolved_by == "human"
+            ]
+        ),
     }
 
 
 def summary(results: Sequence[ScenarioResult]) -> dict[str, Any]:
-    languages = {lang: figures([r for r in results if r.scenario.language == lang]) for lang in LANGUAGES}
-    return {**figures(results), "languages": {k: v for k, v in languages.items() if v["scenarios"]}}
+    languages = {lang: figures(group) for lang, group in _by_language(results).items()}
+    return {**figures(results), "languages": languages}
 
 
 # --- console ------------------------------------------------------------------------------------
@@ -89,8 +142,10 @@ def result_line(r: ScenarioResult) -> str:
     s = r.scenario
     mark = "[green]PASS[/]" if r.passed else ("[red]ERROR[/]" if r.error else "[red]FAIL[/]")
     got = r.resolution.resolved_by if r.resolution else "-"
-    return (f"{mark} {s.language} {escape(s.name)} [dim]({escape(str(s.where))}, {len(r.turns)} turns, "
-            f"resolved_by {got})[/]")
+    return (
+        f"{mark} {report_language(s)} {escape(s.name)} [dim]({escape(str(s.where))}, {len(r.turns)} turns, "
+        f"resolved_by {got})[/]"
+    )
 
 
 def failure_details(r: ScenarioResult) -> list[str]:
@@ -126,7 +181,7 @@ def print_summary(console: Console, results: Sequence[ScenarioResult]) -> dict[s
     console.rule("Conversation scenarios")
     console.print(_figures_line("all", data))
     for lang, f in data["languages"].items():
-        console.print(_figures_line(lang, f))
+        console.print(_figures_line(LABELS.get(lang, lang), f))
     console.print(
         f"resolved by bot {data['resolved_by']['bot']}, KB {data['resolved_by']['kb']}, "
         f"human {data['resolved_by']['human']}, none {data['resolved_by']['none']} · "
@@ -146,15 +201,18 @@ def _pct(v: float | None) -> str:
 
 
 def _figures_line(label: str, f: dict[str, Any]) -> str:
-    return (f"{label:>3}: {f['passed']}/{f['scenarios']} passed ({_pct(f['pass_rate'])}), "
-            f"{f['errors']} errors · containment {_pct(f['containment'])} · deflection {_pct(f['deflection'])}")
+    return (
+        f"{label:>7}: {f['passed']}/{f['scenarios']} passed ({_pct(f['pass_rate'])}), "
+        f"{f['errors']} errors · containment {_pct(f['containment'])} · deflection {_pct(f['deflection'])}"
+    )
 
 
 # --- files --------------------------------------------------------------------------------------
 
 
 def write_json(path: Path, results: Sequence[ScenarioResult], meta: dict[str, Any]) -> None:
-    doc = {**meta, "summary": summary(results), "scenarios": [r.as_dict() for r in results]}
+    scenarios = [{**r.as_dict(), "report_language": report_language(r.scenario)} for r in results]
+    doc = {**meta, "summary": summary(results), "scenarios": scenarios}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
@@ -197,18 +255,28 @@ def _failure_text(r: ScenarioResult) -> tuple[str, str]:
 def write_junit(path: Path, results: Sequence[ScenarioResult]) -> None:
     root = ET.Element("testsuites", name="conversation-scenarios")
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
-    for lang in sorted({r.scenario.language for r in results}):
-        group = [r for r in results if r.scenario.language == lang]
+    for lang, group in sorted(_by_language(results).items()):
         suite = ET.SubElement(root, "testsuite", name=f"scenarios.{lang}")
-        counts = {"tests": len(group), "failures": sum(not r.passed and r.error is None for r in group),
-                  "errors": sum(r.error is not None for r in group), "time": sum(r.duration_s for r in group)}
+        counts = {
+            "tests": len(group),
+            "failures": sum(not r.passed and r.error is None for r in group),
+            "errors": sum(r.error is not None for r in group),
+            "time": sum(r.duration_s for r in group),
+        }
         for k, v in counts.items():
             suite.set(k, f"{v:.3f}" if k == "time" else str(v))
             totals[k] += v
         for r in group:
             s = r.scenario
-            case = ET.SubElement(suite, "testcase", classname=_rel(s.where.path), name=s.name,
-                                 file=_rel(s.where.path), line=str(s.where.line), time=f"{r.duration_s:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=_rel(s.where.path),
+                name=s.name,
+                file=_rel(s.where.path),
+                line=str(s.where.line),
+                time=f"{r.duration_s:.3f}",
+            )
             if r.error:
                 ET.SubElement(case, "error", message=r.error, type="ScenarioError").text = r.error
             elif not r.passed:

@@ -1,16 +1,16 @@
 """Deterministic demo data modelled on ABCD's customers and products.
 
 ``seed(factory, reference)`` fills an empty database: the well-known ``DEMO`` orders (fixed ids,
-customers and dates relative to ``reference``) plus about 170 generated orders from a fixed
-random seed, so the same reference date always gives the same database. Dates are relative to
-``reference`` (default: now) so that refund/return windows stay meaningful whenever it runs.
+customers and dates relative to ``reference``), about 170 generated orders from a fixed random
+seed, and the orders set aside for the conversation scenarios' order pools (``store.seed_pools``,
+each for a customer of its own), so the same reference date always gives the same database. Dates
+are relative to ``reference`` (default: now) so that refund/return windows stay meaningful
+whenever it runs. The fixed tables (names, products, ABCD's customers) are in ``store.seed_data``.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -29,6 +29,20 @@ from store.policies import (
     ReturnStatus,
     return_window_days,
 )
+from store.seed_data import (
+    BRANDS,
+    CARRIERS,
+    CATEGORIES,
+    CITIES,
+    COLOURS,
+    DEMO_PEOPLE,
+    FIRST_NAMES,
+    LAST_NAMES,
+    SIZES,
+    STREETS,
+    Person,
+)
+from store.seed_pools import add_pool_orders
 
 RANDOM_SEED = 20191106  # the purchase date of ABCD's first sample conversation
 GENERATED_CUSTOMERS = 62
@@ -70,203 +84,6 @@ DEMO: dict[str, DemoOrder] = {
     "return_started": DemoOrder("7705318846", "jwu477", "jwu477@email.com"),
 }
 
-BRANDS = ("Calvin Klein", "Guess", "Michael Kors", "Tommy Hilfiger")
-# Category → price range in dollars (ABCD's products are shirts, jeans, boots and jackets).
-CATEGORIES: dict[str, tuple[int, int]] = {
-    "shirt": (25, 79),
-    "jeans": (39, 119),
-    "boots": (59, 189),
-    "jacket": (79, 249),
-}
-SIZES: dict[str, Sequence[str]] = {
-    "shirt": ("XS", "S", "M", "L", "XL"),
-    "jacket": ("S", "M", "L", "XL"),
-    "jeans": ("28x30", "30x32", "32x32", "34x32", "36x34"),
-    "boots": ("7", "8", "8.5", "9", "10", "11"),
-}
-COLOURS = ("black", "navy", "white", "grey", "khaki", "olive", "burgundy", "denim blue", "brown")
-CARRIERS = ("UPS", "FedEx", "USPS", "DHL")
-FIRST_NAMES = (
-    "Alessandro",
-    "Joyce",
-    "Albert",
-    "David",
-    "Sanya",
-    "Crystal",
-    "Chloe",
-    "Rodriguez",
-    "Joseph",
-    "Norman",
-    "Maria",
-    "James",
-    "Aisha",
-    "Wei",
-    "Olga",
-    "Ivan",
-    "Priya",
-    "Lucas",
-    "Emma",
-    "Noah",
-    "Sofia",
-    "Mateo",
-    "Hana",
-    "Kenji",
-    "Fatima",
-    "Omar",
-    "Grace",
-    "Ethan",
-    "Mia",
-    "Daniel",
-)
-LAST_NAMES = (
-    "Phoenix",
-    "Wu",
-    "Sanders",
-    "Williams",
-    "Afzal",
-    "Minh",
-    "Zhang",
-    "Domingo",
-    "Banter",
-    "Bouchard",
-    "Garcia",
-    "Smith",
-    "Khan",
-    "Chen",
-    "Petrova",
-    "Ivanov",
-    "Patel",
-    "Silva",
-    "Johnson",
-    "Brown",
-    "Rossi",
-    "Lopez",
-    "Tanaka",
-    "Sato",
-    "Haddad",
-    "Nguyen",
-    "Kowalski",
-    "Murphy",
-    "Okafor",
-    "Schmidt",
-)
-STREETS = (
-    "1st Ave",
-    "Lexington Ave",
-    "Lincoln Ave",
-    "Main St",
-    "Elm St",
-    "Oak St",
-    "Pine St",
-    "Maple Ave",
-    "Washington Blvd",
-    "Cedar Ln",
-    "Park Ave",
-    "2nd St",
-    "Sunset Blvd",
-    "Kennedy St",
-)
-CITIES = (
-    ("San Mateo", "NY"),
-    ("La Fayette", "TX"),
-    ("Raleigh", "MI"),
-    ("Jacksonville", "FL"),
-    ("Brighton", "MA"),
-    ("Monterey", "CA"),
-    ("Newark", "NJ"),
-    ("Springfield", "IL"),
-    ("Baltimore", "MD"),
-    ("Portland", "OR"),
-    ("Austin", "TX"),
-    ("Denver", "CO"),
-)
-
-
-@dataclass(frozen=True)
-class _Person:
-    full_name: str
-    username: str
-    level: MembershipLevel
-    phone: str
-    address: str
-    zip_code: str
-
-
-# ABCD's customers (names from the ontology; Crystal Minh's and Alessandro Phoenix's details from
-# the sample conversations).
-_DEMO_PEOPLE: tuple[_Person, ...] = (
-    _Person(
-        "Crystal Minh",
-        "cminh730",
-        MembershipLevel.BRONZE,
-        "(977) 625-2661",
-        "6821 1st Ave, San Mateo, NY 75227",
-        "75227",
-    ),
-    _Person(
-        "Alessandro Phoenix",
-        "aphoenix939",
-        MembershipLevel.GOLD,
-        "(727) 760-7806",
-        "8865 Lexington Ave, La Fayette, TX 86229",
-        "86229",
-    ),
-    _Person(
-        "Joyce Wu", "jwu477", MembershipLevel.BRONZE, "(859) 787-9085", "9998 Lincoln Ave, Raleigh, MI 14573", "14573"
-    ),
-    _Person(
-        "Albert Sanders",
-        "asanders308",
-        MembershipLevel.GUEST,
-        "(312) 555-0148",
-        "4120 Main St, Springfield, IL 62704",
-        "62704",
-    ),
-    _Person(
-        "David Williams",
-        "dwilliams615",
-        MembershipLevel.BRONZE,
-        "(410) 555-0199",
-        "2875 Elm St, Baltimore, MD 21201",
-        "21201",
-    ),
-    _Person(
-        "Sanya Afzal", "safzal207", MembershipLevel.SILVER, "(503) 555-0133", "731 Oak St, Portland, OR 97205", "97205"
-    ),
-    _Person(
-        "Chloe Zhang",
-        "czhang841",
-        MembershipLevel.SILVER,
-        "(617) 555-0172",
-        "5562 Park Ave, Brighton, MA 02135",
-        "02135",
-    ),
-    _Person(
-        "Rodriguez Domingo",
-        "rdomingo118",
-        MembershipLevel.GUEST,
-        "(904) 555-0111",
-        "1290 Maple Ave, Jacksonville, FL 32202",
-        "32202",
-    ),
-    _Person(
-        "Joseph Banter",
-        "jbanter553",
-        MembershipLevel.SILVER,
-        "(973) 555-0164",
-        "3310 Washington Blvd, Newark, NJ 07102",
-        "07102",
-    ),
-    _Person(
-        "Norman Bouchard",
-        "nbouchard772",
-        MembershipLevel.GOLD,
-        "(831) 555-0125",
-        "8004 Cedar Ln, Monterey, CA 93940",
-        "93940",
-    ),
-)
-
 _DAY = timedelta(days=1)
 _HOUR = timedelta(hours=1)
 
@@ -301,7 +118,7 @@ class _Builder:
 
     # --- customers ----------------------------------------------------------------------------
 
-    def add_customer(self, p: _Person) -> Customer:
+    def add_customer(self, p: Person) -> Customer:
         c = Customer(
             username=p.username,
             full_name=p.full_name,
@@ -315,7 +132,7 @@ class _Builder:
         self.addresses[p.username] = p.address
         return c
 
-    def random_person(self) -> _Person:
+    def random_person(self) -> Person:
         rng = self.rng
         while True:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -327,7 +144,7 @@ class _Builder:
         zip_code = f"{rng.randint(1000, 99999):05d}"
         address = f"{rng.randint(100, 9999)} {rng.choice(STREETS)}, {city}, {state} {zip_code}"
         phone = f"({rng.randint(201, 989)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
-        return _Person(f"{first} {last}", username, level, phone, address, zip_code)
+        return Person(f"{first} {last}", username, level, phone, address, zip_code)
 
     # --- orders -------------------------------------------------------------------------------
 
@@ -561,7 +378,7 @@ class _Builder:
                 self.add_return(order, ReturnStatus.CLOSED if settled else ReturnStatus.LABEL_ISSUED, asked)
 
     def build(self) -> list[Customer]:
-        for p in _DEMO_PEOPLE:
+        for p in DEMO_PEOPLE:
             self.add_customer(p)
         for _ in range(GENERATED_CUSTOMERS):
             self.add_customer(self.random_person())
@@ -569,7 +386,8 @@ class _Builder:
         everyone = list(self.customers.values())
         for _ in range(GENERATED_ORDERS):
             self.random_order(self.rng.choice(everyone))
-        return everyone
+        add_pool_orders(self)  # last, from a random stream of its own: the orders above stay as they are
+        return list(self.customers.values())
 
 
 def seed(

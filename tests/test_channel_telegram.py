@@ -276,16 +276,3 @@ def test_fake_checks_html_like_telegram() -> None:
             visible_text(bad)
     assert html.escape("<b>", quote=False) == "&lt;b&gt;"
 
-
-def test_agent_name_prefixes_an_agents_reply(gateway: ChannelGateway, bot_api: FakeBotApi) -> None:
-    """When handoff attaches the agent's name (an ``agent`` attribute), the customer sees who writes."""
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class AgentReply(OutboundMessage):
-        agent: str | None = None
-
-    push(gateway, f"telegram:{CHAT}", [AgentReply(type="agent", text="Your refund is approved.", agent="Anna <Support>")])
-    wait_for(lambda: bot_api.sent, what="the reply")
-    assert bot_api.sent[0]["text"] == "Anna <Support>: Your refund is approved."
-    assert bot_api.calls_to("sendMessage")[0].params["text"].startswith("<b>Anna &lt;Support&gt;</b>: ")

@@ -99,7 +99,10 @@ def test_refund_within_policy_is_recorded(live: LiveSystem) -> None:
     live.say(s, order.email)
     ask_method = live.say(s, "the jacket arrived torn")
     assert {b["payload"] for b in ask_method["messages"][-1]["buttons"]} >= {'/inform{"refund_method":"gift_card"}'}
-    done = live.chat(s, payload='/inform{"refund_method":"gift_card"}').json()
+    stated = live.chat(s, payload='/inform{"refund_method":"gift_card"}').json()
+    assert "gift card" in texts(stated) and "the jacket arrived torn" in texts(stated)  # stated back first
+    assert live.query("select count(*) from refunds where order_id = :o", o=order.order_id)[0][0] == 0
+    done = live.say(s, "yes go ahead")
     assert "recorded" in texts(done) or "colleague" in texts(done)
     rows = live.query("select method, amount, reason from refunds where order_id = :o", o=order.order_id)
     total = live.query("select total from orders where order_id = :o", o=order.order_id)[0][0]
@@ -125,7 +128,8 @@ def test_refund_above_limit_needs_approval(live: LiveSystem) -> None:
     live.say(s, f"refund order {order.order_id} please")
     live.say(s, order.email)
     live.say(s, "wrong colour")
-    done = live.chat(s, payload='/inform{"refund_method":"credit_card"}').json()
+    live.chat(s, payload='/inform{"refund_method":"credit_card"}')
+    done = live.chat(s, payload="/affirm").json()
     assert "colleague" in texts(done)
     status = live.query("select status from refunds where order_id = :o", o=order.order_id)[0][0]
     assert status == "pending_approval"
@@ -217,7 +221,9 @@ def test_address_change_of_processing_order_in_russian(live: LiveSystem) -> None
     live.say(s, "хочу изменить адрес доставки")
     live.say(s, order_id)
     live.say(s, username)
-    done = live.say(s, "Москва, ул. Тверская, д. 7, кв. 12")
+    stated = live.say(s, "Москва, ул. Тверская, д. 7, кв. 12")
+    assert "Москва, ул. Тверская, д. 7, кв. 12" in texts(stated)
+    done = live.say(s, "да, меняйте")
     assert "Готово" in texts(done)
     stored = live.query("select shipping_address from orders where order_id = :o", o=order_id)[0][0]
     assert stored == "Москва, ул. Тверская, д. 7, кв. 12"

@@ -246,7 +246,7 @@ async def test_gold_customer_asking_twice_is_escalated_as_vip(world: World) -> N
 async def test_refund_above_limit_is_escalated_with_the_order(world: World) -> None:
     order = DEMO["big_amount_delivered"]
     slots = {"order_id": order.order_id, "verified": True, "verified_username": order.username,
-             "refund_method": "credit_card", "refund_reason": "broken"}
+             "refund_method": "credit_card", "refund_reason": "broken", "confirm_write": True}  # the customer said yes
     world.rasa.script = [runs(ActionSubmitRefund(), "request_refund", slots=slots)]
     result = await world.say("s-refund", "refund please")
     ticket = world.ticket("s-refund")
@@ -338,9 +338,10 @@ async def test_outside_business_hours_the_customer_is_told_when_and_asked_for_em
     saved = await world.say("s-weekend", "it's jo@example.com")
     assert "jo@example.com" in texts_of(saved) and len(world.rasa.calls) == 2
     assert world.ticket("s-weekend").contact_email == "jo@example.com"
-    meanwhile = await world.say("s-weekend", "thanks")  # the bot keeps answering while the ticket waits
+    meanwhile = await world.say("s-weekend", "how long does delivery take?")  # the bot keeps answering meanwhile
     assert meanwhile.state == "queued" and "Anything else?" in texts_of(meanwhile)
-    assert "in the queue" in meanwhile.messages[-1].text
+    note = meanwhile.messages[-1].text
+    assert "in the queue" in note and "on Monday at 09:00" in note and "minutes" not in note  # nobody to count on yet
 
 
 # --- the live chat -------------------------------------------------------------------------------------------
@@ -464,8 +465,8 @@ async def test_timeouts_requeue_a_silent_agent_and_close_idle_chats(world: World
     ticket = world.ticket("s-timeout")
     assert (ticket.status, ticket.agent_id, world.state("s-timeout")) == ("queued", None, "queued")
     # the customer gets both notices with their next answer
-    world.rasa.script = [says("Sure", "greet")]
-    result = await world.say("s-timeout", "hi")
+    world.rasa.script = [says("Sure", "check_order_status")]
+    result = await world.say("s-timeout", "where is my order?")
     assert "patience" in result.messages[0].text and "someone else" in result.messages[1].text
 
     other = await escalate(world, "s-idle")

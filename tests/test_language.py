@@ -67,3 +67,26 @@ def test_order_numbers_typed_in_groups_or_full_width_are_read_as_one(typed: str,
     from conversations.language import normalise_ids
 
     assert normalise_ids(typed) == read
+
+
+@pytest.mark.parametrize(("typed", "read"), [
+    ("thanks. I'd like to speak with someone about my refund", "I'd like to speak with someone about my refund"),
+    ("hey there, where's my parcel??", "where's my parcel??"),
+    ("hi its 4021558730 where is it", "its 4021558730 where is it"),
+    ("Здравствуйте! Хочу вернуть куртку", "Хочу вернуть куртку"),
+    ("спасибо большое, а можно поменять адрес?", "а можно поменять адрес?"),
+    ("您好，我想退货", "我想退货"),
+    ("謝謝！還有，我要改地址", "還有，我要改地址"),
+])
+def test_a_greeting_or_thanks_in_front_of_a_request_is_not_what_the_bot_reads(typed: str, read: str) -> None:
+    from conversations.language import strip_pleasantry
+
+    assert strip_pleasantry(typed) == read
+
+
+@pytest.mark.parametrize("typed", ["thanks!", "thank you so much", "hi", "привет", "谢谢", "ok cancel it", "history of orders",
+                                   "hello?", "thanks a lot :)"])
+def test_a_plain_greeting_or_thanks_stays_what_it_is(typed: str) -> None:
+    from conversations.language import strip_pleasantry
+
+    assert strip_pleasantry(typed) == typed

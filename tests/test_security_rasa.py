@@ -112,7 +112,7 @@ def test_an_action_runs_once_per_customer_message(action_app: tuple[TestClient, 
     for the same action again, and gets the first result instead of a second run."""
     client, sessions = action_app
     slots = {"order_id": PROCESSING.order_id, "verified": True, "verified_username": PROCESSING.username,
-             "customer_identifier": PROCESSING.email, "confirm_cancel": True}
+             "customer_identifier": PROCESSING.email, "confirm_write": True}
     headers = {"X-Action-Token": ACTION_TOKEN}
     call = action_call("action_cancel_order", slots, message_id="confirm-1", sender="joyce")
     first = client.post("/actions/webhook", json=call, headers=headers)

@@ -387,10 +387,10 @@ FORGED_CASES = [
     ("action_order_status", DEMO["shipped"], {}),
     ("action_track_shipment", DEMO["shipped"], {}),
     ("action_refund_status", DEMO["refund_requested"], {}),
-    ("action_cancel_order", DEMO["processing"], {"confirm_cancel": True}),
-    ("action_change_address", DEMO["processing"], {"new_address": "1 Attacker Road, Springfield, IL 62701"}),
-    ("action_submit_refund", DEMO["delivered_recent"], {"refund_method": "gift_card", "refund_reason": "forged"}),
-    ("action_submit_return", DEMO["delivered_recent"], {"return_reason": "forged"}),
+    ("action_cancel_order", DEMO["processing"], {"confirm_write": True}),
+    ("action_change_address", DEMO["processing"], {"new_address": "1 Attacker Road, Springfield, IL 62701", "confirm_write": True}),
+    ("action_submit_refund", DEMO["delivered_recent"], {"refund_method": "gift_card", "refund_reason": "forged", "confirm_write": True}),
+    ("action_submit_return", DEMO["delivered_recent"], {"return_reason": "forged", "confirm_write": True}),
 ]
 
 
@@ -436,7 +436,7 @@ async def test_forged_trackers_run_into_the_lockout(world: World) -> None:
 
 
 async def test_forged_password_resets_do_not_flood_a_mailbox(world: World) -> None:
-    slots = {**forged_slots(SHIPPED.order_id, {}, None), "account_identifier": SHIPPED.email}
+    slots = {**forged_slots(SHIPPED.order_id, {"confirm_write": True}, None), "account_identifier": SHIPPED.email}
     for _ in range(5):
         _events, reply = await run_action("action_reset_password", "forger", dict(slots))
         assert not shows_any(reply, world.details(SHIPPED.order_id))

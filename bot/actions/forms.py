@@ -13,17 +13,17 @@ and while locked nothing is checked. Three failures in one form end it politely;
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.actions import extract, identity
-from bot.actions.labels import MEMBERSHIP, REFUND_METHOD, STATUS, label
+from bot.actions import change_of_mind, extract, identity
+from bot.actions.labels import MEMBERSHIP, STATUS, label
 from bot.actions.runtime import services
 from store import policies
 from store.service import OrderView
@@ -73,8 +73,15 @@ class OrderFormValidator(FormValidationAction, ABC):
     @abstractmethod
     def name(self) -> str: ...
 
+    def form_name(self) -> str:
+        return self.name().removeprefix("validate_")
+
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        """A sender locked out of verification is told so at once, before being asked for anything."""
+        """A change of mind ends the form with nothing kept (``change_of_mind``); a sender locked out
+        of verification is told so at once, before being asked for anything."""
+        ended = change_of_mind.guard(tracker, dispatcher, self.form_name())
+        if ended is not None:
+            return ended
         if not tracker.get_slot("task_blocked") and identity.verified_order(tracker) is None:
             until = identity.guard().locked_until(tracker.sender_id)
             if until is not None:
@@ -196,139 +203,3 @@ class ValidateTrackingForm(OrderFormValidator):
 class ValidateRefundStatusForm(OrderFormValidator):
     def name(self) -> str:
         return "validate_refund_status_form"
-
-
-class ValidateRefundForm(OrderFormValidator):
-    def name(self) -> str:
-        return "validate_refund_form"
-
-    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.check_refund(
-            order.status,
-            order.customer.membership_level,
-            window_start(order),
-            order.total,
-            datetime.now(UTC),
-            services().settings.auto_refund_limit,
-        )
-        if decision.allowed:
-            return {}
-        response = {
-            policies.DecisionCode.OUTSIDE_WINDOW: "utter_refund_refused_outside_window",
-            policies.DecisionCode.CANCEL_INSTEAD: "utter_refund_refused_not_delivered",
-            policies.DecisionCode.NOT_DELIVERED_YET: "utter_refund_refused_in_transit",
-            policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled",
-        }.get(decision.code, "utter_refund_refused_already")
-        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
-        return {"task_blocked": True}
-
-    def validate_refund_reason(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
-        reason = entity_text(tracker, "reason", slot_value)
-        return {"refund_reason": reason[:500] if reason else None}
-
-    def validate_refund_method(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
-        method = extract.refund_method(slot_value)
-        if method is None:
-            dispatcher.utter_message(response="utter_invalid_refund_method")
-            return {"refund_method": None}
-        return {"refund_method": str(method)}
-
-
-class ValidateReturnForm(OrderFormValidator):
-    def name(self) -> str:
-        return "validate_return_form"
-
-    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.check_return(
-            order.status,
-            order.customer.membership_level,
-            window_start(order),
-            datetime.now(UTC),
-            has_open_return=order.return_request is not None,
-        )
-        if decision.allowed:
-            return {}
-        response = {
-            policies.DecisionCode.OUTSIDE_WINDOW: "utter_return_refused_outside_window",
-            policies.DecisionCode.CANCEL_INSTEAD: "utter_return_refused_not_delivered",
-            policies.DecisionCode.NOT_DELIVERED_YET: "utter_return_refused_in_transit",
-            policies.DecisionCode.RETURN_ALREADY_STARTED: "utter_return_already_started",
-        }.get(decision.code, "utter_return_refused_other")
-        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
-        return {"task_blocked": True}
-
-    def validate_return_reason(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
-        reason = entity_text(tracker, "reason", slot_value)
-        return {"return_reason": reason[:500] if reason else None}
-
-
-class ValidateCancelForm(OrderFormValidator):
-    def name(self) -> str:
-        return "validate_cancel_form"
-
-    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.can_cancel(order.status)
-        if decision.allowed:
-            return {}
-        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
-        response = "utter_cancel_refused_shipped" if shipped else "utter_cancel_refused_other"
-        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
-        return {"task_blocked": True}
-
-
-class ValidateAddressForm(OrderFormValidator):
-    def name(self) -> str:
-        return "validate_address_form"
-
-    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.can_change_address(order.status)
-        if decision.allowed:
-            return {}
-        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
-        response = "utter_address_refused_shipped" if shipped else "utter_address_refused_other"
-        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
-        return {"task_blocked": True}
-
-    def validate_new_address(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
-        decision = policies.check_address(entity_text(tracker, "address", slot_value) or "")
-        if not decision.allowed:
-            dispatcher.utter_message(response="utter_invalid_address")
-            return {"new_address": None}
-        return {"new_address": decision.detail["address"]}
-
-
-class ValidatePasswordResetForm(FormValidationAction):
-    def name(self) -> str:
-        return "validate_password_reset_form"
-
-    def validate_account_identifier(
-        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Slots:
-        ident = extract.identifier(slot_value)
-        if ident is None:
-            dispatcher.utter_message(response="utter_ask_account_identifier")
-        return {"account_identifier": ident}
-
-
-class ActionAskRefundMethod(Action):
-    """Asks for the refund method with one button per method, titled in the customer's language."""
-
-    def name(self) -> str:
-        return "action_ask_refund_method"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        lang = language(tracker)
-        buttons = [
-            {"title": label(REFUND_METHOD, str(method), lang), "payload": f'/inform{{"refund_method":"{method}"}}'}
-            for method in policies.RefundMethod
-        ]
-        dispatcher.utter_message(response="utter_ask_refund_method", buttons=buttons)
-        return []

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 
 from anyio import to_thread
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 
 from bot.actions import runtime
+from bot.actions.change_of_mind import TASK_FORMS
 from bot.actions.forms import language
 from bot.actions.labels import INTENT, label
 from conversations.models import KbAnswer
@@ -28,10 +29,18 @@ from storage.db import transaction
 NONE_OF_THESE = "none"
 FALLBACK_INTENT = "nlu_fallback"
 # Intents worth offering back as "did you mean" when the NLU was unsure: the tasks the bot performs.
-TASK_INTENTS = frozenset({
-    "check_order_status", "track_shipment", "request_refund", "refund_status", "return_item", "cancel_order",
-    "change_shipping_address", "reset_password",
-})
+TASK_INTENTS = frozenset(
+    {
+        "check_order_status",
+        "track_shipment",
+        "request_refund",
+        "refund_status",
+        "return_item",
+        "cancel_order",
+        "change_shipping_address",
+        "reset_password",
+    }
+)
 GUESS_MIN_CONFIDENCE = 0.2
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -128,8 +137,12 @@ def _record(sender_id: str, decision: KbDecision) -> int | None:
     chunk = decision.chunk
     with transaction(sessions) as db:
         row = KbAnswer(
-            sender_id=sender_id, query=decision.query, language=decision.language, outcome=decision.outcome,
-            article_id=chunk.article_id if chunk else None, article_language=chunk.language if chunk else None,
+            sender_id=sender_id,
+            query=decision.query,
+            language=decision.language,
+            outcome=decision.outcome,
+            article_id=chunk.article_id if chunk else None,
+            article_language=chunk.language if chunk else None,
             score=decision.confidence,
             candidates=[
                 {"article_id": c.article_id, "language": c.language, "title": c.title, "confidence": c.confidence}
@@ -158,6 +171,9 @@ class ActionAnswerQuestion(Action):
         picked = _entity(tracker, "kb_article") if intent == "kb_pick" else None
         if picked == NONE_OF_THESE:
             return self._offer_person(dispatcher, lang, text("declined", lang))
+        order_task = self._order_task(tracker, intent)
+        if order_task and intent == FALLBACK_INTENT:  # "hi its 5120648393 wheres my order": act on the order
+            return [FollowupAction(order_task)]
         if picked:
             query = tracker.get_slot("kb_query") or ""
             decision = await to_thread.run_sync(answerer.decide_for_article, query, lang, picked)
@@ -167,40 +183,66 @@ class ActionAnswerQuestion(Action):
         answer_id = await to_thread.run_sync(_record, tracker.sender_id, decision)
         if decision.outcome == "answered":
             return self._answer(dispatcher, decision, answer_id, lang)
+        if order_task and not picked:  # no article answers it, and it names an order: look at that order
+            return [SlotSet("kb_outcome", None), FollowupAction(order_task)]
         if tracker.get_slot("kb_clarified") or decision.outcome == "declined" and picked:
             # The clarifying question did not help either: a person, not another guess.
             return self._offer_person(dispatcher, lang, text("declined", lang))
         task = guessed_task(tracker)
         if decision.outcome == "clarified" or task:
-            buttons = [{"title": c.title, "payload": payload("kb_pick", kb_article=c.article_id)}
-                       for c in decision.candidates]
+            buttons = [
+                {"title": c.title, "payload": payload("kb_pick", kb_article=c.article_id)} for c in decision.candidates
+            ]
             if task:  # the customer may have meant a task rather than a question
                 buttons.insert(0, {"title": label(INTENT, task, lang).capitalize(), "payload": payload(task)})
-            buttons.append({"title": text("none_of_these", lang), "payload": payload("kb_pick", kb_article=NONE_OF_THESE)})
+            buttons.append(
+                {"title": text("none_of_these", lang), "payload": payload("kb_pick", kb_article=NONE_OF_THESE)}
+            )
             dispatcher.utter_message(text=text("clarify", lang), buttons=buttons)
             return [SlotSet("kb_outcome", "clarified"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
         if intent == "out_of_scope":  # clearly not a store question: say what the bot can do instead
             dispatcher.utter_message(response="utter_out_of_scope")
             return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
-        dispatcher.utter_message(text=f"{text('declined', lang)} {text('rephrase', lang)}", buttons=person_buttons(lang))
+        dispatcher.utter_message(
+            text=f"{text('declined', lang)} {text('rephrase', lang)}", buttons=person_buttons(lang)
+        )
         return [SlotSet("kb_outcome", "declined"), SlotSet("kb_query", query), SlotSet("kb_clarified", True)]
 
     @staticmethod
-    def _answer(dispatcher: CollectingDispatcher, decision: KbDecision, answer_id: int | None, lang: str) -> list[EventType]:
+    def _order_task(tracker: Tracker, intent: str | None) -> str | None:
+        """The form to start for a message that names an order but that the NLU could not place:
+        the task it half-recognised, else the order's status (entities first)."""
+        if intent not in (FALLBACK_INTENT, "ask_question", "out_of_scope") or _entity(tracker, "order_id") is None:
+            return None
+        return TASK_FORMS.get(guessed_task(tracker) or "check_order_status")
+
+    @staticmethod
+    def _answer(
+        dispatcher: CollectingDispatcher, decision: KbDecision, answer_id: int | None, lang: str
+    ) -> list[EventType]:
         assert decision.chunk is not None
         chunk = decision.chunk
         body = decision.text + (f"\n{text('other_language', lang)}" if decision.other_language else "")
         ref = str(answer_id or "")
-        dispatcher.utter_message(json_message={
-            "type": "kb_answer",
-            "text": body,
-            "sources": [{"title": chunk.title, "url": chunk.url, "article_id": chunk.article_id,
-                         "language": chunk.language}],
-            "buttons": [
-                {"title": text("helped", lang), "payload": payload("kb_feedback", kb_helpful="yes", kb_answer_id=ref)},
-                {"title": text("not_helped", lang), "payload": payload("kb_feedback", kb_helpful="no", kb_answer_id=ref)},
-            ],
-        })
+        dispatcher.utter_message(
+            json_message={
+                "type": "kb_answer",
+                "text": body,
+                "sources": [
+                    {"title": chunk.title, "url": chunk.url, "article_id": chunk.article_id, "language": chunk.language}
+                ],
+                "buttons": [
+                    {
+                        "title": text("helped", lang),
+                        "payload": payload("kb_feedback", kb_helpful="yes", kb_answer_id=ref),
+                    },
+                    {
+                        "title": text("not_helped", lang),
+                        "payload": payload("kb_feedback", kb_helpful="no", kb_answer_id=ref),
+                    },
+                ],
+            }
+        )
         return [SlotSet("kb_outcome", "answered"), SlotSet("kb_query", decision.query), SlotSet("kb_clarified", False)]
 
     @staticmethod
@@ -228,7 +270,7 @@ def _store_feedback(sender_id: str, answer_id: str | None, helpful: bool) -> KbA
 
 
 class ActionKbFeedback(Action):
-    """"That helped" / "Not what I need": store it; on "not", offer the other close articles or a person."""
+    """ "That helped" / "Not what I need": store it; on "not", offer the other close articles or a person."""
 
     def name(self) -> str:
         return "action_kb_feedback"
@@ -240,12 +282,18 @@ class ActionKbFeedback(Action):
         if helpful:
             dispatcher.utter_message(text=text("glad", lang))
             return [SlotSet("kb_outcome", "answered")]
-        others = [c for c in (row.candidates if row else []) if c.get("article_id") != (row.article_id if row else None)]
+        others = [
+            c for c in (row.candidates if row else []) if c.get("article_id") != (row.article_id if row else None)
+        ]
         if others:
-            buttons = [{"title": str(c["title"]), "payload": payload("kb_pick", kb_article=str(c["article_id"]))}
-                       for c in others[:3]]
+            buttons = [
+                {"title": str(c["title"]), "payload": payload("kb_pick", kb_article=str(c["article_id"]))}
+                for c in others[:3]
+            ]
             buttons.append({"title": text("talk_to_person", lang), "payload": payload("human_handoff")})
             dispatcher.utter_message(text=f"{text('sorry', lang)} {text('maybe_these', lang)}", buttons=buttons)
             return [SlotSet("kb_outcome", "declined"), SlotSet("kb_clarified", True)]
-        dispatcher.utter_message(text=f"{text('sorry', lang)} {text('offer_person', lang)}", buttons=person_buttons(lang))
+        dispatcher.utter_message(
+            text=f"{text('sorry', lang)} {text('offer_person', lang)}", buttons=person_buttons(lang)
+        )
         return [SlotSet("kb_outcome", "declined"), SlotSet("kb_clarified", False)]

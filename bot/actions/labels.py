@@ -30,6 +30,20 @@ REFUND_METHOD: Labels = {
     "store_credit": {"en": "store credit", "zh": "店铺余额", "ru": "на баланс магазина"},
 }
 
+# The Yes/No buttons under a write's confirmation, per task (bot/actions/write_forms.py).
+CONFIRM_BUTTONS: Labels = {
+    "cancel.yes": {"en": "Yes, cancel it", "zh": "确定取消", "ru": "Да, отменить"},
+    "cancel.no": {"en": "No, keep it", "zh": "不取消了", "ru": "Нет, оставить"},
+    "address.yes": {"en": "Yes, change it", "zh": "确认修改", "ru": "Да, изменить"},
+    "address.no": {"en": "No, leave it", "zh": "先不改", "ru": "Нет, не менять"},
+    "refund.yes": {"en": "Yes, submit the refund", "zh": "确认退款", "ru": "Да, оформить возврат"},
+    "refund.no": {"en": "No, not now", "zh": "先不退", "ru": "Нет, не сейчас"},
+    "return.yes": {"en": "Yes, start the return", "zh": "确认退货", "ru": "Да, оформить возврат"},
+    "return.no": {"en": "No, not now", "zh": "先不退", "ru": "Нет, не сейчас"},
+    "reset.yes": {"en": "Yes, send the link", "zh": "发送链接", "ru": "Да, отправить"},
+    "reset.no": {"en": "No, don't send", "zh": "先不发", "ru": "Нет, не отправлять"},
+}
+
 INTENT: Labels = {
     "greet": {"en": "saying hello", "zh": "打招呼", "ru": "поздороваться"},
     "goodbye": {"en": "ending the chat", "zh": "结束对话", "ru": "завершить разговор"},
@@ -46,7 +60,11 @@ INTENT: Labels = {
     "refund_status": {"en": "checking a refund", "zh": "查询退款进度", "ru": "узнать статус возврата денег"},
     "return_item": {"en": "returning an item", "zh": "退货", "ru": "вернуть товар"},
     "cancel_order": {"en": "cancelling an order", "zh": "取消订单", "ru": "отменить заказ"},
-    "change_shipping_address": {"en": "changing the delivery address", "zh": "修改收货地址", "ru": "изменить адрес доставки"},
+    "change_shipping_address": {
+        "en": "changing the delivery address",
+        "zh": "修改收货地址",
+        "ru": "изменить адрес доставки",
+    },
     "reset_password": {"en": "resetting your password", "zh": "重置密码", "ru": "сбросить пароль"},
     "ask_question": {"en": "a question about our store", "zh": "咨询店铺相关问题", "ru": "вопрос о магазине"},
     "inform": {"en": "giving me details", "zh": "提供信息", "ru": "сообщить данные"},

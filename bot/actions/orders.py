@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -24,7 +24,15 @@ from bot.actions.runtime import services
 from store.policies import PolicyViolation
 from store.service import OrderView
 
-TASK_SLOTS = ("refund_reason", "refund_method", "return_reason", "new_address", "confirm_cancel")
+TASK_SLOTS = ("refund_reason", "refund_method", "return_reason", "new_address", "confirm_write")
+# The action that writes what each write form collected; it runs only after a clear yes.
+WRITE_ACTIONS = {
+    "cancel_form": "action_cancel_order",
+    "address_form": "action_change_address",
+    "refund_form": "action_submit_refund",
+    "return_form": "action_submit_return",
+    "password_reset_form": "action_reset_password",
+}
 
 
 def money(amount: Decimal, currency: str = "USD") -> str:
@@ -50,15 +58,56 @@ def order_vars(order: OrderView) -> dict[str, Any]:
     }
 
 
+def task_reset(tracker: Tracker, listen: bool = False) -> list[EventType]:
+    """Clears the finished task's slots; starts the task the customer switched to, if any, else
+    (``listen``: after a write that a rule did not predict) waits for the customer."""
+    events: list[EventType] = [SlotSet(slot, None) for slot in TASK_SLOTS]
+    events += [SlotSet("task_blocked", False), SlotSet("failed_attempts", 0)]
+    next_task = tracker.get_slot("next_task")
+    if next_task:
+        events += [SlotSet("next_task", None), FollowupAction(next_task)]
+    elif listen:
+        events.append(FollowupAction("action_listen"))
+    return events
+
+
+def last_form(tracker: Tracker) -> str | None:
+    for event in reversed(tracker.events):
+        if event.get("event") == "active_loop" and event.get("name"):
+            return event["name"]
+    return None
+
+
+class ActionCompleteTask(Action):
+    """Ends a write form: the write runs only on the customer's clear yes to the values stated back.
+
+    After a no, a refusal, too many failed checks or a change of mind nothing is written (what to
+    say was said by the form), the task's slots are cleared and a task switched to starts.
+    """
+
+    def name(self) -> str:
+        return "action_complete_task"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        write = WRITE_ACTIONS.get(last_form(tracker) or "")
+        if write and tracker.get_slot("confirm_write") is True and not tracker.get_slot("task_blocked"):
+            return [FollowupAction(write)]
+        return task_reset(tracker)
+
+
 class OrderTaskAction(Action, ABC):
     """The end of an order form: stop politely if it failed, else ``perform`` the task."""
+
+    # Writes run only after a yes to their values (action_complete_task); never on a tracker without it.
+    needs_confirmation = False
 
     @abstractmethod
     def name(self) -> str: ...
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        reset = [SlotSet(slot, None) for slot in TASK_SLOTS]
-        reset += [SlotSet("task_blocked", False), SlotSet("failed_attempts", 0)]
+        reset = task_reset(tracker, listen=self.needs_confirmation)
+        if self.needs_confirmation and tracker.get_slot("confirm_write") is not True:
+            return reset
         if tracker.get_slot("task_blocked"):
             return reset  # the refusal was already explained by the validator
         unverified = [SlotSet("order_id", None), SlotSet("customer_identifier", None), SlotSet("verified", False)]
@@ -135,6 +184,8 @@ class ActionRefundStatus(OrderTaskAction):
 
 
 class ActionSubmitRefund(OrderTaskAction):
+    needs_confirmation = True
+
     def name(self) -> str:
         return "action_submit_refund"
 
@@ -145,7 +196,9 @@ class ActionSubmitRefund(OrderTaskAction):
                 order.order_id, tracker.get_slot("refund_method"), tracker.get_slot("refund_reason") or ""
             )
         except PolicyViolation as refused:  # the order changed since the form checked it
-            dispatcher.utter_message(response="utter_refund_refused_already", **refusal_vars(order, refused.detail, lang))
+            dispatcher.utter_message(
+                response="utter_refund_refused_already", **refusal_vars(order, refused.detail, lang)
+            )
             return []
         needs_approval = str(refund.status) == "pending_approval"
         dispatcher.utter_message(
@@ -159,16 +212,21 @@ class ActionSubmitRefund(OrderTaskAction):
         handoff = services().handoff
         if needs_approval and handoff is not None:  # business rule: a person approves it, with the order in context
             decision = handoff.policy.refund_above_limit(
-                order.order_id, money(refund.amount, order.currency),
+                order.order_id,
+                money(refund.amount, order.currency),
                 money(services().settings.auto_refund_limit, order.currency),
             )
             slots = {**tracker.current_slot_values(), "order_id": order.order_id}
-            outcome = handoff.escalate_blocking(tracker.sender_id, decision, {"intent": "request_refund", "slots": slots})
+            outcome = handoff.escalate_blocking(
+                tracker.sender_id, decision, {"intent": "request_refund", "slots": slots}
+            )
             say(dispatcher, outcome.messages)
         return []
 
 
 class ActionSubmitReturn(OrderTaskAction):
+    needs_confirmation = True
+
     def name(self) -> str:
         return "action_submit_return"
 
@@ -187,23 +245,26 @@ class ActionSubmitReturn(OrderTaskAction):
 
 
 class ActionCancelOrder(OrderTaskAction):
+    needs_confirmation = True
+
     def name(self) -> str:
         return "action_cancel_order"
 
     def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        if not tracker.get_slot("confirm_cancel"):
-            dispatcher.utter_message(response="utter_cancel_kept", order_id=order.order_id)
-            return []
         try:
             services().orders.cancel_order(order.order_id)
         except PolicyViolation:
-            dispatcher.utter_message(response="utter_cancel_refused_shipped", **refusal_vars(order, {}, language(tracker)))
+            dispatcher.utter_message(
+                response="utter_cancel_refused_shipped", **refusal_vars(order, {}, language(tracker))
+            )
             return []
         dispatcher.utter_message(response="utter_order_cancelled", order_id=order.order_id)
         return []
 
 
 class ActionChangeAddress(OrderTaskAction):
+    needs_confirmation = True
+
     def name(self) -> str:
         return "action_change_address"
 
@@ -211,7 +272,9 @@ class ActionChangeAddress(OrderTaskAction):
         try:
             updated = services().orders.change_address(order.order_id, tracker.get_slot("new_address"))
         except PolicyViolation:
-            dispatcher.utter_message(response="utter_address_refused_shipped", **refusal_vars(order, {}, language(tracker)))
+            dispatcher.utter_message(
+                response="utter_address_refused_shipped", **refusal_vars(order, {}, language(tracker))
+            )
             return []
         dispatcher.utter_message(
             response="utter_address_changed", order_id=order.order_id, address=updated.shipping_address

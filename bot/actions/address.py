@@ -1,0 +1,86 @@
+"""A new delivery address out of what the customer typed, whole, in their own script.
+
+Customers wrap the address in words ("oh wait sorry, it's 57 Water St, Brooklyn, NY 11201", "新地址：
+台北市信義區信義路五段7號 郵遞區號110", "доставьте на ул. Ленина, д. 5, кв. 12, Казань 420111"). The
+entity extractor cuts such an address into pieces (a Traditional-Chinese address lost its street), so
+at the address step the address is the message minus its lead-in, and it must look like an address
+of its region: a house number or postcode and a street or place word (Chinese addresses have no
+commas: 省/市/区/路/号 mark their parts).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from store import policies
+
+_LEAD_IN = re.compile(
+    r"^(?:"
+    r"(?:oh|ok|okay|so|um+|uh+|hi|hey|hello|thanks|thank you|sorry|yes|yeah|no|wait|actually|please|pls|plz)\b[\s,.!:-]*"
+    r"|(?:(?:my|the)\s+)?(?:new\s+|correct\s+|right\s+)?(?:delivery\s+|shipping\s+)?address(?:\s+is)?\b[\s:：-]*"
+    r"|(?:it'?s|it is|its|that'?s|should be|make it|change it to|change to|update it to|send it to|ship it to|"
+    r"deliver it to|send to|ship to|deliver to|to)\b[\s:：-]*"
+    r"|(?:новый\s+|правильный\s+)?адрес(?:\s+доставки)?(?:\s+такой)?\s*[:：-]?\s*"
+    r"|(?:да|нет|ой|извините|простите|вот|пожалуйста|это)\b[\s,.!:-]*"
+    r"|(?:доставьте|отправьте|пришлите|поменяйте|смените|измените|перенаправьте)(?:\s+(?:его|заказ|посылку))?\s+на\b\s*"
+    r"|на\s+адрес\b\s*[:：-]?\s*"
+    r")",
+    re.IGNORECASE,
+)
+_ZH_LEAD_IN = re.compile(
+    r"^.*?(?:新的?收货地址|新的?收件地址|新的?地址|收货地址|地址|改成|改为|改到|换成|寄到|送到|发到|寄往|送往)"
+    r"(?:是|为|為)?[\s:：,，]*"
+)
+_ZH_PARTS = re.compile(r"[省市区縣县镇鎮乡鄉村路街道巷弄号號楼樓室栋棟段里]")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_DIGIT = re.compile(r"\d")
+# Sentence ends: "!?;" and a full stop after a word of four or more letters ("number. it's"), not
+# after an abbreviation ("ул.", "д.", "St.", "Ave.").
+_SENTENCE = re.compile(r"(?<=[!?。！？;；])\s*|(?<=[^\W\d_]{4}\.)\s+")
+_LATIN_STREET = re.compile(
+    r"\b(?:st|street|ave|avenue|rd|road|blvd|lane|ln|dr|drive|way|ct|court|pl|place|apt|suite|unit|floor|"
+    r"hwy|pkwy|terrace|sq|square|row|close|crescent|po box|[a-z]{3,})\b",
+    re.IGNORECASE,
+)
+_RU_STREET = re.compile(
+    r"(?:ул\.?|улица|пр-?т|проспект|пер\.?|переулок|д\.|дом|кв\.?|шоссе|бульвар|наб|пл\.|г\.|[а-я]{3,})", re.IGNORECASE
+)
+
+
+def _strip_lead_in(text: str) -> str:
+    previous = None
+    while previous != text:
+        previous = text
+        text = _LEAD_IN.sub("", text).strip(" ,.;:-—")
+    return text
+
+
+def looks_like_address(text: str) -> bool:
+    """A house number/postcode and a street or place word, by script."""
+    if not policies.check_address(text).allowed:
+        return False
+    if _HAN.search(text):
+        return len(_ZH_PARTS.findall(text)) >= 2 and (_DIGIT.search(text) is not None or len(text) >= 8)
+    if _DIGIT.search(text) is None:
+        return False
+    return (_RU_STREET.search(text) or _LATIN_STREET.search(text)) is not None
+
+
+def extract(text: str) -> str | None:
+    """The address in ``text``, or None when no part of it looks like one."""
+    text = unicodedata.normalize("NFC", text or "").strip()
+    if not text:
+        return None
+    if _HAN.search(text):
+        candidate = text
+        for _ in range(3):  # "收货地址改成…": each lead-in in turn
+            candidate = _ZH_LEAD_IN.sub("", candidate, count=1).strip(" ,，。:：") or candidate
+        return candidate if looks_like_address(candidate) else None
+    # The address starts in the first sentence with a digit in it.
+    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+    with_digits = [i for i, s in enumerate(sentences) if _DIGIT.search(s)]
+    if not with_digits:
+        return None
+    candidate = _strip_lead_in(" ".join(sentences[with_digits[0] :]).strip())
+    return candidate if looks_like_address(candidate) else None

@@ -1,0 +1,300 @@
+"""The forms that change something: refund, return, cancellation, address, password reset.
+
+Each ends with the same last step, ``confirm_write``: the change is stated back with its exact
+values (``ActionAskConfirmWrite``) and done only on a clear yes (``bot.actions.confirm``). A no leaves
+everything as it was; an answer that is neither is asked again, and after three the form ends with
+nothing done. A message at that step that corrects a value ("oh wait, it's 57 Water St", "make it
+store credit") replaces the value and the question is asked again with it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from bot.actions import address, change_of_mind, confirm, extract, identity
+from bot.actions.forms import OrderFormValidator, Slots, entity_text, language, refusal_vars, window_start
+from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label
+from bot.actions.orders import money, order_vars
+from bot.actions.runtime import services
+from store import policies
+from store.service import OrderView
+
+CONFIRM_SLOT = change_of_mind.CONFIRM_SLOT
+MAX_UNCLEAR_ANSWERS = 3
+# What each write form does, the verb that is a yes to it, and what is said on a no.
+TASKS: dict[str, tuple[str, str]] = {
+    "cancel_form": ("cancel", "utter_cancel_kept"),
+    "address_form": ("address", "utter_address_kept"),
+    "refund_form": ("refund", "utter_refund_not_submitted"),
+    "return_form": ("return", "utter_return_not_started"),
+    "password_reset_form": ("reset", "utter_reset_not_sent"),
+}
+
+
+def typed_text(tracker: Tracker) -> str:
+    """The message as the customer typed it (the gateway passes Traditional Chinese to the NLU as
+    Simplified and the typed text in the metadata): what is stored in an order is what they wrote."""
+    message = tracker.latest_message or {}
+    typed = (message.get("metadata") or {}).get("typed_text")
+    return typed if isinstance(typed, str) and typed else message.get("text") or ""
+
+
+MAX_REASON_CHARS = 500
+
+
+def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
+    """Asked for the reason, the customer's whole answer is the reason, in their words; given inside
+    the request ("refund 5120648393, the zip broke"), the clause the reason extractor found."""
+    if tracker.get_slot("requested_slot") == slot:
+        reason = " ".join(typed_text(tracker).split())
+    else:
+        reason = entity_text(tracker, "reason", slot_value) or ""
+    return reason[:MAX_REASON_CHARS] or None
+
+
+class ConfirmedWrite:
+    """The confirmation step shared by the write forms (a mixin for their validators)."""
+
+    def form_name(self) -> str:
+        raise NotImplementedError
+
+    def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
+        """New values for the form's slots found in an answer to the confirmation; {} if none."""
+        return {}
+
+    def validate_confirm_write(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        task, kept = TASKS[self.form_name()]
+        turn = change_of_mind.latest(tracker)
+        corrected = self.correction(tracker, dispatcher) if not turn.text.startswith("/") else {}
+        if corrected:
+            return {**corrected, CONFIRM_SLOT: None}
+        answer = confirm.read(turn.text, turn.intent, turn.confidence, task=task)
+        if answer is confirm.Answer.YES:
+            return {CONFIRM_SLOT: True}
+        tries = int(tracker.get_slot("failed_attempts") or 0) + 1
+        if answer is confirm.Answer.NO or tries >= MAX_UNCLEAR_ANSWERS:
+            dispatcher.utter_message(response=kept, order_id=tracker.get_slot("order_id") or "")
+            return {CONFIRM_SLOT: False, "task_blocked": True, "failed_attempts": 0}
+        dispatcher.utter_message(response="utter_confirm_unclear")
+        return {CONFIRM_SLOT: None, "failed_attempts": tries}
+
+
+class WriteFormValidator(ConfirmedWrite, OrderFormValidator):
+    """An order form that writes: verification, the task's own slots, then the confirmation."""
+
+    def form_name(self) -> str:
+        return OrderFormValidator.form_name(self)
+
+
+class ValidateRefundForm(WriteFormValidator):
+    def name(self) -> str:
+        return "validate_refund_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.check_refund(
+            order.status,
+            order.customer.membership_level,
+            window_start(order),
+            order.total,
+            datetime.now(UTC),
+            services().settings.auto_refund_limit,
+        )
+        if decision.allowed:
+            return {}
+        response = {
+            policies.DecisionCode.OUTSIDE_WINDOW: "utter_refund_refused_outside_window",
+            policies.DecisionCode.CANCEL_INSTEAD: "utter_refund_refused_not_delivered",
+            policies.DecisionCode.NOT_DELIVERED_YET: "utter_refund_refused_in_transit",
+            policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled",
+        }.get(decision.code, "utter_refund_refused_already")
+        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
+        return {"task_blocked": True}
+
+    def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
+        method = extract.refund_method(typed_text(tracker))
+        if method is None or str(method) == tracker.get_slot("refund_method"):
+            return {}
+        return {"refund_method": str(method)}
+
+    def validate_refund_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        return {"refund_reason": reason_given(tracker, "refund_reason", slot_value)}
+
+    def validate_refund_method(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        method = extract.refund_method(slot_value)
+        if method is None:
+            dispatcher.utter_message(response="utter_invalid_refund_method")
+            return {"refund_method": None}
+        return {"refund_method": str(method)}
+
+
+class ValidateReturnForm(WriteFormValidator):
+    def name(self) -> str:
+        return "validate_return_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.check_return(
+            order.status,
+            order.customer.membership_level,
+            window_start(order),
+            datetime.now(UTC),
+            has_open_return=order.return_request is not None,
+        )
+        if decision.allowed:
+            return {}
+        response = {
+            policies.DecisionCode.OUTSIDE_WINDOW: "utter_return_refused_outside_window",
+            policies.DecisionCode.CANCEL_INSTEAD: "utter_return_refused_not_delivered",
+            policies.DecisionCode.NOT_DELIVERED_YET: "utter_return_refused_in_transit",
+            policies.DecisionCode.RETURN_ALREADY_STARTED: "utter_return_already_started",
+        }.get(decision.code, "utter_return_refused_other")
+        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
+        return {"task_blocked": True}
+
+    def validate_return_reason(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        return {"return_reason": reason_given(tracker, "return_reason", slot_value)}
+
+
+class ValidateCancelForm(WriteFormValidator):
+    def name(self) -> str:
+        return "validate_cancel_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.can_cancel(order.status)
+        if decision.allowed:
+            return {}
+        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
+        response = "utter_cancel_refused_shipped" if shipped else "utter_cancel_refused_other"
+        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
+        return {"task_blocked": True}
+
+
+class ValidateAddressForm(WriteFormValidator):
+    def name(self) -> str:
+        return "validate_address_form"
+
+    def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
+        decision = policies.can_change_address(order.status)
+        if decision.allowed:
+            return {}
+        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
+        response = "utter_address_refused_shipped" if shipped else "utter_address_refused_other"
+        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
+        return {"task_blocked": True}
+
+    def validate_new_address(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        """The whole address as typed (minus "my new address is"), checked for the shape of one."""
+        found = address.extract(typed_text(tracker))
+        if found is None and tracker.get_slot("requested_slot") != "new_address":  # given with the request
+            found = address.extract(entity_text(tracker, "address", slot_value) or "")
+        decision = policies.check_address(found or "")
+        if not decision.allowed:
+            dispatcher.utter_message(response="utter_invalid_address")
+            return {"new_address": None}
+        return {"new_address": decision.detail["address"]}
+
+    def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
+        found = address.extract(typed_text(tracker))
+        if found is None or found == tracker.get_slot("new_address"):
+            return {}
+        return {"new_address": policies.check_address(found).detail["address"]}
+
+
+class ValidatePasswordResetForm(ConfirmedWrite, FormValidationAction):
+    def name(self) -> str:
+        return "validate_password_reset_form"
+
+    def form_name(self) -> str:
+        return "password_reset_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        ended = change_of_mind.guard(tracker, dispatcher, self.form_name())
+        if ended is not None:
+            return ended
+        return await super().run(dispatcher, tracker, domain)
+
+    def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
+        ident = extract.identifier(typed_text(tracker)) if "@" in typed_text(tracker) else None
+        if ident is None or ident == tracker.get_slot("account_identifier"):
+            return {}
+        return {"account_identifier": ident}
+
+    def validate_account_identifier(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        ident = extract.identifier(slot_value)
+        if ident is None:
+            dispatcher.utter_message(response="utter_ask_account_identifier")
+        return {"account_identifier": ident}
+
+
+class ActionAskRefundMethod(Action):
+    """Asks for the refund method with one button per method, titled in the customer's language."""
+
+    def name(self) -> str:
+        return "action_ask_refund_method"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        lang = language(tracker)
+        buttons = [
+            {"title": label(REFUND_METHOD, str(method), lang), "payload": f'/inform{{"refund_method":"{method}"}}'}
+            for method in policies.RefundMethod
+        ]
+        dispatcher.utter_message(response="utter_ask_refund_method", buttons=buttons)
+        return []
+
+
+class ActionAskConfirmWrite(Action):
+    """States the change back with its exact values, with Yes/No buttons, before anything is written."""
+
+    def name(self) -> str:
+        return "action_ask_confirm_write"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        form = (tracker.active_loop or {}).get("name")
+        lang = language(tracker)
+        task = TASKS.get(form or "", ("cancel", ""))[0]
+        buttons = [
+            {"title": label(CONFIRM_BUTTONS, f"{task}.yes", lang), "payload": "/affirm"},
+            {"title": label(CONFIRM_BUTTONS, f"{task}.no", lang), "payload": "/deny"},
+        ]
+        if form == "password_reset_form":
+            account = extract.identifier(tracker.get_slot("account_identifier")) or ""
+            dispatcher.utter_message(response="utter_confirm_reset", account=account, buttons=buttons)
+            return []
+        order = identity.verified_order(tracker)
+        if order is None or form not in TASKS:  # verification is re-checked when the write runs
+            dispatcher.utter_message(response="utter_confirm_unclear", buttons=buttons)
+            return []
+        values = self.values(form, order, tracker, lang)
+        dispatcher.utter_message(response=f"utter_confirm_{TASKS[form][0]}", buttons=buttons, **values)
+        return []
+
+    @staticmethod
+    def values(form: str, order: OrderView, tracker: Tracker, lang: str) -> dict[str, Any]:
+        values = order_vars(order)
+        if form == "address_form":
+            values["address"] = tracker.get_slot("new_address") or ""
+        elif form == "refund_form":
+            values["amount"] = money(order.total, order.currency)
+            values["method"] = label(REFUND_METHOD, str(tracker.get_slot("refund_method") or ""), lang)
+            values["reason"] = tracker.get_slot("refund_reason") or ""
+        elif form == "return_form":
+            values["reason"] = tracker.get_slot("return_reason") or ""
+        return values

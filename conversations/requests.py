@@ -1,0 +1,138 @@
+"""Two requests in one message: "cancel 5120648393 and also change the address on 4021558730",
+"查一下订单到哪了，另外我想退货", "где мой заказ? и ещё хочу сменить пароль".
+
+The intent classifier gives a message one intent, so the second request was silently dropped. The
+gateway splits a message at the places customers join requests (``split``); when the parts are
+different tasks by the NLU (``Parsed``/``plan``), the first is handled now and the rest is kept on
+the conversation and handled, with a word to the customer, as soon as the first is finished.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from conversations.models import Conversation
+from storage.db import transaction
+
+# Where a second request starts. A bare "and" joins too much ("size and colour") to split on
+# unless a request verb follows it.
+_VERBS_EN = (
+    r"(?:can|could|would|will|pls|please|i|i'd|i'm|im|also|cancel|change|update|refund|return|reset|track|"
+    r"where|when|what|how|send|check|tell|give|need|want|my)"
+)
+_JOINS = re.compile(
+    r"(?:[.?!;]+\s+|\s*,\s*|\s+)(?:and\s+also|also|plus|and\s+then|oh\s+and|and\s+another\s+thing|btw|"
+    rf"and(?=\s+{_VERBS_EN}\b))\s+"
+    r"|(?<=[?!])\s+(?=\S)"
+    r"|[。？！；]\s*|[，,]?\s*(?:另外|还有|還有|顺便|順便|然后|然後|并且|並且|再帮我|再幫我|同时|同時)[，,：:]?\s*"
+    r"|(?:[.?!;]\s+|,?\s+)(?:а\s+также|и\s+ещё|и\s+еще|ещё|еще|также|кроме\s+того|заодно|и\s+(?=(?:поменяйте|"
+    r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно)))\s*",
+    re.IGNORECASE,
+)
+MIN_PART_CHARS = 4
+MIN_PART_HAN = 2
+MAX_PARTS = 3
+# The tasks a second request can be; questions, greetings and yes/no stay in the first part.
+TASK_INTENTS = frozenset({
+    "check_order_status", "track_shipment", "request_refund", "refund_status", "return_item", "cancel_order",
+    "change_shipping_address", "reset_password",
+})
+MIN_CONFIDENCE = 0.5
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _substantial(part: str) -> bool:
+    return len(part) >= MIN_PART_CHARS or len(_HAN.findall(part)) >= MIN_PART_HAN
+
+
+def split(text: str) -> list[str]:
+    """The message cut where a new request may begin; one part when there is no such place."""
+    parts = [p.strip(" ,.;，。") for p in _JOINS.split(text or "")]
+    parts = [p for p in parts if p]
+    if len(parts) < 2 or len(parts) > MAX_PARTS * 2 or not all(_substantial(p) for p in parts):
+        return [text]
+    return parts
+
+
+@dataclass(frozen=True)
+class Parsed:
+    text: str
+    intent: str | None
+    confidence: float
+
+
+def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
+    """(what to send now, the requests kept for later) from the parts of one message, parsed.
+
+    Parts are grouped into requests: a part that is a task different from the request before it
+    starts a new request; anything else (details, questions, a task already named) stays with the
+    one before. Only requests that the NLU reads as tasks with confidence are split off.
+    """
+    if not parsed:
+        return "", []
+    requests: list[list[Parsed]] = [[parsed[0]]]
+    tasks = [parsed[0].intent if _is_task(parsed[0]) else None]
+    for part in parsed[1:]:
+        if _is_task(part) and part.intent not in tasks and tasks[-1] is not None:
+            requests.append([part])
+            tasks.append(part.intent)
+        else:
+            requests[-1].append(part)
+            if tasks[-1] is None and _is_task(part):
+                tasks[-1] = part.intent
+    joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
+    return joined[0], joined[1:]
+
+
+def _is_task(part: Parsed) -> bool:
+    return part.intent in TASK_INTENTS and part.confidence >= MIN_CONFIDENCE
+
+
+# What the customer is told about a request kept for later, and when it is taken up.
+NOTICES: dict[str, dict[str, str]] = {
+    "en": {
+        "later": "You also asked: \u201c{request}\u201d. I'll come to that as soon as this is done.",
+        "now": "Now your other request: \u201c{request}\u201d.",
+    },
+    "zh": {"later": "您还提到：“{request}”。这件事办完后我马上处理。", "now": "接下来处理您的另一个请求：“{request}”。"},
+    "ru": {
+        "later": "Вы ещё спросили: «{request}». Займусь этим, как только закончим с этим.",
+        "now": "Теперь ваш второй вопрос: «{request}».",
+    },
+}
+
+
+def notice(kind: str, language: str, request: str) -> dict[str, Any]:
+    return {"text": NOTICES.get(language, NOTICES["en"])[kind].format(request=request)}
+
+
+class Parser(Protocol):
+    async def parse(self, text: str) -> tuple[str | None, float]: ...
+
+
+async def first_request(parser: Parser, text: str) -> tuple[str, list[str]]:
+    """(what the bot reads now, the requests kept for later) for one customer message. Only a
+    message with a place to split costs NLU parses (one per part)."""
+    parts = split(text)
+    if len(parts) < 2:
+        return text, []
+    parsed = [Parsed(part, *await parser.parse(part)) for part in parts]
+    now, later = plan(parsed)
+    return (now, later) if later else (text, [])
+
+
+def merge_turns(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
+    """One turn's record for two requests handled in it: the first's intent, everything that ran."""
+    merged = {**then, "intent": first.get("intent"), "entities": first.get("entities")}
+    merged["actions"] = [*(first.get("actions") or []), *(then.get("actions") or [])]
+    return merged
+
+
+def keep(sessions: sessionmaker[Session], conversation_id: int, requests: list[str] | None) -> None:
+    with transaction(sessions) as db:
+        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(pending_requests=requests or None))

@@ -1,0 +1,96 @@
+"""Reading free yes/no answers before a write, taking a request back, and addresses (bot/actions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.actions import address, confirm
+from bot.actions.confirm import Answer
+
+YES = [
+    ("yes please", "cancel"), ("yeah go on then", "refund"), ("ok", "address"), ("sure, do it", "return"),
+    ("yup that's right", "address"), ("absolutely 👍", "cancel"), ("y", "cancel"), ("please proceed", "refund"),
+    ("cancel it", "cancel"), ("no problem, go ahead", "refund"), ("send it", "reset"), ("✅", "return"),
+    ("да", "cancel"), ("да, отменяйте", "cancel"), ("Ага, оформляйте", "refund"), ("конечно", "address"),
+    ("всё верно, меняйте", "address"), ("давай", "return"), ("не вопрос, отправляйте", "reset"),
+    ("是的", "cancel"), ("好的，取消吧", "cancel"), ("确认", "refund"), ("对，改吧", "address"), ("没问题", "return"),
+    ("可以的", "reset"), ("是的，麻煩了", "refund"), ("對，確認取消", "cancel"), ("嗯嗯", "address"), ("行", "return"),
+]
+NO = [
+    ("no", "cancel"), ("nope, leave it", "cancel"), ("wait, don't", "refund"), ("hold on a sec", "address"),
+    ("actually keep it", "cancel"), ("no thanks", "reset"), ("not yet", "return"), ("❌", "refund"),
+    ("don't cancel it!", "cancel"), ("that's the wrong address", "address"),
+    ("нет", "cancel"), ("не надо", "refund"), ("не отменяйте", "cancel"), ("подождите", "address"),
+    ("я передумал", "return"), ("нет, оставьте", "cancel"),
+    ("不要", "cancel"), ("不用了", "refund"), ("先别取消", "cancel"), ("等一下", "address"), ("算了", "return"), ("我再想想", "return"),
+    ("不对", "address"), ("不可以", "reset"), ("別取消了", "cancel"), ("不用了，謝謝", "reset"),
+]
+UNCLEAR = [
+    ("maybe?", "cancel"), ("what happens to my points if I do", "cancel"), ("yes but what about the gift wrap?", "cancel"),
+    ("hmm", "refund"), ("может быть", "cancel"), ("а как же мой купон?", "refund"), ("退款要多久？", "refund"),
+    ("thanks", "cancel"), ("", "cancel"),
+]
+
+
+@pytest.mark.parametrize(("text", "task"), YES)
+def test_free_yes_is_yes(text: str, task: str) -> None:
+    assert confirm.read(text, task=task) is Answer.YES
+
+
+@pytest.mark.parametrize(("text", "task"), NO)
+def test_free_no_is_no(text: str, task: str) -> None:
+    assert confirm.read(text, task=task) is Answer.NO
+
+
+@pytest.mark.parametrize(("text", "task"), UNCLEAR)
+def test_doubt_is_asked_again(text: str, task: str) -> None:
+    assert confirm.read(text, task=task) is Answer.UNCLEAR
+
+
+def test_the_task_verb_is_a_yes_only_to_its_own_task() -> None:
+    assert confirm.read("cancel it", task="cancel") is Answer.YES
+    assert confirm.read("cancel it", task="address") is Answer.UNCLEAR
+    assert confirm.read("取消", task="refund") is Answer.UNCLEAR
+
+
+def test_buttons_and_a_sure_classifier_answer() -> None:
+    assert confirm.read("/affirm", "affirm", 1.0) is Answer.YES
+    assert confirm.read("/deny", "deny", 1.0) is Answer.NO
+    assert confirm.read("/kb_pick", "kb_pick", 1.0) is Answer.UNCLEAR
+    assert confirm.read("aye", "affirm", 0.95) is Answer.YES
+    assert confirm.read("aye", "affirm", 0.5) is Answer.UNCLEAR
+
+
+@pytest.mark.parametrize("text", [
+    "never mind, leave the address as it is", "forget it", "scratch that, I'll pick it up myself",
+    "算了，不改了", "不用了", "не надо, забудьте", "я передумала",
+])
+def test_taking_a_request_back(text: str) -> None:
+    assert confirm.retracts(text)
+
+
+@pytest.mark.parametrize("text", ["22 Elm Road, Leeds LS6 2AB", "my reason is it doesn't fit", "北京市海淀区中关村大街1号"])
+def test_an_answer_is_not_taking_it_back(text: str) -> None:
+    assert not confirm.retracts(text)
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("22 Elm Road, Leeds LS6 2AB", "22 Elm Road, Leeds LS6 2AB"),
+    ("sorry typo. it's 24 Elm Road, Leeds LS6 2AB", "24 Elm Road, Leeds LS6 2AB"),
+    ("the new address is Flat 3, 9 Queen St, Edinburgh EH2 1JQ", "Flat 3, 9 Queen St, Edinburgh EH2 1JQ"),
+    ("please send it to 1600 Amphitheatre Pkwy, Mountain View, CA 94043", "1600 Amphitheatre Pkwy, Mountain View, CA 94043"),
+    ("收货地址改成杭州市西湖区文三路90号", "杭州市西湖区文三路90号"),
+    ("新地址是台中市西屯區台灣大道三段99號8樓", "台中市西屯區台灣大道三段99號8樓"),
+    ("深圳市南山区科技园南区高新南一道8号", "深圳市南山区科技园南区高新南一道8号"),
+    ("новый адрес: г. Казань, ул. Баумана, д. 12, кв. 4, 420111", "г. Казань, ул. Баумана, д. 12, кв. 4, 420111"),
+    ("доставьте на пр-т Мира, д. 3, Москва 129090", "пр-т Мира, д. 3, Москва 129090"),
+])
+def test_the_whole_address_is_kept(typed: str, expected: str) -> None:
+    assert address.extract(typed) == expected
+
+
+@pytest.mark.parametrize("typed", [
+    "never mind, just cancel it", "London", "12", "yes", "不改了", "算了吧", "не надо ничего менять", "asdf qwer",
+])
+def test_what_is_not_an_address(typed: str) -> None:
+    assert address.extract(typed) is None

@@ -1,0 +1,46 @@
+"""Two requests in one message are split where customers join them (conversations/requests.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations.requests import Parsed, plan, split
+
+
+@pytest.mark.parametrize(("typed", "parts"), [
+    ("cancel 4021558730 and also change the address on 4021558731",
+     ["cancel 4021558730", "change the address on 4021558731"]),
+    ("where's my order? also i forgot my password", ["where's my order", "i forgot my password"]),
+    ("帮我查下物流，另外我还想退货", ["帮我查下物流", "我还想退货"]),
+    ("где посылка? и ещё хочу поменять адрес", ["где посылка", "хочу поменять адрес"]),
+    ("refund for 4021558730 please. btw can you reset my password", ["refund for 4021558730 please", "can you reset my password"]),
+])
+def test_a_message_is_cut_where_a_second_request_starts(typed: str, parts: list[str]) -> None:
+    assert split(typed) == parts
+
+
+@pytest.mark.parametrize("typed", [
+    "the size and colour are both wrong", "I want to return it and get my money back", "cancel my order please",
+    "退货", "ok", "верните деньги и побыстрее",
+])
+def test_one_request_is_not_cut(typed: str) -> None:
+    assert split(typed) == [typed]
+
+
+def test_different_tasks_become_separate_requests_and_details_stay_with_theirs() -> None:
+    now, later = plan([
+        Parsed("cancel 4021558730", "cancel_order", 0.9),
+        Parsed("it's for my sister", "inform", 0.7),
+        Parsed("change the address on 4021558731", "change_shipping_address", 0.8),
+    ])
+    assert now == "cancel 4021558730 it's for my sister"
+    assert later == ["change the address on 4021558731"]
+
+
+def test_unsure_or_repeated_tasks_are_not_split_off() -> None:
+    assert plan([Parsed("where is it", "track_shipment", 0.9), Parsed("it's 4021558730", "inform", 0.9)]) == (
+        "where is it it's 4021558730", [])
+    assert plan([Parsed("cancel it", "cancel_order", 0.9), Parsed("maybe refund", "request_refund", 0.3)])[1] == []
+    assert plan([Parsed("cancel A", "cancel_order", 0.9), Parsed("cancel B", "cancel_order", 0.9)])[1] == []
+    assert plan([Parsed("thanks", "thanks", 0.9), Parsed("track 4021558730", "track_shipment", 0.9)]) == (
+        "thanks track 4021558730", [])

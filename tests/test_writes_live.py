@@ -1,0 +1,139 @@
+"""Every write is stated back and done only on a clear yes; nothing is written from a change of mind.
+
+Whole conversations through the real gateway, Rasa, action server and database. Each test takes
+its own processing order (by position, from the end of the list, so tests don't share one).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from store.seed import DEMO
+from tests.conftest import LiveSystem, texts
+
+pytestmark = pytest.mark.rasa
+
+
+def sender() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def processing_order(live: LiveSystem, slot: int) -> tuple[str, str, str, str]:
+    """(order id, username, email, address) of the slot-th processing order from the end."""
+    rows = live.query(
+        "select o.order_id, c.username, c.email, o.shipping_address from orders o join customers c "
+        "on c.id = o.customer_id where o.status = 'processing' and o.order_id != :demo "
+        "order by o.order_id desc limit 1 offset :n",
+        demo=DEMO["processing"].order_id, n=slot,
+    )
+    return tuple(rows[0])  # type: ignore[return-value]
+
+
+def order_field(live: LiveSystem, order_id: str, field: str) -> str:
+    return live.query(f"select {field} from orders where order_id = :o", o=order_id)[0][0]
+
+
+def test_an_address_is_stated_back_corrected_and_written_only_after_yes(live: LiveSystem) -> None:
+    order_id, username, _, before = processing_order(live, 0)
+    s = sender()
+    live.say(s, f"can you change the delivery address on {order_id}")
+    live.say(s, username)
+    stated = live.say(s, "14 Harbour Road, Whitby YO21 3PU")
+    assert "14 Harbour Road, Whitby YO21 3PU" in texts(stated)
+    assert order_field(live, order_id, "shipping_address") == before
+    corrected = live.say(s, "oops no. it's 16 Harbour Road, Whitby YO21 3PU")
+    assert "16 Harbour Road, Whitby YO21 3PU" in texts(corrected)
+    assert order_field(live, order_id, "shipping_address") == before
+    done = live.say(s, "yep")
+    assert "Done" in texts(done)
+    assert order_field(live, order_id, "shipping_address") == "16 Harbour Road, Whitby YO21 3PU"
+
+
+def test_a_traditional_chinese_address_is_kept_whole_and_as_typed(live: LiveSystem) -> None:
+    order_id, _, email, _ = processing_order(live, 1)
+    typed = "台中市西屯區台灣大道三段99號8樓 郵遞區號407"
+    s = sender()
+    live.say(s, f"我要改訂單{order_id}的收件地址")
+    live.say(s, email)
+    stated = live.say(s, f"新地址：{typed}")
+    assert typed in texts(stated)
+    live.say(s, "對，確認")
+    assert order_field(live, order_id, "shipping_address") == typed
+
+
+def test_taking_it_back_mid_address_changes_nothing_and_starts_the_other_task(live: LiveSystem) -> None:
+    order_id, username, _, before = processing_order(live, 2)
+    s = sender()
+    live.say(s, f"need to change where {order_id} is delivered")
+    live.say(s, username)
+    switched = live.say(s, "never mind, don't change it, just cancel the order")
+    assert "will be delivered to" not in texts(switched)
+    assert order_id in texts(switched)  # the cancellation is stated back for this order
+    assert order_field(live, order_id, "shipping_address") == before
+    assert order_field(live, order_id, "status") == "processing"
+    kept = live.say(s, "hmm no, leave it")
+    assert order_field(live, order_id, "status") == "processing"
+    assert "stays as it is" in texts(kept)
+
+
+def test_a_refund_is_not_submitted_on_no_and_a_switch_is_not_a_reason(live: LiveSystem) -> None:
+    order = DEMO["delivered_recent"]
+    count = "select count(*) from refunds where order_id = :o"
+    before = live.query(count, o=order.order_id)[0][0]
+    s = sender()
+    live.say(s, f"refund for {order.order_id} please")
+    live.say(s, order.username)
+    live.say(s, "wait, actually I'd rather send it back for a return")
+    assert live.query(count, o=order.order_id)[0][0] == before
+    reasons = live.query("select reason from return_requests where order_id = :o", o=order.order_id)
+    assert all("actually" not in (r[0] or "") for r in reasons)
+
+
+@pytest.mark.parametrize(("answer", "cancelled"), [
+    ("да, отменяйте", True), ("нет, подождите", False), ("是的，取消吧", True), ("等一下，先别取消", False),
+    ("sure thing", True), ("idk maybe? what about my coupon", False),
+])
+def test_free_yes_and_no_at_a_cancellation(live: LiveSystem, answer: str, cancelled: bool) -> None:
+    slot = 3 + ["да, отменяйте", "нет, подождите", "是的，取消吧", "等一下，先别取消", "sure thing",
+                "idk maybe? what about my coupon"].index(answer)
+    order_id, _, email, _ = processing_order(live, slot)
+    s = sender()
+    live.say(s, f"cancel order {order_id}")
+    asked = live.say(s, email)
+    assert order_id in texts(asked)
+    live.say(s, answer)
+    assert (order_field(live, order_id, "status") == "cancelled") is cancelled
+
+
+def test_no_reset_link_is_sent_on_no(live: LiveSystem) -> None:
+    who = DEMO["gold_delivered_old"]
+    sent = "select count(*) from outbox_emails where kind = 'password_reset' and to_address = :e"
+    before = live.query(sent, e=who.email)[0][0]
+    s = sender()
+    live.say(s, "forgot my password")
+    stated = live.say(s, who.email)
+    assert who.email in texts(stated)
+    live.say(s, "no no that's my old email, hang on")
+    assert live.query(sent, e=who.email)[0][0] == before
+    live.say(s, "reset my password please")
+    live.say(s, who.username)
+    live.say(s, "yes send it")
+    assert live.query(sent, e=who.email)[0][0] == before + 1
+
+
+def test_two_requests_in_one_message_are_both_handled_one_after_the_other(live: LiveSystem) -> None:
+    shipped = DEMO["shipped"]
+    s = sender()
+    first = live.say(s, f"where is my parcel {shipped.order_id}? also i forgot my password")
+    assert shipped.order_id in texts(first)  # the first request: its check asks who is asking
+    assert "forgot my password" in texts(first)  # the second is acknowledged, not dropped
+    both = live.say(s, shipped.username)
+    assert "1Z" in texts(both) or "shipped" in texts(both)  # the parcel, then the other request
+    assert "email address or username" in texts(both).lower()  # the password reset asks whose account
+    turn = live.query(
+        "select t.active_loop from turns t join messages m on m.id = t.message_id "
+        "join conversations c on c.id = m.conversation_id where c.sender_id = :s order by t.id desc limit 1", s=s
+    )[0]
+    assert turn[0] == "password_reset_form"
