@@ -88,13 +88,15 @@ class RasaClient:
             raise RasaUnavailable("Rasa is running but has no model loaded")
         return data
 
-    async def parse(self, text: str) -> tuple[str | None, float]:
-        """Rasa's NLU alone on ``text`` (/model/parse): its intent and confidence. Nothing is stored in
-        any tracker. (None, 0.0) when Rasa cannot answer: the caller then treats the text as one."""
+    async def parse(self, text: str) -> tuple[str | None, float, list[dict[str, Any]]]:
+        """Rasa's NLU alone on ``text`` (/model/parse): intent, confidence and ranking. Nothing is
+        stored in any tracker. (None, 0.0, []) when Rasa cannot answer: the caller then treats the
+        text as one."""
         params = {"token": self._token} if self._token else None
         try:
             resp = await self._http.post("/model/parse", json={"text": text}, params=params, timeout=5.0)
-            intent = resp.json().get("intent") or {} if resp.status_code == 200 else {}
+            data = resp.json() if resp.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
-            return None, 0.0
-        return intent.get("name"), float(intent.get("confidence") or 0.0)
+            return None, 0.0, []
+        intent = data.get("intent") or {}
+        return intent.get("name"), float(intent.get("confidence") or 0.0), list(data.get("intent_ranking") or [])

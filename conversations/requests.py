@@ -23,7 +23,7 @@ from storage.db import transaction
 # unless a request verb follows it.
 _VERBS_EN = (
     r"(?:can|could|would|will|pls|please|i|i'd|i'm|im|also|cancel|change|update|refund|return|reset|track|"
-    r"where|when|what|how|send|check|tell|give|need|want|my)"
+    r"where|when|what|how|send|check|tell|give|need|want|my|has|is|did)"
 )
 _JOINS = re.compile(
     r"(?:[.?!;]+\s+|\s*,\s*|\s+)(?:and\s+also|also|plus|and\s+then|oh\s+and|and\s+another\s+thing|btw|"
@@ -69,9 +69,11 @@ class Parsed:
 def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
     """(what to send now, the requests kept for later) from the parts of one message, parsed.
 
-    Parts are grouped into requests: a part that is a task different from the request before it
-    starts a new request; anything else (details, questions, a task already named) stays with the
-    one before. Only requests that the NLU reads as tasks with confidence are split off.
+    Parts are grouped into requests: a part that is a task different from those before it starts a
+    new request; anything else (an order number, an email, a question, a task already named) goes
+    with the first request, which is handled now and needs the identity to verify (a verified
+    customer is not asked again for the next one). Only requests that the NLU reads as tasks with
+    confidence are split off.
     """
     if not parsed:
         return "", []
@@ -82,9 +84,9 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
             requests.append([part])
             tasks.append(part.intent)
         else:
-            requests[-1].append(part)
-            if tasks[-1] is None and _is_task(part):
-                tasks[-1] = part.intent
+            requests[0].append(part)
+            if tasks[0] is None and _is_task(part):
+                tasks[0] = part.intent
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
     return joined[0], joined[1:]
 
@@ -112,7 +114,22 @@ def notice(kind: str, language: str, request: str) -> dict[str, Any]:
 
 
 class Parser(Protocol):
-    async def parse(self, text: str) -> tuple[str | None, float]: ...
+    async def parse(self, text: str) -> tuple[str | None, float, list[dict[str, Any]]]: ...
+
+
+_ORDER_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
+# A part that names an order but no task ("3348917502到哪了", "where's 4021558730"): the task the
+# ranking leans to from this confidence (as the bot does, bot/actions/knowledge.py), else its status.
+UNPLACED = frozenset({None, "inform", "nlu_fallback", "out_of_scope", "ask_question"})
+ORDER_GUESS_MIN_CONFIDENCE = 0.1
+
+
+def read_part(text: str, intent: str | None, confidence: float, ranking: list[dict[str, Any]]) -> Parsed:
+    if intent not in UNPLACED or not _ORDER_ID.search(text):
+        return Parsed(text, intent, confidence)
+    task = next((c.get("name") for c in ranking if c.get("name") in TASK_INTENTS
+                 and float(c.get("confidence") or 0) >= ORDER_GUESS_MIN_CONFIDENCE), "check_order_status")
+    return Parsed(text, task, MIN_CONFIDENCE)
 
 
 async def first_request(parser: Parser, text: str) -> tuple[str, list[str]]:
@@ -121,7 +138,7 @@ async def first_request(parser: Parser, text: str) -> tuple[str, list[str]]:
     parts = split(text)
     if len(parts) < 2:
         return text, []
-    parsed = [Parsed(part, *await parser.parse(part)) for part in parts]
+    parsed = [read_part(part, *await parser.parse(part)) for part in parts]
     now, later = plan(parsed)
     return (now, later) if later else (text, [])
 

@@ -14,7 +14,7 @@ YES = [
     ("да", "cancel"), ("да, отменяйте", "cancel"), ("Ага, оформляйте", "refund"), ("конечно", "address"),
     ("всё верно, меняйте", "address"), ("давай", "return"), ("не вопрос, отправляйте", "reset"),
     ("是的", "cancel"), ("好的，取消吧", "cancel"), ("确认", "refund"), ("对，改吧", "address"), ("没问题", "return"),
-    ("可以的", "reset"), ("是的，麻煩了", "refund"), ("對，確認取消", "cancel"), ("嗯嗯", "address"), ("行", "return"),
+    ("可以的", "reset"), ("是的，麻煩了", "refund"), ("係呀，唔該", "cancel"), ("冇問題", "address"), ("對，確認取消", "cancel"), ("嗯嗯", "address"), ("行", "return"),
 ]
 NO = [
     ("no", "cancel"), ("nope, leave it", "cancel"), ("wait, don't", "refund"), ("hold on a sec", "address"),
@@ -23,7 +23,7 @@ NO = [
     ("нет", "cancel"), ("не надо", "refund"), ("не отменяйте", "cancel"), ("подождите", "address"),
     ("я передумал", "return"), ("нет, оставьте", "cancel"),
     ("不要", "cancel"), ("不用了", "refund"), ("先别取消", "cancel"), ("等一下", "address"), ("算了", "return"), ("我再想想", "return"),
-    ("不对", "address"), ("不可以", "reset"), ("別取消了", "cancel"), ("不用了，謝謝", "reset"),
+    ("不对", "address"), ("不可以", "reset"), ("別取消了", "cancel"), ("不用了，謝謝", "reset"), ("唔使喇", "cancel"), ("唔好住", "refund"),
 ]
 UNCLEAR = [
     ("maybe?", "cancel"), ("what happens to my points if I do", "cancel"), ("yes but what about the gift wrap?", "cancel"),

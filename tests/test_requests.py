@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.requests import Parsed, plan, split
+from conversations.requests import Parsed, plan, read_part, split
 
 
 @pytest.mark.parametrize(("typed", "parts"), [
@@ -44,3 +44,10 @@ def test_unsure_or_repeated_tasks_are_not_split_off() -> None:
     assert plan([Parsed("cancel A", "cancel_order", 0.9), Parsed("cancel B", "cancel_order", 0.9)])[1] == []
     assert plan([Parsed("thanks", "thanks", 0.9), Parsed("track 4021558730", "track_shipment", 0.9)]) == (
         "thanks track 4021558730", [])
+
+
+def test_a_part_that_names_an_order_but_no_task_is_that_order_s_task() -> None:
+    ranking = [{"name": "inform", "confidence": 0.8}, {"name": "track_shipment", "confidence": 0.15}]
+    assert read_part("4021558730到哪了", "inform", 0.8, ranking) == Parsed("4021558730到哪了", "track_shipment", 0.5)
+    assert read_part("it's 4021558730", "inform", 0.9, []).intent == "check_order_status"
+    assert read_part("my email is a@b.co", "inform", 0.9, ranking) == Parsed("my email is a@b.co", "inform", 0.9)

@@ -42,6 +42,10 @@ TASK_INTENTS = frozenset(
     }
 )
 GUESS_MIN_CONFIDENCE = 0.2
+# A message that names an order but no task ("where is 5120648393", "its 5120648393 jwu@x.com
+# wheres my order"): the task the ranking leans to, from this confidence, else the order's status.
+ORDER_TASK_INTENTS = frozenset({FALLBACK_INTENT, "ask_question", "out_of_scope", "inform"})
+ORDER_GUESS_MIN_CONFIDENCE = 0.1
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -172,7 +176,7 @@ class ActionAnswerQuestion(Action):
         if picked == NONE_OF_THESE:
             return self._offer_person(dispatcher, lang, text("declined", lang))
         order_task = self._order_task(tracker, intent)
-        if order_task and intent == FALLBACK_INTENT:  # "hi its 5120648393 wheres my order": act on the order
+        if order_task and intent in (FALLBACK_INTENT, "inform"):  # "hi its 5120648393 wheres my order": act on the order
             return [FollowupAction(order_task)]
         if picked:
             query = tracker.get_slot("kb_query") or ""
@@ -212,9 +216,12 @@ class ActionAnswerQuestion(Action):
     def _order_task(tracker: Tracker, intent: str | None) -> str | None:
         """The form to start for a message that names an order but that the NLU could not place:
         the task it half-recognised, else the order's status (entities first)."""
-        if intent not in (FALLBACK_INTENT, "ask_question", "out_of_scope") or _entity(tracker, "order_id") is None:
+        if intent not in ORDER_TASK_INTENTS or _entity(tracker, "order_id") is None:
             return None
-        return TASK_FORMS.get(guessed_task(tracker) or "check_order_status")
+        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+        task = next((c["name"] for c in ranking if c.get("name") in TASK_INTENTS
+                     and float(c.get("confidence") or 0) >= ORDER_GUESS_MIN_CONFIDENCE), "check_order_status")
+        return TASK_FORMS[task]
 
     @staticmethod
     def _answer(

@@ -49,6 +49,18 @@ def typed_text(tracker: Tracker) -> str:
 MAX_REASON_CHARS = 500
 
 
+def value_before(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before the customer's latest message (Rasa has already put what it extracted
+    from that message into the slot when the validator runs)."""
+    after_message = True
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            after_message = False
+        elif not after_message and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
 def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
     """Asked for the reason, the customer's whole answer is the reason, in their words; given inside
     the request ("refund 5120648393, the zip broke"), the clause the reason extractor found."""
@@ -121,7 +133,7 @@ class ValidateRefundForm(WriteFormValidator):
 
     def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
         method = extract.refund_method(typed_text(tracker))
-        if method is None or str(method) == tracker.get_slot("refund_method"):
+        if method is None or str(method) == value_before(tracker, "refund_method"):
             return {}
         return {"refund_method": str(method)}
 
@@ -211,7 +223,7 @@ class ValidateAddressForm(WriteFormValidator):
 
     def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
         found = address.extract(typed_text(tracker))
-        if found is None or found == tracker.get_slot("new_address"):
+        if found is None or found == value_before(tracker, "new_address"):
             return {}
         return {"new_address": policies.check_address(found).detail["address"]}
 
@@ -231,7 +243,7 @@ class ValidatePasswordResetForm(ConfirmedWrite, FormValidationAction):
 
     def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
         ident = extract.identifier(typed_text(tracker)) if "@" in typed_text(tracker) else None
-        if ident is None or ident == tracker.get_slot("account_identifier"):
+        if ident is None or ident == value_before(tracker, "account_identifier"):
             return {}
         return {"account_identifier": ident}
 

@@ -14,12 +14,17 @@
   help, bench/RESULTS.md). The ranking's confidences are the normalised geometric mean of the
   two (the MLPs alone are overconfident).
 * Out of scope: a message is answered with ``nlu_fallback`` when its cosine similarity to the
-  nearest training example (raw ``e5_query`` space) is below ``similarity_threshold`` or when
-  the logistic regression's top probability is below ``confidence_threshold`` (the better
-  calibrated of the two: gating on the blend let half of the out-of-scope queries through). As Rasa's FallbackClassifier does,
+  nearest training example (raw ``e5_query`` space) is below the similarity threshold of its
+  script or when the logistic regression's top probability is below ``confidence_threshold``
+  (the better calibrated of the two: gating on the blend let half of the out-of-scope queries
+  through). The similarity threshold is per writing system (``similarity_thresholds``: han,
+  cyrillic, latin; ``similarity_threshold`` for a script not listed): e5 puts short Chinese
+  texts closer to everything than Latin or Cyrillic ones (median nearest-example cosine of
+  in-scope test messages 0.96 in Chinese against 0.94 in English and Russian), so one threshold
+  declined the least in Chinese (bench/RESULTS.md, "Out-of-scope gate (issue 13)"). As Rasa's FallbackClassifier does,
   ``nlu_fallback`` is put on top of ``intent_ranking`` and the real intents stay below it, so the
   two-stage fallback can offer the best guess. The parse result's ``intent`` carries
-  ``similarity`` (and ``fallback_reason`` when it fell back).
+  ``similarity``, ``gate_confidence``, ``script`` (and ``fallback_reason`` when it fell back).
 * Persistence: plain numpy arrays (``np.savez``, loaded with ``allow_pickle=False``) and JSON in
   the component's model-storage resource: no pickle, nothing executable is ever loaded.
   Prediction is numpy only.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any, Dict, List, Optional, Text, Tuple, Type
 
@@ -57,8 +63,23 @@ SIMILARITY_KEY = "similarity"
 # the logistic regression's top probability: what confidence_threshold is compared with
 GATE_KEY = "gate_confidence"
 FALLBACK_REASON_KEY = "fallback_reason"
+# the writing system whose similarity threshold was applied
+SCRIPT_KEY = "script"
+SCRIPTS = ("han", "cyrillic", "latin")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 MODEL_FILE = "e5_intent_classifier.npz"
 META_FILE = "e5_intent_classifier.json"
+
+
+def text_script(text: Text) -> Text:
+    """han, cyrillic or latin (anything else, digits and emoji included): the gateway's rule for
+    the language (conversations/language.py), more Han than Cyrillic characters is Chinese."""
+    han = len(_HAN.findall(text or ""))
+    cyrillic = len(_CYRILLIC.findall(text or ""))
+    if han and han >= cyrillic:
+        return "han"
+    return "cyrillic" if cyrillic else "latin"
 
 
 def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
@@ -116,6 +137,9 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             "intent_name_examples": True,
             # message -> nlu_fallback when cosine to the nearest training example < this
             "similarity_threshold": 0.84,
+            # ... per writing system of the message ({han|cyrillic|latin: threshold}); a script
+            # not listed uses similarity_threshold
+            "similarity_thresholds": {},
             # ... or when the top intent probability < this
             "confidence_threshold": 0.3,
             # intents never answered with nlu_fallback (e.g. an explicit out_of_scope intent
@@ -147,6 +171,9 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         self.model = model
         self.labels = labels or []
         self.origins: List[Text] = list(config["feature_origins"])
+        unknown = set(config.get("similarity_thresholds") or {}) - set(SCRIPTS)
+        if unknown:
+            raise ValueError(f"E5IntentClassifier: similarity_thresholds has unknown scripts {sorted(unknown)}, use {SCRIPTS}")
 
     @classmethod
     def create(
@@ -364,6 +391,11 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
         return messages
 
+    def similarity_threshold(self, script: Text) -> float:
+        """The similarity threshold of a writing system."""
+        cfg = self.component_config
+        return float((cfg.get("similarity_thresholds") or {}).get(script, cfg["similarity_threshold"]))
+
     def _set_prediction(self, message: Message, probs: np.ndarray, gate: float, similarity: float) -> None:
         cfg = self.component_config
         order = np.argsort(-probs)
@@ -372,9 +404,11 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         top = dict(ranking[0])
         top[SIMILARITY_KEY] = round(similarity, 4)
         top[GATE_KEY] = round(gate, 4)
+        script = text_script(message.get(TEXT))
+        top[SCRIPT_KEY] = script
         reason = None
         if top[INTENT_NAME_KEY] not in (cfg.get("no_fallback_intents") or []):
-            if similarity < float(cfg["similarity_threshold"]):
+            if similarity < self.similarity_threshold(script):
                 reason = "similarity"
             elif gate < float(cfg["confidence_threshold"]):
                 reason = "confidence"
@@ -386,7 +420,13 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
                 INTENT_NAME_KEY: DEFAULT_NLU_FALLBACK_INTENT_NAME,
                 PREDICTED_CONFIDENCE_KEY: max(float(cfg["confidence_threshold"]), top[PREDICTED_CONFIDENCE_KEY]),
             }
-            intent = {**fallback, SIMILARITY_KEY: top[SIMILARITY_KEY], GATE_KEY: top[GATE_KEY], FALLBACK_REASON_KEY: reason}
+            intent = {
+                **fallback,
+                SIMILARITY_KEY: top[SIMILARITY_KEY],
+                GATE_KEY: top[GATE_KEY],
+                SCRIPT_KEY: script,
+                FALLBACK_REASON_KEY: reason,
+            }
             ranking = [fallback] + ranking
         else:
             intent = top
