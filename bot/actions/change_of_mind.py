@@ -37,6 +37,7 @@ SWITCH_CONFIDENCE = 0.6
 # number and identity steps a "no" is answered by the form's own rules.
 DATA_SLOTS = frozenset({"new_address", "refund_reason", "return_reason", "refund_method", CONFIRM_SLOT})
 ENDING_INTENTS = frozenset({"stop", "deny"})
+REASON_SLOTS = frozenset({"refund_reason", "return_reason"})
 # The form reads a customer message only right after it (Rasa's own rule: listen, then slot mapping).
 READING_ACTIONS = frozenset({"action_listen", "action_extract_slots"})
 
@@ -71,6 +72,8 @@ def other_task(turn: Turn, own_form: str) -> str | None:
 def takes_back(turn: Turn) -> bool:
     if turn.requested not in DATA_SLOTS or turn.requested == CONFIRM_SLOT:
         return False  # the confirmation step reads its own answer (bot.actions.confirm)
+    if turn.requested in REASON_SLOTS and turn.intent == "deny":
+        return confirm.retracts(turn.text)  # "wrong colour", "no good": a reason, not a no
     return turn.intent in ENDING_INTENTS or confirm.retracts(turn.text)
 
 
