@@ -94,3 +94,13 @@ def test_the_whole_address_is_kept(typed: str, expected: str) -> None:
 ])
 def test_what_is_not_an_address(typed: str) -> None:
     assert address.extract(typed) is None
+
+
+def test_a_reason_with_negative_words_is_a_reason_not_taking_it_back() -> None:
+    from bot.actions.change_of_mind import Turn, takes_back
+
+    assert not takes_back(Turn("deny", 0.9, "wrong colour", "refund_reason"))
+    assert not takes_back(Turn("deny", 0.8, "no good, the seam split", "return_reason"))
+    assert takes_back(Turn("inform", 0.5, "never mind, forget it", "return_reason"))
+    assert takes_back(Turn("deny", 0.9, "no", "new_address"))
+    assert not takes_back(Turn("deny", 0.9, "no", "confirm_write"))  # read by the confirmation itself
