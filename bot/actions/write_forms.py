@@ -71,6 +71,18 @@ def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
     return reason[:MAX_REASON_CHARS] or None
 
 
+def refuse_after_shipping(
+    decision: policies.PolicyDecision, task: str, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> Slots:
+    """Only processing orders can be cancelled or re-addressed: say why not (``utter_<task>_refused_…``)."""
+    if decision.allowed:
+        return {}
+    shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
+    response = f"utter_{task}_refused_shipped" if shipped else f"utter_{task}_refused_other"
+    dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
+    return {"task_blocked": True}
+
+
 class ConfirmedWrite:
     """The confirmation step shared by the write forms (a mixin for their validators)."""
 
@@ -186,13 +198,7 @@ class ValidateCancelForm(WriteFormValidator):
         return "validate_cancel_form"
 
     def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.can_cancel(order.status)
-        if decision.allowed:
-            return {}
-        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
-        response = "utter_cancel_refused_shipped" if shipped else "utter_cancel_refused_other"
-        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
-        return {"task_blocked": True}
+        return refuse_after_shipping(policies.can_cancel(order.status), "cancel", order, dispatcher, tracker)
 
 
 class ValidateAddressForm(WriteFormValidator):
@@ -200,13 +206,7 @@ class ValidateAddressForm(WriteFormValidator):
         return "validate_address_form"
 
     def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.can_change_address(order.status)
-        if decision.allowed:
-            return {}
-        shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
-        response = "utter_address_refused_shipped" if shipped else "utter_address_refused_other"
-        dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
-        return {"task_blocked": True}
+        return refuse_after_shipping(policies.can_change_address(order.status), "address", order, dispatcher, tracker)
 
     def validate_new_address(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
