@@ -94,7 +94,7 @@ class RasaClient:
         text as one."""
         params = {"token": self._token} if self._token else None
         try:
-            resp = await self._http.post("/model/parse", json={"text": text}, params=params, timeout=5.0)
+            resp = await self._http.post("/model/parse", json={"text": text}, params=params)
             data = resp.json() if resp.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
             return None, 0.0, []

@@ -172,6 +172,10 @@ class OrderFormValidator(FormValidationAction, ABC):
     def validate_customer_identifier(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        if tracker.get_slot("requested_slot") != "customer_identifier" and identity.verified_order(tracker):
+            # Verified already: a word with digits later in the form ("YO21" in a postcode) is not a
+            # new identity to check.
+            return {"customer_identifier": tracker.get_slot("verified_username")}
         ident = extract.identifier(slot_value)
         order_id = extract.order_id(tracker.get_slot("order_id"))
         if order_id is None:
