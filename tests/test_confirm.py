@@ -77,6 +77,8 @@ def test_an_answer_is_not_taking_it_back(text: str) -> None:
 @pytest.mark.parametrize(("typed", "expected"), [
     ("22 Elm Road, Leeds LS6 2AB", "22 Elm Road, Leeds LS6 2AB"),
     ("sorry typo. it's 24 Elm Road, Leeds LS6 2AB", "24 Elm Road, Leeds LS6 2AB"),
+    ("oops no. it's 16 Harbour Road, Whitby YO21 3PU", "16 Harbour Road, Whitby YO21 3PU"),
+    ("The Old Mill, 3 Lane End, Leeds LS1 1AA", "The Old Mill, 3 Lane End, Leeds LS1 1AA"),
     ("the new address is Flat 3, 9 Queen St, Edinburgh EH2 1JQ", "Flat 3, 9 Queen St, Edinburgh EH2 1JQ"),
     ("please send it to 1600 Amphitheatre Pkwy, Mountain View, CA 94043", "1600 Amphitheatre Pkwy, Mountain View, CA 94043"),
     ("收货地址改成杭州市西湖区文三路90号", "杭州市西湖区文三路90号"),

@@ -17,7 +17,8 @@ from store import policies
 
 _LEAD_IN = re.compile(
     r"^(?:"
-    r"(?:oh|ok|okay|so|um+|uh+|hi|hey|hello|thanks|thank you|sorry|yes|yeah|no|wait|actually|please|pls|plz)\b[\s,.!:-]*"
+    r"(?:oh|ok|okay|so|um+|uh+|hi|hey|hello|thanks|thank you|sorry|oops|whoops|my bad|my mistake|typo|yes|yeah|no|"
+    r"wait|actually|please|pls|plz)\b[\s,.!:-]*"
     r"|(?:(?:my|the)\s+)?(?:new\s+|correct\s+|right\s+)?(?:delivery\s+|shipping\s+)?address(?:\s+is)?\b[\s:：-]*"
     r"|(?:it'?s|it is|its|that'?s|should be|make it|change it to|change to|update it to|send it to|ship it to|"
     r"deliver it to|send to|ship to|deliver to|to)\b[\s:：-]*"
