@@ -174,7 +174,8 @@ class ConversationService:
                 text_for_bot = early or text_for_bot
             started = time.perf_counter()
             # client_address (REST, widget) is for the gateway's own limits: kept out of Rasa's tracker.
-            metadata = {**{k: v for k, v in inbound.metadata.items() if k != "client_address"},
+            # typed_text is the gateway's own (below), never a channel's.
+            metadata = {**{k: v for k, v in inbound.metadata.items() if k not in ("client_address", "typed_text")},
                         "language": stored.language}
             if not inbound.payload and text_for_bot != inbound.text:  # what is written to an order is as typed
                 metadata["typed_text"] = inbound.text
