@@ -139,3 +139,36 @@ def test_two_requests_in_one_message_are_both_handled_one_after_the_other(live: 
         "join conversations c on c.id = m.conversation_id where c.sender_id = :s order by t.id desc limit 1", s=s
     )[0]
     assert turn[0] == "password_reset_form"
+
+
+def unrefunded_gold_order(live: LiveSystem, slot: int) -> tuple[str, str]:
+    """(order id, email) of the slot-th delivered gold order without a refund, from the end."""
+    rows = live.query(
+        "select o.order_id, c.email from orders o join customers c on c.id = o.customer_id "
+        "where o.status = 'delivered' and c.membership_level = 'gold' and o.total < 150 "
+        "and not exists (select 1 from refunds r where r.order_id = o.order_id) "
+        "order by o.order_id desc limit 1 offset :n", n=slot,
+    )
+    return tuple(rows[0])  # type: ignore[return-value]
+
+
+def test_a_yes_to_the_offer_of_a_refund_starts_one_and_a_no_lets_it_lapse(live: LiveSystem) -> None:
+    count = "select count(*) from refunds where order_id = :o"
+    order_id, email = unrefunded_gold_order(live, 0)
+    s = sender()
+    live.say(s, f"did my refund for {order_id} go through?")
+    offered = live.say(s, email)
+    assert "no refund" in texts(offered).lower()
+    asked = live.say(s, "yes please")
+    assert "reason" in texts(asked).lower()  # the refund form, straight to its own questions
+    assert live.query(count, o=order_id)[0][0] == 0
+
+    order_id, email = unrefunded_gold_order(live, 1)
+    s = sender()
+    live.say(s, f"refund status {order_id}")
+    live.say(s, email)
+    declined = live.say(s, "no thanks")
+    assert "reason" not in texts(declined).lower()
+    later = live.say(s, "ok")  # a yes one message later answers no offer
+    assert "reason" not in texts(later).lower()
+    assert live.query(count, o=order_id)[0][0] == 0

@@ -25,6 +25,14 @@ _METHOD_WORDS: tuple[tuple[RefundMethod, tuple[str, ...]], ...] = (
 )
 
 
+def typed_text(tracker: Any) -> str:
+    """The message as the customer typed it (the gateway passes Traditional Chinese to the NLU as
+    Simplified and the typed text in the metadata): what is stored in an order is what they wrote."""
+    message = tracker.latest_message or {}
+    typed = (message.get("metadata") or {}).get("typed_text")
+    return typed if isinstance(typed, str) and typed else message.get("text") or ""
+
+
 def first_value(value: Any) -> str | None:
     """Slots filled by two extractors arrive as a list; the first value is the one we use."""
     if isinstance(value, list):

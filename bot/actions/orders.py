@@ -20,6 +20,7 @@ from bot.actions import identity
 from bot.actions.forms import language, refusal_vars
 from bot.actions.handoff import say
 from bot.actions.labels import REFUND_METHOD, label
+from bot.actions.offer import offer
 from bot.actions.runtime import services
 from store.policies import PolicyViolation
 from store.service import OrderView
@@ -167,7 +168,7 @@ class ActionRefundStatus(OrderTaskAction):
         refund = order.refund
         if refund is None:
             dispatcher.utter_message(response="utter_refund_status_none", order_id=order.order_id)
-            return []
+            return [offer("refund_form")]
         response = {
             "pending_approval": "utter_refund_status_pending_approval",
             "refunded": "utter_refund_status_done",

@@ -19,6 +19,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from bot.actions import address, change_of_mind, confirm, extract, identity
+from bot.actions.extract import typed_text
 from bot.actions.forms import OrderFormValidator, Slots, entity_text, language, refusal_vars, window_start
 from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label
 from bot.actions.orders import money, order_vars
@@ -36,14 +37,6 @@ TASKS: dict[str, tuple[str, str]] = {
     "return_form": ("return", "utter_return_not_started"),
     "password_reset_form": ("reset", "utter_reset_not_sent"),
 }
-
-
-def typed_text(tracker: Tracker) -> str:
-    """The message as the customer typed it (the gateway passes Traditional Chinese to the NLU as
-    Simplified and the typed text in the metadata): what is stored in an order is what they wrote."""
-    message = tracker.latest_message or {}
-    typed = (message.get("metadata") or {}).get("typed_text")
-    return typed if isinstance(typed, str) and typed else message.get("text") or ""
 
 
 MAX_REASON_CHARS = 500
