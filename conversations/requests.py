@@ -42,7 +42,13 @@ TASK_INTENTS = frozenset({
     "check_order_status", "track_shipment", "request_refund", "refund_status", "return_item", "cancel_order",
     "change_shipping_address", "reset_password",
 })
+# A help-centre question beside a task is a request of its own too ("has my refund gone through, and
+# how long do bronze members have for returns?"): answered before or after the task, not dropped.
+# A question is split off only when the NLU is surer of it than of a task: a remark beside a task
+# ("i ordered it two weeks ago") must not become a request of its own.
+QUESTION_INTENT = "ask_question"
 MIN_CONFIDENCE = 0.5
+MIN_QUESTION_CONFIDENCE = 0.7
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -70,29 +76,35 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
     """(what to send now, the requests kept for later) from the parts of one message, parsed.
 
     Parts are grouped into requests: a part that is a task different from those before it starts a
-    new request; anything else (an order number, an email, a question, a task already named) goes
-    with the first request, which is handled now and needs the identity to verify (a verified
-    customer is not asked again for the next one). Only requests that the NLU reads as tasks with
-    confidence are split off.
+    new request, and so does a help-centre question beside a task; anything else (an order number,
+    an email, a task or question already named) goes with the first request, which is handled now
+    and needs the identity to verify (a verified customer is not asked again for the next one).
+    Only parts that the NLU reads as tasks or questions with confidence are split off.
     """
     if not parsed:
         return "", []
     requests: list[list[Parsed]] = [[parsed[0]]]
-    tasks = [parsed[0].intent if _is_task(parsed[0]) else None]
+    kinds = [_kind(parsed[0])]
     for part in parsed[1:]:
-        if _is_task(part) and part.intent not in tasks and tasks[-1] is not None:
+        kind = _kind(part)
+        if kind is not None and kind not in kinds and kinds[-1] is not None:
             requests.append([part])
-            tasks.append(part.intent)
+            kinds.append(kind)
         else:
             requests[0].append(part)
-            if tasks[0] is None and _is_task(part):
-                tasks[0] = part.intent
+            if kinds[0] is None:
+                kinds[0] = kind
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
     return joined[0], joined[1:]
 
 
-def _is_task(part: Parsed) -> bool:
-    return part.intent in TASK_INTENTS and part.confidence >= MIN_CONFIDENCE
+def _kind(part: Parsed) -> str | None:
+    """The request a part makes on its own: a task, or a help-centre question; else None."""
+    if part.intent in TASK_INTENTS and part.confidence >= MIN_CONFIDENCE:
+        return part.intent
+    if part.intent == QUESTION_INTENT and part.confidence >= MIN_QUESTION_CONFIDENCE:
+        return part.intent
+    return None
 
 
 # What the customer is told about a request kept for later, and when it is taken up.

@@ -51,3 +51,16 @@ def test_a_part_that_names_an_order_but_no_task_is_that_order_s_task() -> None:
     assert read_part("4021558730到哪了", "inform", 0.8, ranking) == Parsed("4021558730到哪了", "track_shipment", 0.5)
     assert read_part("it's 4021558730", "inform", 0.9, []).intent == "check_order_status"
     assert read_part("my email is a@b.co", "inform", 0.9, ranking) == Parsed("my email is a@b.co", "inform", 0.9)
+
+
+def test_a_help_centre_question_beside_a_task_is_a_request_of_its_own() -> None:
+    assert plan([
+        Parsed("has my refund for 7916676427 been processed", "refund_status", 0.9),
+        Parsed("how long do bronze members have for returns? aphoenix939", "ask_question", 0.85),
+    ]) == ("has my refund for 7916676427 been processed", ["how long do bronze members have for returns? aphoenix939"])
+    # the question first: answered first, the task after
+    assert plan([Parsed("do you ship to canada", "ask_question", 0.9), Parsed("cancel 4021558730", "cancel_order", 0.9)]) == (
+        "do you ship to canada", ["cancel 4021558730"])
+    # an unsure question stays with the task; two questions are one request
+    assert plan([Parsed("where is 4021558730", "track_shipment", 0.9), Parsed("ordered it ages ago", "ask_question", 0.6)])[1] == []
+    assert plan([Parsed("do you ship to canada", "ask_question", 0.9), Parsed("and to mexico", "ask_question", 0.9)])[1] == []
