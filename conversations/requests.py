@@ -136,8 +136,23 @@ UNPLACED = frozenset({None, "inform", "nlu_fallback", "out_of_scope", "ask_quest
 ORDER_GUESS_MIN_CONFIDENCE = 0.1
 
 
+# What may stand beside an order number in a part that only gives it ("order 7916676427", "订单号：
+# 7916676427", "заказ №7916676427"): such a part is a detail of the request before it, not a request.
+_ONLY_AN_ID = re.compile(
+    r"^(?:(?:my|the|an?|it'?s|its|is|order|orders|number|no|num|id|#|订单号?|訂單號?|单号|單號|号码|號碼|是|"
+    r"заказ\w*|номер\w*|мой|№)\s*[:：.]?\s*)*$",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"\S+@\S+")
+
+
+def gives_only_an_id(text: str) -> bool:
+    rest = _EMAIL.sub(" ", _ORDER_ID.sub(" ", text)).strip(" ,.;:!?，。；：！？")
+    return _ONLY_AN_ID.match(rest) is not None
+
+
 def read_part(text: str, intent: str | None, confidence: float, ranking: list[dict[str, Any]]) -> Parsed:
-    if intent not in UNPLACED or not _ORDER_ID.search(text):
+    if intent not in UNPLACED or not _ORDER_ID.search(text) or gives_only_an_id(text):
         return Parsed(text, intent, confidence)
     task = next((c.get("name") for c in ranking if c.get("name") in TASK_INTENTS
                  and float(c.get("confidence") or 0) >= ORDER_GUESS_MIN_CONFIDENCE), "check_order_status")

@@ -62,6 +62,8 @@ PRIORITY_URGENT, PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW = 0, 1, 2, 3
 EXPLICIT = "explicit_request"
 REPEATED_FAILURE = "repeated_failure"
 FRUSTRATION = "frustration"
+# Forms that ask why something went wrong with the product: complaints there are answers.
+COMPLAINT_FORMS = frozenset({"refund_form", "return_form"})
 BUSINESS_RULE = "business_rule"
 
 RULE_REFUND_ABOVE_LIMIT = "refund_above_limit"
@@ -402,7 +404,10 @@ class HandoffPolicy:
         signals.last_frustration = scored.value
         if signals.offer_pending or signals.cooldown > 0:
             return None
-        if scored.value >= self.config.frustration_threshold or angry_twice:
+        # a complaint about the product while giving the reason for a refund or return ("质量太差了",
+        # "the zip broke on day one, rubbish") is the reason asked for, not anger at the service
+        complaint_asked_for = turn.get("active_loop") in COMPLAINT_FORMS
+        if (scored.value >= self.config.frustration_threshold or angry_twice) and not complaint_asked_for:
             return Offer(FRUSTRATION, {"score": scored.value, "signals": scored.signals, "repeated": angry_twice})
         if signals.failure_streak >= self.config.failure_turns:
             return Offer(REPEATED_FAILURE, {"turns": signals.failure_streak, "last": failure})

@@ -49,7 +49,7 @@ def test_unsure_or_repeated_tasks_are_not_split_off() -> None:
 def test_a_part_that_names_an_order_but_no_task_is_that_order_s_task() -> None:
     ranking = [{"name": "inform", "confidence": 0.8}, {"name": "track_shipment", "confidence": 0.15}]
     assert read_part("4021558730到哪了", "inform", 0.8, ranking) == Parsed("4021558730到哪了", "track_shipment", 0.5)
-    assert read_part("it's 4021558730", "inform", 0.9, []).intent == "check_order_status"
+    assert read_part("is 4021558730 on its way", "inform", 0.9, []).intent == "check_order_status"
     assert read_part("my email is a@b.co", "inform", 0.9, ranking) == Parsed("my email is a@b.co", "inform", 0.9)
 
 
@@ -64,3 +64,10 @@ def test_a_help_centre_question_beside_a_task_is_a_request_of_its_own() -> None:
     # an unsure question stays with the task; two questions are one request
     assert plan([Parsed("where is 4021558730", "track_shipment", 0.9), Parsed("ordered it ages ago", "ask_question", 0.6)])[1] == []
     assert plan([Parsed("do you ship to canada", "ask_question", 0.9), Parsed("and to mexico", "ask_question", 0.9)])[1] == []
+
+
+@pytest.mark.parametrize("typed", ["order 7916676427", "заказ №7916676427", "订单号：7916676427", "it's 4021558730"])
+def test_a_part_that_only_gives_the_order_number_is_a_detail_of_the_request_before_it(typed: str) -> None:
+    part = read_part(typed, "inform", 0.9, [{"name": "inform", "confidence": 0.9}])
+    assert part.intent == "inform"
+    assert plan([Parsed("any news on my refund?", "refund_status", 1.0), part]) == (f"any news on my refund? {typed}", [])

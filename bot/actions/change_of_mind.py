@@ -9,6 +9,8 @@ asked for is started next (``next_task``, followed up by the action that ends th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,35 @@ TASK_FORMS: dict[str, str] = {
 }
 # Below this the intent is not trusted to override a slot answer (answers are often short and odd).
 SWITCH_CONFIDENCE = 0.6
+# Under this the message must also name the task's subject to switch to it.
+SURE_SWITCH_CONFIDENCE = 0.9
+_TOPICS = {
+    intent: re.compile("|".join(words), re.IGNORECASE)
+    for intent, words in {
+        "check_order_status": (r"\border", r"\bstatus", r"\bwhere", r"заказ", r"статус", r"\bгде\b", r"订单", r"到哪", r"状态"),
+        "track_shipment": (r"\btrack", r"\bparcel", r"\bpackage", r"\bdeliver", r"\bship", r"\bcourier", r"посыл",
+                           r"трек", r"отслед", r"достав", r"курьер", r"快递", r"物流", r"包裹", r"单号", r"配送", r"发货"),
+        "refund_status": (r"\brefund", r"money", r"\bpaid back", r"возврат", r"деньг", r"退款", r"退钱", r"钱"),
+        "request_refund": (r"\brefund", r"money", r"\bpay (?:me )?back", r"возвр", r"верн", r"деньг", r"退款", r"退钱", r"钱"),
+        "return_item": (r"\breturn", r"send (?:it |them )?back", r"вернуть", r"возвр", r"退货", r"退回", r"退"),
+        "cancel_order": (r"\bcancel", r"отмен", r"取消", r"不要了"),
+        "change_shipping_address": (r"\baddress", r"адрес", r"地址"),
+        "reset_password": (r"password", r"\blog ?in", r"\bsign ?in", r"парол", r"войти", r"密码", r"登录", r"登陆"),
+    }.items()
+}
+_ORDER_ID = re.compile(r"(?<!\d)\d(?:[\s-]?\d){9}(?!\d)")
+_QUESTION = re.compile(
+    r"\?|？|^(?:(?:btw|by the way|also|oh|and|quick question)[,\s]+)?(?:how|what|when|why|which|is there|are there|do you|does)\b"
+    r"|\b(?:how long|how much|how many)\b|сколько|через сколько|\bкогда\b|\bпочему\b|\bзачем\b|\bкак\b|多久|多长时间|"
+    r"什么时候|为什么|怎么|吗$|呢$",
+    re.IGNORECASE,
+)
+# A request phrased as a question ("can you refund it instead?", "можете отменить?") is a switch.
+_REQUEST = re.compile(
+    r"\b(?:can|could|would|will) you\b|\b(?:can|could|may) i\b|\bi(?:'d| would)? (?:want|like|need)\b|\bplease\b|"
+    r"\binstead\b|\bactually\b|можете|можно|хочу|надо|нужно|давайте|лучше|帮我|我要|我想|可以帮|能帮|能不能|改成|换成",
+    re.IGNORECASE,
+)
 # A plain "no"/"stop" only ends the form at the steps that ask for the task's own data; at the order
 # number and identity steps a "no" is answered by the form's own rules.
 DATA_SLOTS = frozenset({"new_address", "refund_reason", "return_reason", "refund_method", CONFIRM_SLOT})
@@ -62,11 +93,25 @@ def latest(tracker: Tracker) -> Turn:
 
 
 def other_task(turn: Turn, own_form: str) -> str | None:
-    """The form of another task this message asks for, if the NLU is sure of it."""
+    """The form of another task this message asks for: the NLU is sure of it and the message names
+    the task's subject ("не буду я вам email давать" was once read as a refund status at 0.74)."""
     form = TASK_FORMS.get(turn.intent or "")
     if form is None or form == own_form or turn.confidence < SWITCH_CONFIDENCE:
         return None
+    if turn.confidence < SURE_SWITCH_CONFIDENCE and not names_task(turn.intent or "", turn.text):
+        return None
     return form
+
+
+def names_task(intent: str, text: str) -> bool:
+    words = _TOPICS.get(intent)
+    return words is None or words.search(confirm.normalise(text)) is not None
+
+
+def asks_a_question(text: str) -> bool:
+    """A general question ("by the way, how long do refunds take?"), not a request about an order."""
+    norm = confirm.normalise(text)
+    return _ORDER_ID.search(norm) is None and _QUESTION.search(norm) is not None and _REQUEST.search(norm) is None
 
 
 def takes_back(turn: Turn) -> bool:
@@ -79,7 +124,13 @@ def takes_back(turn: Turn) -> bool:
 
 def end_form(tracker: Tracker, next_task: str | None = None) -> list[EventType]:
     """Nothing from this message is kept; the form ends and its submit action writes nothing."""
-    dropped: dict[str, Any] = {slot: None for slot in tracker.slots_to_validate() if slot in DATA_SLOTS}
+    # the slot the form asked for was filled with this message's text ("не буду я вам email давать" as
+    # the identity to check): dropped too, except an order number the message named
+    requested = tracker.get_slot(REQUESTED_SLOT)
+    dropped: dict[str, Any] = {
+        slot: None for slot in tracker.slots_to_validate()
+        if slot in DATA_SLOTS or (slot == requested and slot != "order_id")
+    }
     events: list[EventType] = [SlotSet(slot, value) for slot, value in dropped.items()]
     events += [SlotSet(CONFIRM_SLOT, None), SlotSet("task_blocked", True), SlotSet("next_task", next_task)]
     return [*events, SlotSet(REQUESTED_SLOT, None)]
@@ -100,8 +151,17 @@ def reads_customer_message(tracker: Tracker, form: str) -> bool:
     return False
 
 
-def guard(tracker: Tracker, dispatcher: CollectingDispatcher, own_form: str) -> list[EventType] | None:
-    """Events that end the form when the customer changed their mind; None to validate as usual."""
+Digression = Callable[[Tracker, CollectingDispatcher], "list[EventType] | None"]
+
+
+def guard(
+    tracker: Tracker, dispatcher: CollectingDispatcher, own_form: str, digress: Digression | None = None
+) -> list[EventType] | None:
+    """Events that end the form when the customer changed their mind; None to validate as usual.
+
+    A general question that reads like another task ("кстати, через сколько приходят деньги при
+    возврате?" at the identity step) is answered from the help centre by ``digress`` when an article
+    answers it, and the form asks its question again."""
     if not reads_customer_message(tracker, own_form):
         return None  # the form is starting (or re-asking): no new customer message to read
     turn = latest(tracker)
@@ -112,6 +172,10 @@ def guard(tracker: Tracker, dispatcher: CollectingDispatcher, own_form: str) -> 
             and confirm.read(turn.text, turn.intent, turn.confidence) == confirm.Answer.YES
         ):
             return None
+        if digress is not None and turn.requested and asks_a_question(turn.text):
+            answered = digress(tracker, dispatcher)
+            if answered is not None:
+                return [*answered, SlotSet(turn.requested, None)]
         dispatcher.utter_message(response="utter_task_switched")
         return end_form(tracker, next_task=switch)
     if takes_back(turn):

@@ -285,7 +285,8 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
+    """Casefolded, NFKC, ё as е, Chinese as Simplified: the form every pattern here is written for."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'").replace("ё", "е")
     return to_simplified(text)
 
@@ -306,7 +307,7 @@ def read(text: str, intent: str | None = None, confidence: float = 0.0, task: st
         if intent in YES_INTENTS:
             return Answer.YES
         return Answer.NO if intent in NO_INTENTS else Answer.UNCLEAR
-    norm = _AGREEING.sub(" ok ", _normalise(text))
+    norm = _AGREEING.sub(" ok ", normalise(text))
     langs = _scripts(norm)
     rest = norm
     for lang in langs:  # a negation and the word it negates are one unit: removed before looking for a yes
@@ -368,4 +369,4 @@ _RETRACT = _compile(
 
 def retracts(text: str) -> bool:
     """The customer takes the request back ("never mind", "算了", "не надо") instead of answering."""
-    return _RETRACT.search(_normalise(text)) is not None
+    return _RETRACT.search(normalise(text)) is not None

@@ -22,7 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.actions import change_of_mind, extract, identity
+from bot.actions import change_of_mind, extract, identity, knowledge
 from bot.actions.labels import MEMBERSHIP, STATUS, label
 from bot.actions.runtime import services
 from store import policies
@@ -30,10 +30,6 @@ from store.service import OrderView
 from store.verification import VerificationOutcome
 
 Slots = dict[str, Any]
-
-
-def language(tracker: Tracker) -> str:
-    return tracker.get_slot("language") or "en"
 
 
 def refusal_vars(order: OrderView, detail: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -79,7 +75,7 @@ class OrderFormValidator(FormValidationAction, ABC):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         """A change of mind ends the form with nothing kept (``change_of_mind``); a sender locked out
         of verification is told so at once, before being asked for anything."""
-        ended = change_of_mind.guard(tracker, dispatcher, self.form_name())
+        ended = change_of_mind.guard(tracker, dispatcher, self.form_name(), digress=knowledge.answer_inline)
         if ended is not None:
             return ended
         if not tracker.get_slot("task_blocked") and identity.verified_order(tracker) is None:

@@ -13,9 +13,10 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions import identity
+from bot.actions import identity, offer
 from bot.actions.runtime import services
-from handoff.policy import Escalate
+from handoff import frustration
+from handoff.policy import Escalate, HandoffPolicy
 
 HANDOFF_INTENT = "human_handoff"
 
@@ -59,6 +60,23 @@ def say(dispatcher: CollectingDispatcher, messages: list[str]) -> None:
         dispatcher.utter_message(json_message={"type": "handoff", "text": text})
 
 
+# Under this the classifier's "human_handoff" is not trusted as a request for a person on its own.
+SURE_REQUEST = 0.8
+
+
+def angry_not_asking(tracker: Tracker, policy: HandoffPolicy) -> bool:
+    """An angry message that the NLU took for a request for a person without asking for one
+    ("ridiculous service, I've asked three times already!!!" at 0.58): it gets an offer, not a queue."""
+    latest = tracker.latest_message or {}
+    text = latest.get("text") or ""
+    intent = latest.get("intent") or {}
+    if text.startswith("/") or float(intent.get("confidence") or 0.0) >= SURE_REQUEST or offer.pending_offer(tracker):
+        return False
+    if frustration.score(text).value < policy.config.frustration_threshold:
+        return False
+    return not policy.angry_person_request(text)  # frustrated, and no person asked for in the words
+
+
 class ActionHandoffRequest(Action):
     def name(self) -> str:
         return "action_handoff_request"
@@ -68,6 +86,8 @@ class ActionHandoffRequest(Action):
         if handoff is None:
             dispatcher.utter_message(response="utter_handoff_unavailable")
             return []
+        if angry_not_asking(tracker, handoff.policy):
+            return []  # the gateway offers a person for the frustration (handoff.policy.after_turn)
         decision = handoff.policy.explicit_request(times_asked(tracker), membership(tracker))
         offered = handoff.take_offer(tracker.sender_id)
         if offered and decision.rule is None:  # "yes" to the bot's offer: keep the offer's reason

@@ -20,8 +20,7 @@ from sqlalchemy import select
 
 from bot.actions import runtime
 from bot.actions.change_of_mind import TASK_FORMS
-from bot.actions.forms import language
-from bot.actions.labels import INTENT, label
+from bot.actions.labels import INTENT, label, language
 from conversations.models import KbAnswer
 from kb_index.answering import KbDecision
 from storage.db import transaction
@@ -256,6 +255,20 @@ class ActionAnswerQuestion(Action):
     def _offer_person(dispatcher: CollectingDispatcher, lang: str, lead: str) -> list[EventType]:
         dispatcher.utter_message(text=f"{lead} {text('offer_person', lang)}", buttons=person_buttons(lang))
         return [SlotSet("kb_outcome", "declined"), SlotSet("kb_clarified", False)]
+
+
+def answer_inline(tracker: Tracker, dispatcher: CollectingDispatcher) -> list[EventType] | None:
+    """A question asked in the middle of a form, answered from the help centre when an article
+    answers it (the form then asks its own question again); None when none does."""
+    answerer = runtime.services().knowledge
+    if answerer is None:
+        return None
+    lang = language(tracker)
+    decision = answerer.decide(tracker.latest_message.get("text") or "", lang)
+    if decision.outcome != "answered":
+        return None
+    answer_id = _record(tracker.sender_id, decision)
+    return ActionAnswerQuestion._answer(dispatcher, decision, answer_id, lang)
 
 
 def _store_feedback(sender_id: str, answer_id: str | None, helpful: bool) -> KbAnswer | None:

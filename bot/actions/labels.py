@@ -4,6 +4,7 @@ descriptions) in each language. Sentences themselves live in bot/domain.yml."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 Labels = Mapping[str, Mapping[str, str]]
 
@@ -77,3 +78,8 @@ def label(table: Labels, key: str, language: str | None) -> str:
     if entry is None:
         return key
     return entry.get(language or "en") or entry["en"]
+
+
+def language(tracker: Any) -> str:
+    """The conversation's language slot (en, zh or ru; Traditional Chinese is zh, converted on the way out)."""
+    return tracker.get_slot("language") or "en"

@@ -4,7 +4,9 @@ Some answers end in an offer ("There's no refund on order X. Would you like to r
 action that makes it sets ``offered_task`` to the form that would start. The customer's next message
 is read as the answer to that offer only: a yes starts the form (the order and the verified
 identity are already known, so it goes straight to the task's own questions), a no or anything
-else lets the offer lapse. A yes or no with no offer pending is answered "anything else?".
+else lets the offer lapse. A "talk to a person" button in that answer is an offer of a person: a
+typed yes ("yes please", "да, давайте") accepts it like the button. A yes or no with no offer
+pending is answered "anything else?".
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from bot.actions import confirm
 from bot.actions.extract import typed_text
 
 OFFER_SLOT = "offered_task"
+HANDOFF_ACTION = "action_handoff_request"
+# A "talk to a person" button in the bot's last answer is an offer too: a typed yes accepts it.
+HANDOFF_PAYLOAD = "/human_handoff"
 # What an offer may start: only forms, never a write (every write form asks its own confirmation).
-OFFERABLE = frozenset({"refund_form", "return_form"})
+OFFERABLE = frozenset({"refund_form", "return_form", HANDOFF_ACTION})
 
 
 def offer(form: str) -> SlotSet:
@@ -46,8 +51,17 @@ def pending_offer(tracker: Tracker) -> str | None:
                 return None
         elif kind == "slot" and event.get("name") == OFFER_SLOT and users == 1:
             value = event.get("value")
-            return value if value in OFFERABLE else None
+            if value in OFFERABLE:
+                return value
+        elif kind == "bot" and users == 1 and _offers_a_person(event):
+            return HANDOFF_ACTION
     return None
+
+
+def _offers_a_person(event: dict[str, Any]) -> bool:
+    data = event.get("data") or {}
+    buttons = list(data.get("buttons") or []) + list((data.get("custom") or {}).get("buttons") or [])
+    return any(isinstance(b, dict) and b.get("payload") == HANDOFF_PAYLOAD for b in buttons)
 
 
 class ActionAnswerYesNo(Action):
@@ -59,7 +73,7 @@ class ActionAnswerYesNo(Action):
         form = pending_offer(tracker)
         if form and _answer(tracker) is confirm.Answer.YES:
             return [*events, FollowupAction(form)]
-        if form:
+        if form and form != HANDOFF_ACTION:
             dispatcher.utter_message(response="utter_offer_declined")
         else:
             dispatcher.utter_message(response="utter_anything_else")

@@ -17,9 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions import identity
-from bot.actions.forms import language, refusal_vars
+from bot.actions.forms import refusal_vars
 from bot.actions.handoff import say
-from bot.actions.labels import REFUND_METHOD, label
+from bot.actions.labels import REFUND_METHOD, label, language
 from bot.actions.offer import offer
 from bot.actions.runtime import services
 from store.policies import PolicyViolation

@@ -18,10 +18,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.actions import address, change_of_mind, confirm, extract, identity
+from bot.actions import address, change_of_mind, confirm, extract, identity, knowledge
 from bot.actions.extract import typed_text
-from bot.actions.forms import OrderFormValidator, Slots, entity_text, language, refusal_vars, window_start
-from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label
+from bot.actions.forms import OrderFormValidator, Slots, entity_text, refusal_vars, window_start
+from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label, language
 from bot.actions.orders import money, order_vars
 from bot.actions.runtime import services
 from store import policies
@@ -72,6 +72,8 @@ def refuse_after_shipping(
         return {}
     shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
     response = f"utter_{task}_refused_shipped" if shipped else f"utter_{task}_refused_other"
+    if task == "cancel" and decision.code == policies.DecisionCode.ALREADY_CANCELLED:
+        response = "utter_cancel_already_done"  # "I cancelled something, can you check it": it is
     dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
     return {"task_blocked": True}
 
@@ -229,7 +231,7 @@ class ValidatePasswordResetForm(ConfirmedWrite, FormValidationAction):
         return "password_reset_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        ended = change_of_mind.guard(tracker, dispatcher, self.form_name())
+        ended = change_of_mind.guard(tracker, dispatcher, self.form_name(), digress=knowledge.answer_inline)
         if ended is not None:
             return ended
         return await super().run(dispatcher, tracker, domain)

@@ -1,0 +1,70 @@
+"""What a message means in the middle of a dialogue: a switch of task, a question on the side, the
+answer to the bot's own offer, and a complaint that is the reason asked for (bot/actions, handoff)."""
+
+from __future__ import annotations
+
+import pytest
+from rasa_sdk import Tracker
+
+from bot.actions.change_of_mind import Turn, asks_a_question, other_task
+from bot.actions.offer import HANDOFF_ACTION, pending_offer
+from handoff.policy import HandoffPolicy, Signals
+
+
+def turn(text: str, intent: str, confidence: float) -> Turn:
+    return Turn(intent=intent, confidence=confidence, text=text, requested="customer_identifier")
+
+
+@pytest.mark.parametrize(("text", "intent", "confidence", "form"), [
+    ("wait, actually do a return instead", "return_item", 0.7, "return_form"),
+    ("never mind, just cancel the order", "cancel_order", 0.65, "cancel_form"),
+    ("не буду я вам email давать, зачем он вам", "refund_status", 0.74, None),  # no refund named: no switch
+    ("idk", "refund_status", 0.95, "refund_status_form"),  # the NLU is sure: trusted
+    ("лучше отмените его", "cancel_order", 0.5, None),  # unsure
+])
+def test_a_switch_of_task_needs_the_nlu_sure_and_the_task_named(text: str, intent: str, confidence: float,
+                                                                  form: str | None) -> None:
+    assert other_task(turn(text, intent, confidence), "order_status_form") == form
+
+
+@pytest.mark.parametrize(("text", "question"), [
+    ("кстати, через сколько приходят деньги при возврате?", True),
+    ("对了，退款一般多久能到账？", True),
+    ("btw how long do refunds usually take", True),
+    ("can you refund it instead?", False),  # a request phrased as a question
+    ("how long does a refund on 3348917502 take?", False),  # about an order: a task
+    ("wait, actually do a return instead", False),
+])
+def test_a_general_question_on_the_side_is_told_from_a_request(text: str, question: bool) -> None:
+    assert asks_a_question(text) is question
+
+
+def tracker(events: list[dict]) -> Tracker:
+    return Tracker("s", {}, events[-1] if events else {}, events, False, None, {}, None)
+
+
+def test_an_offer_is_open_for_the_next_message_only() -> None:
+    offered = [{"event": "user", "text": "status"}, {"event": "slot", "name": "offered_task", "value": "refund_form"}]
+    assert pending_offer(tracker([*offered, {"event": "user", "text": "yes"}])) == "refund_form"
+    lapsed = [*offered, {"event": "user", "text": "no"}, {"event": "bot", "text": "ok"}, {"event": "user", "text": "ok"}]
+    assert pending_offer(tracker(lapsed)) is None
+    # only forms and a person can be offered, whatever the slot holds
+    forged = [{"event": "slot", "name": "offered_task", "value": "action_cancel_order"}, {"event": "user", "text": "y"}]
+    assert pending_offer(tracker(forged)) is None
+
+
+def test_a_talk_to_a_person_button_is_an_offer_a_typed_yes_accepts() -> None:
+    person = {"event": "bot", "text": "No article. Talk to a person?",
+              "data": {"buttons": [{"title": "Talk to a person", "payload": "/human_handoff"}]}}
+    assert pending_offer(tracker([{"event": "user", "text": "zzz"}, person, {"event": "user", "text": "yes please"}])) == HANDOFF_ACTION
+    other = {"event": "bot", "text": "Which?", "data": {"buttons": [{"title": "A", "payload": "/kb_pick"}]}}
+    assert pending_offer(tracker([{"event": "user", "text": "zzz"}, other, {"event": "user", "text": "yes"}])) is None
+
+
+def test_a_complaint_given_as_the_reason_for_a_refund_is_not_frustration() -> None:
+    policy = HandoffPolicy()
+    in_refund = {"intent": {"name": "inform", "confidence": 1.0}, "actions": ["refund_form"], "active_loop": "refund_form"}
+    assert policy.after_turn(Signals(), in_refund, "质量太差了") is None
+    outside = {"intent": {"name": "inform", "confidence": 1.0}, "actions": [], "active_loop": None}
+    offer = policy.after_turn(Signals(), outside, "你们这什么破客服，一点用都没有！")
+    assert offer is not None and offer.reason == "frustration"
