@@ -95,7 +95,16 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
             if kinds[0] is None:
                 kinds[0] = kind
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
-    return joined[0], joined[1:]
+    return _with_identity(joined[0], joined[1:]), joined[1:]
+
+
+def _with_identity(now: str, later: list[str]) -> str:
+    """The first request with the email the customer gave in another part ("has 6867638488 shipped?
+    if not please change the address. a@b.co"): about one order, it proves who asks for both."""
+    if not later or len(set(_ORDER_ID.findall(" ".join([now, *later])))) > 1 or _EMAIL.search(now):
+        return now
+    emails = [m.group(0).rstrip(".,;:!?") for part in later for m in _EMAIL.finditer(part)]
+    return f"{now} {emails[0]}" if emails else now
 
 
 def _kind(part: Parsed) -> str | None:

@@ -6,7 +6,8 @@ without a system.
 - ``ticket: {queue, priority, reason, rule}``: some ticket of the conversation has all the given
   fields; ``queue`` is a shell glob (``*-zh``), the others exact (any case), each any of a list.
   Rule names are compared after folding case, spaces and hyphens, with the spellings of README
-  mapped to the product's (``suspected account takeover`` → ``account_takeover``); priorities by
+  mapped to the product's (``suspected account takeover`` → ``account_takeover``), and a rule's name
+  given as the ``reason`` matches that rule's ticket (reason ``business_rule``); priorities by
   name (``urgent`` 0, ``high`` 1, ``normal`` 2, ``low`` 3, as ``handoff.policy``).
 - ``side_effects``: ``password_reset_email`` (a ``password_reset`` row of ``outbox_emails`` to an
   account the conversation named, written after its first message), ``rating_stored`` (a ticket
@@ -63,6 +64,9 @@ def _field_matches(name: str, wanted: Sequence[str], got: Any) -> bool:
         return any(PRIORITIES[w.strip().casefold()] == got for w in wanted)
     if name == "rule":
         return any(rule_name(w) == rule_name(got) for w in wanted)
+    if name == "reason" and isinstance(got, tuple):  # (reason, rule): see ``ticket_verdict``
+        reason, rule = got
+        return _field_matches(name, wanted, reason) or (rule is not None and _field_matches("rule", wanted, rule))
     return any(w.strip().casefold() == str(got).strip().casefold() for w in wanted)
 
 
@@ -77,7 +81,13 @@ def ticket_verdict(expected: Mapping[str, Sequence[str]], tickets: Sequence[Mapp
         return Verdict(False, "this system records no handoff tickets (table handoff_tickets is absent)")
     if not tickets:
         return Verdict(False, "no handoff ticket")
-    ok = any(all(_field_matches(k, v, t.get(k)) for k, v in expected.items()) for t in tickets)
+    # A business rule's ticket has the reason "business_rule" and the rule's name; a scenario that
+    # names the rule as the reason ("reason: refund_above_limit", as outcome's handoff_reason does)
+    # means that ticket: the names are mapped, the check is not weakened.
+    def got(t: Mapping[str, Any], k: str) -> Any:
+        return (t.get("reason"), t.get("rule")) if k == "reason" and t.get("reason") == "business_rule" else t.get(k)
+
+    ok = any(all(_field_matches(k, v, got(t, k)) for k, v in expected.items()) for t in tickets)
     return Verdict(ok, [_ticket_view(t) for t in tickets])
 
 

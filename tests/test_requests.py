@@ -71,3 +71,17 @@ def test_a_part_that_only_gives_the_order_number_is_a_detail_of_the_request_befo
     part = read_part(typed, "inform", 0.9, [{"name": "inform", "confidence": 0.9}])
     assert part.intent == "inform"
     assert plan([Parsed("any news on my refund?", "refund_status", 1.0), part]) == (f"any news on my refund? {typed}", [])
+
+
+def test_the_email_given_for_one_order_proves_who_asks_for_the_first_request_too() -> None:
+    now, later = plan([
+        Parsed("has 6867638488 shipped yet?", "track_shipment", 0.73),
+        Parsed("if not please change the address. rminh547@email.com", "change_shipping_address", 0.8),
+    ])
+    assert now == "has 6867638488 shipped yet? rminh547@email.com"
+    assert later == ["if not please change the address. rminh547@email.com"]
+    # two orders named: whose email it is is not guessed
+    now, _ = plan([Parsed("cancel 4021558730", "cancel_order", 0.9),
+                   Parsed("change the address on 4021558731, a@b.co", "change_shipping_address", 0.9)])
+    assert now == "cancel 4021558730"
+

@@ -1012,6 +1012,8 @@ TICKET = {
         ({"priority": ("high",)}, False),
         ({"reason": ("Business_Rule",)}, True),
         ({"reason": ("explicit_request",)}, False),
+        ({"reason": ("suspected account takeover",)}, True),  # the rule's name given as the reason
+        ({"reason": ("refund_above_limit",)}, False),
         ({"rule": ("suspected account takeover",)}, True),
         ({"rule": ("suspected_account_takeover",)}, True),
         ({"rule": ("legal_threat", "chargeback")}, False),
