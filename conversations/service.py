@@ -28,8 +28,8 @@ from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from conversations import confirm, requests
 from conversations import language as lang
-from conversations import requests
 from conversations.models import Conversation, Message, Turn
 from conversations.rasa_client import RasaClient, RasaFailed, RasaReply, RasaUnavailable
 from storage.db import transaction
@@ -177,10 +177,13 @@ class ConversationService:
             # typed_text is the gateway's own (below), never a channel's.
             metadata = {**{k: v for k, v in inbound.metadata.items() if k not in ("client_address", "typed_text")},
                         "language": stored.language}
+            button = confirm.as_button(inbound.text or "", stored.last_buttons) if not inbound.payload else None
+            if button and text_for_bot == stored.nlu_text:  # a typed "可以的 麻烦了🙏" to Yes/No buttons: the yes
+                text_for_bot = button
             if not inbound.payload and text_for_bot != inbound.text:  # what is written to an order is as typed
                 metadata["typed_text"] = inbound.text
             later: list[str] = []
-            if not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
+            if not button and not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
                 text_for_bot, later = await requests.first_request(self.rasa, text_for_bot)
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
@@ -289,6 +292,7 @@ class ConversationService:
                 conv_id, msg_id, client_id, inbound.sender_id, detected, self._nlu_text(text, detected),
                 state=state, undelivered=undelivered, created=conv is None, channel=inbound.channel,
                 pending=conv.pending_requests if conv is not None else None,
+                last_buttons=_last_buttons(conn, conv_id) if conv is not None else [],
             )
 
     def _replay(self, db: Session, conv: Any, inbound: Message) -> _Stored:
@@ -387,6 +391,20 @@ class ConversationService:
             return (row[0], row[1]) if row else None
 
 
+def _last_buttons(conn: Any, conversation_id: int) -> list[dict[str, Any]]:
+    """The buttons of the bot's last answer (its last message that had any), for a typed yes."""
+    rows = conn.execute(
+        select(_MSG.c.data, _MSG.c.reply_to_id).where(_MSG.c.conversation_id == conversation_id, _MSG.c.direction == "out")
+        .order_by(_MSG.c.id.desc()).limit(4)
+    ).all()  # fmt: skip
+    for data, reply_to in rows:
+        if reply_to != rows[0].reply_to_id:
+            break
+        if isinstance(data, dict) and data.get("buttons"):
+            return list(data["buttons"])
+    return []
+
+
 @dataclass(frozen=True)
 class _Stored:
     conversation_id: int
@@ -401,6 +419,7 @@ class _Stored:
     created: bool = False  # this message started the conversation
     pending: list[str] | None = None  # requests kept from an earlier message (conversations/requests.py)
     channel: str = ""  # the inbound message's channel; its replies are stored on the same one
+    last_buttons: list[dict[str, Any]] = field(default_factory=list)  # the bot's last message's buttons
 
     @property
     def language(self) -> str:

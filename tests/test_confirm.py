@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.actions import address, confirm
-from bot.actions.confirm import Answer
+from bot.actions import address
+from conversations import confirm
+from conversations.confirm import Answer
 
 YES = [
     ("yes please", "cancel"), ("yeah go on then", "refund"), ("ok", "address"), ("sure, do it", "return"),
@@ -106,3 +107,28 @@ def test_a_reason_with_negative_words_is_a_reason_not_taking_it_back() -> None:
     assert takes_back(Turn("inform", 0.5, "never mind, forget it", "return_reason"))
     assert takes_back(Turn("deny", 0.9, "no", "new_address"))
     assert not takes_back(Turn("deny", 0.9, "no", "confirm_write"))  # read by the confirmation itself
+
+
+CONFIRM = [{"title": "Yes, cancel it", "payload": "/affirm"}, {"title": "No, keep it", "payload": "/deny"}]
+PERSON = [{"title": "Talk to a person", "payload": "/human_handoff"}, {"title": "No, thanks", "payload": "/deny"}]
+
+
+@pytest.mark.parametrize(("text", "buttons", "payload"), [
+    ("可以的 麻烦了🙏", CONFIRM, "/affirm"),
+    ("发吧", [{"title": "发送链接", "payload": "/affirm"}, {"title": "先不发", "payload": "/deny"}], "/affirm"),
+    ("yes please", PERSON, "/human_handoff"),
+    ("да, давайте", PERSON, "/human_handoff"),
+    ("no, it's 16 Harbour Road", CONFIRM, None),  # a no (with a correction) goes to the form as typed
+    ("yes, ship it to 16 Harbour Road", CONFIRM, None),  # details: the form reads them
+    ("нет", CONFIRM, None),
+    ("yes", [{"title": "A", "payload": "/kb_pick"}, {"title": "B", "payload": "/kb_pick"}], None),  # not a yes/no
+    ("yes", [], None),
+])
+def test_a_typed_answer_to_yes_no_buttons(text: str, buttons: list, payload: str | None) -> None:
+    assert confirm.as_button(text, buttons) == payload
+
+
+def test_a_chinese_correction_s_words_are_not_part_of_the_address() -> None:
+    assert address.extract("不对不对 打错了 应该是 北京市海淀区中关村大街27号中关村大厦1503室 100080") == (
+        "北京市海淀区中关村大街27号中关村大厦1503室 100080")
+    assert address.extract("不對 打錯了 台北市信義區信義路五段7號 郵遞區號110") == "台北市信義區信義路五段7號 郵遞區號110"

@@ -95,11 +95,11 @@ def test_a_refund_is_not_submitted_on_no_and_a_switch_is_not_a_reason(live: Live
 
 @pytest.mark.parametrize(("answer", "cancelled"), [
     ("да, отменяйте", True), ("нет, подождите", False), ("是的，取消吧", True), ("等一下，先别取消", False),
-    ("sure thing", True), ("idk maybe? what about my coupon", False),
+    ("sure thing", True), ("idk maybe? what about my coupon", False), ("可以的 麻烦了🙏", True),
 ])
 def test_free_yes_and_no_at_a_cancellation(live: LiveSystem, answer: str, cancelled: bool) -> None:
     slot = 3 + ["да, отменяйте", "нет, подождите", "是的，取消吧", "等一下，先别取消", "sure thing",
-                "idk maybe? what about my coupon"].index(answer)
+                "idk maybe? what about my coupon", "可以的 麻烦了🙏"].index(answer)
     order_id, _, email, _ = processing_order(live, slot)
     s = sender()
     live.say(s, f"cancel order {order_id}")

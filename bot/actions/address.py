@@ -30,8 +30,15 @@ _LEAD_IN = re.compile(
     re.IGNORECASE,
 )
 _ZH_LEAD_IN = re.compile(
-    r"^.*?(?:新的?收货地址|新的?收件地址|新的?地址|收货地址|地址|改成|改为|改到|换成|寄到|送到|发到|寄往|送往)"
+    r"^.*?(?:新的?收货地址|新的?收件地址|新的?地址|收货地址|地址|改成|改为|改到|换成|寄到|送到|发到|寄往|送往|"
+    r"應該是|应该是|正確的是|正确的是|更正為|更正为|改為|換成|寄往|送到)"
     r"(?:是|为|為)?[\s:：,，]*"
+)
+# Words of a correction in front of a Chinese address ("不对不对 打错了 北京市…"), in both scripts.
+_ZH_FILLER = re.compile(
+    r"^(?:不对|不對|不是|打错了|打錯了|写错了|寫錯了|错了|錯了|抱歉|不好意思|对不起|對不起|哦|噢|喔|等等|等一下|"
+    r"sorry|oops|更正|改一下|是)+[\s,，。.!！:：]*",
+    re.IGNORECASE,
 )
 _ZH_PARTS = re.compile(r"[省市区縣县镇鎮乡鄉村路街道巷弄号號楼樓室栋棟段里]")
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -77,6 +84,8 @@ def extract(text: str) -> str | None:
         candidate = text
         for _ in range(3):  # "收货地址改成…": each lead-in in turn
             candidate = _ZH_LEAD_IN.sub("", candidate, count=1).strip(" ,，。:：") or candidate
+        for _ in range(4):  # "不对不对 打错了 …"
+            candidate = _ZH_FILLER.sub("", candidate, count=1).strip(" ,，。:：") or candidate
         return candidate if looks_like_address(candidate) else None
     # The address starts in the first sentence with a digit in it.
     sentences = [s for s in _SENTENCE.split(text) if s.strip()]

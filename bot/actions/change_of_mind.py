@@ -19,7 +19,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 
-from bot.actions import confirm
+from conversations import confirm
 
 CONFIRM_SLOT = "confirm_write"
 # The form each task intent starts.

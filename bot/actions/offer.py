@@ -18,8 +18,8 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions import confirm
 from bot.actions.extract import typed_text
+from conversations import confirm
 
 OFFER_SLOT = "offered_task"
 HANDOFF_ACTION = "action_handoff_request"

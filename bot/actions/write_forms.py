@@ -18,12 +18,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from bot.actions import address, change_of_mind, confirm, extract, identity, knowledge
+from bot.actions import address, change_of_mind, extract, identity, knowledge
 from bot.actions.extract import typed_text
 from bot.actions.forms import OrderFormValidator, Slots, entity_text, refusal_vars, window_start
 from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label, language
 from bot.actions.orders import money, order_vars
 from bot.actions.runtime import services
+from conversations import confirm
 from store import policies
 from store.service import OrderView
 

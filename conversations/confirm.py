@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from typing import Any
 
 from conversations.language import to_simplified
 
@@ -370,3 +371,27 @@ _RETRACT = _compile(
 def retracts(text: str) -> bool:
     """The customer takes the request back ("never mind", "算了", "не надо") instead of answering."""
     return _RETRACT.search(normalise(text)) is not None
+
+
+# --- a typed answer to the bot's own yes/no buttons -------------------------------------------------
+NO_PAYLOADS = frozenset({"/deny"})
+MAX_BUTTON_ANSWER_CHARS = 40
+_DETAIL = re.compile(r"\d|@")
+
+
+def as_button(text: str, buttons: list[dict[str, Any]] | None) -> str | None:
+    """The payload of the "yes" button a typed answer means, when the bot's last message asked a
+    yes/no question with two buttons (a confirmation, the offer of a person); None otherwise.
+
+    The intent classifier reads "可以的 麻烦了🙏" or "发吧" as anything (out of scope, goodbye) and the
+    form never sees the yes; this reader is the one the confirmation step uses. Only a short, clear
+    yes without details counts: a no may carry a correction ("no, it's 16 Harbour Road") that the
+    form must read, so it always goes to the bot as typed.
+    """
+    payloads = [str(b.get("payload") or "") for b in buttons or [] if isinstance(b, dict)]
+    if len(payloads) != 2 or not NO_PAYLOADS & set(payloads) or not text or len(text) > MAX_BUTTON_ANSWER_CHARS:
+        return None
+    yes = next(p for p in payloads if p not in NO_PAYLOADS)
+    if not yes.startswith("/") or _DETAIL.search(text) or read(text) is not Answer.YES:
+        return None
+    return yes
