@@ -21,6 +21,7 @@ def turn(text: str, intent: str, confidence: float) -> Turn:
     ("не буду я вам email давать, зачем он вам", "refund_status", 0.74, None),  # no refund named: no switch
     ("idk", "refund_status", 0.95, "refund_status_form"),  # the NLU is sure: trusted
     ("лучше отмените его", "cancel_order", 0.5, None),  # unsure
+    ("算了 地址不用改了 直接幫我取消訂單好了", "cancel_order", 0.54, "cancel_form"),  # taken back, the other named
 ])
 def test_a_switch_of_task_needs_the_nlu_sure_and_the_task_named(text: str, intent: str, confidence: float,
                                                                   form: str | None) -> None:

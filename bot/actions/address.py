@@ -56,6 +56,24 @@ _RU_STREET = re.compile(
 )
 
 
+# What a customer says right before the corrected address ("ой, дом не 15, правильно так: г. Казань…",
+# "no not 14, it's actually 16 Harbour Road…"): the address is what follows the last such words.
+_CORRECTED = re.compile(
+    r"(?:правильно(?:\s+так)?|верно(?:\s+так)?|должно быть|на самом деле|вот так|вот правильный|"
+    r"should be|it'?s actually|actually it'?s|the right one is|correct one is|correct address is|i meant|it'?s)"
+    r"\s*[:：—-]?\s+",
+    re.IGNORECASE,
+)
+
+
+def _after_correction(text: str) -> str:
+    cuts = [m.end() for m in _CORRECTED.finditer(text)]
+    for cut in reversed(cuts):
+        if looks_like_address(_strip_lead_in(text[cut:])):
+            return text[cut:]
+    return text
+
+
 def _strip_lead_in(text: str) -> str:
     previous = None
     while previous != text:
@@ -92,5 +110,5 @@ def extract(text: str) -> str | None:
     with_digits = [i for i, s in enumerate(sentences) if _DIGIT.search(s)]
     if not with_digits:
         return None
-    candidate = _strip_lead_in(" ".join(sentences[with_digits[0] :]).strip())
+    candidate = _strip_lead_in(_after_correction(" ".join(sentences[with_digits[0] :]).strip()))
     return candidate if looks_like_address(candidate) else None

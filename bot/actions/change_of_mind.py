@@ -35,6 +35,8 @@ TASK_FORMS: dict[str, str] = {
 }
 # Below this the intent is not trusted to override a slot answer (answers are often short and odd).
 SWITCH_CONFIDENCE = 0.6
+# A message that takes the current task back and names another one switches from this confidence.
+RETRACT_SWITCH_CONFIDENCE = 0.4
 # Under this the message must also name the task's subject to switch to it.
 SURE_SWITCH_CONFIDENCE = 0.9
 _TOPICS = {
@@ -96,8 +98,12 @@ def other_task(turn: Turn, own_form: str) -> str | None:
     """The form of another task this message asks for: the NLU is sure of it and the message names
     the task's subject ("не буду я вам email давать" was once read as a refund status at 0.74)."""
     form = TASK_FORMS.get(turn.intent or "")
-    if form is None or form == own_form or turn.confidence < SWITCH_CONFIDENCE:
+    if form is None or form == own_form:
         return None
+    if turn.confidence < SWITCH_CONFIDENCE:
+        # "算了 地址不用改了 直接幫我取消訂單好了" (0.54): taken back, and the other task named in words
+        taken_back = turn.confidence >= RETRACT_SWITCH_CONFIDENCE and confirm.retracts(turn.text)
+        return form if taken_back and names_task(turn.intent or "", turn.text) else None
     if turn.confidence < SURE_SWITCH_CONFIDENCE and not names_task(turn.intent or "", turn.text):
         return None
     return form
