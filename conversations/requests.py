@@ -100,8 +100,9 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
 
 def _with_identity(now: str, later: list[str]) -> str:
     """The first request with the email the customer gave in another part ("has 6867638488 shipped?
-    if not please change the address. a@b.co"): about one order, it proves who asks for both."""
-    if not later or len(set(_ORDER_ID.findall(" ".join([now, *later])))) > 1 or _EMAIL.search(now):
+    if not please change the address. a@b.co"): one message is one customer, and the email proves
+    who asks for each request (an order it does not own is not shown: its check asks again)."""
+    if not later or _EMAIL.search(now):
         return now
     emails = [m.group(0).rstrip(".,;:!?") for part in later for m in _EMAIL.finditer(part)]
     return f"{now} {emails[0]}" if emails else now

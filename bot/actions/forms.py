@@ -185,7 +185,8 @@ class OrderFormValidator(FormValidationAction, ABC):
                 if "order_id" in tracker.slots_to_validate():  # the NLU found it: validated already
                     return {"customer_identifier": None}
                 return {"customer_identifier": None, **self.validate_order_id(corrected, dispatcher, tracker, domain)}
-            dispatcher.utter_message(response="utter_verification_failed")
+            # no email or username in it ("对 取消" to a question not asked): nothing was checked
+            dispatcher.utter_message(response="utter_invalid_identifier")
             return self._failure(tracker, {"customer_identifier": None, "verified": False})
         return self._attempt(order_id, ident, dispatcher, tracker)
 
