@@ -101,4 +101,6 @@ class AgentConsole:
             return Observation(status=resp.status_code, error=f"HTTP {resp.status_code}: {resp.text[:300]}")
         data = resp.json()
         messages = [m for m in data.get("messages") or [] if m.get("from") != "customer"]
-        return Observation(status=200, state=data.get("state"), language=None, messages=messages)
+        # the language the customer is answered in: that of the newest message they were sent
+        language = next((m.get("language") for m in reversed(messages) if m.get("language")), None)
+        return Observation(status=200, state=data.get("state"), language=language, messages=messages)
