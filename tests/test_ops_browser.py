@@ -1,8 +1,10 @@
 """The ops page (/ops) in a real browser: Playwright driving Debian's Chromium against the ops
 routes served by uvicorn over real services (SQLite, e5, redactor, KnowledgeBase; no Rasa).
 
-Sign in (a wrong token is refused), assign a group of inbox messages to an intent, queue a retrain,
-edit and publish a KB draft, see the dashboard's charts; customer text carrying HTML stays inert.
+Sign in (a wrong token is refused), see the inbox's groups (language, what the bot did, size, sample
+messages, the bot's intent guesses, the closest help article), assign a group to a guessed intent in
+one click with one message unticked, queue a retrain, edit and publish a KB draft, see the
+dashboard's charts; customer text carrying HTML stays inert.
 Screenshots go to tests/artifacts/ops-*.png for review.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from tests.test_ops_api import TOKEN, _resolved_ticket, embedder, make_app  # noqa: F401  (embedder: fixture)
+from tests.test_ops_api import TOKEN, _ranked, _resolved_ticket, embedder, make_app  # noqa: F401  (embedder: fixture)
 from tests.test_ops_fixtures import Chat
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -67,8 +69,14 @@ def shot(page: Page, name: str) -> None:
 
 
 def test_ops_page_end_to_end(site: dict[str, Any], browser: Browser) -> None:
-    Chat(site["sessions"], "b1").say("my parcel never turned up, mail me at jo@x.org", "nlu_fallback", 0.9)
-    Chat(site["sessions"], "b2").say(XSS, "nlu_fallback", 0.9)
+    sessions = site["sessions"]
+    guess = [("nlu_fallback", 0.7), ("check_order_status", 0.55), ("track_shipment", 0.3)]
+    _ranked(sessions, Chat(sessions, "b1").say("my parcel never turned up, mail me at jo@x.org", "nlu_fallback", 0.9), guess)
+    _ranked(sessions, Chat(sessions, "b2").say(XSS, "nlu_fallback", 0.9), guess)
+    _ranked(sessions, Chat(sessions, "b3").say("the parcel never turned up at all", "nlu_fallback", 0.9), guess)
+    Chat(sessions, "b4", language="ru").say("посылка так и не пришла", "nlu_fallback", 0.9)
+    _ranked(sessions, Chat(sessions, "b5").say("how long does shipping take to canada", "ask_question", 0.31),
+            [("ask_question", 0.31), ("track_shipment", 0.22)])
     _resolved_ticket(site)
     page = browser.new_page()
     page.goto(site["url"] + "/ops")
@@ -79,20 +87,36 @@ def test_ops_page_end_to_end(site: dict[str, Any], browser: Browser) -> None:
     page.fill("#token", TOKEN)
     page.click("#token-form button")
     expect(page.locator("#inbox-summary")).to_contain_text("item(s)")
-    cluster = page.locator(".cluster", has_text="parcel never turned up").first
+    # The groups: per language and kind, with size, samples, the bot's guesses and the closest article.
+    cluster = page.locator(".cluster[data-language=en][data-kind=fallback]", has_text="parcel never turned up")
+    expect(cluster).to_have_count(1)
+    expect(cluster.locator("h3")).to_contain_text("3 ×")
+    expect(cluster.locator("h3 .badge.lang")).to_have_text("en")
+    expect(cluster.locator("h3 .badge.kind")).to_have_text("not understood (fallback)")
+    expect(cluster.locator("li .text")).to_have_count(3)
     expect(cluster).to_contain_text("[EMAIL]")
+    expect(cluster.locator(".guess")).to_have_text(["check_order_status 55%", "track_shipment 30%"])
+    expect(cluster.locator(".kb .article")).to_contain_text("Shipping times (shipping-times")
+    low = page.locator(".cluster[data-language=en][data-kind=low_confidence]")
+    expect(low.locator(".guess").first).to_have_text("ask_question 31%")
+    expect(low.locator(".kb .article")).to_contain_text("Shipping times")
+    expect(page.locator(".cluster[data-language=ru] li .text")).to_have_text(["посылка так и не пришла"])
+    expect(page.locator('.cluster[data-kind="handoff:explicit_request"] h3 .badge.kind')).to_have_text(
+        "handed to a person (explicit request)")
     expect(page.locator(".cluster .text", has_text="<img")).to_have_count(1)  # shown as text
     assert page.evaluate("window.__xss") is None
     shot(page, "inbox")
-    # Assign the group to an intent: written, and gone from the open inbox.
-    texts = cluster.locator("li .text").all_inner_texts()
-    cluster.locator("input[list=intent-list]").fill("check_order_status")
-    cluster.get_by_role("button", name="Assign").click()
-    expect(page.locator("#status")).to_contain_text("written to")
+    # One click on the bot's guess assigns the group, without the message unticked: that one stays open.
+    cluster.locator("li", has_text="<img").locator("input[type=checkbox]").uncheck()
+    texts = [t for t in cluster.locator("li .text").all_inner_texts() if "<img" not in t]
+    cluster.locator(".guess", has_text="check_order_status").click()
+    expect(page.locator("#status")).to_contain_text("2 example(s) of check_order_status written to")
     reviewed = (site["project"]["nlu"] / "en" / "reviewed.yml").read_text(encoding="utf-8")
-    assert "jo@x.org" not in reviewed
+    assert "jo@x.org" not in reviewed and "img" not in reviewed
     for text in texts:  # masked in the page, surrogates in the file: compare the words around them
         assert text.split("[")[0].strip()[:20] in reviewed
+    expect(page.locator(".cluster", has_text="parcel never turned up").locator("li")).to_have_count(1)
+    expect(page.locator(".cluster .text", has_text="<img")).to_have_count(1)
     # Training: queue a retrain (no runner in this test, so it stays queued).
     page.click("#tabs button[data-tab=training]")
     page.click("#train")

@@ -1,5 +1,7 @@
 """The review inbox on a real SQLite database with the real e5 embedder and redactor: what is
-collected, how it is grouped and filtered, and what the actions write (ops/inbox.py, annotations)."""
+collected, how it is grouped (ops/grouping.py) and filtered, and what the actions write (ops/inbox.py,
+annotations). How well the grouping works on several hundred labelled messages is a benchmark:
+bench/ops/inbox_groups.py."""
 
 from __future__ import annotations
 
@@ -7,19 +9,23 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from conversations.models import KbAnswer
+from conversations.models import KbAnswer, Turn
 from handoff.models import Ticket
-from kb_index import make_embedder
-from ops.annotations import NluWriter
-from ops.inbox import Filters, InboxConfig, InboxError, ReviewInbox
+from kb_index import Article, KnowledgeBase, make_embedder
+from ops.annotations import NluWriter, strip_markup
+from ops.grouping import DEFAULT_ATTACH, DEFAULT_DISTANCE, Reference
+from ops.inbox import Filters, InboxError, ReviewInbox
 from ops.redaction import Redactor
+from ops.service import inbox_config
 from settings import Settings
 from storage.db import make_engine, make_session_factory, transaction, upgrade
-from tests.test_ops_fixtures import Chat, build
+from tests.test_ops_fixtures import NLU, Chat, build
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +50,7 @@ def project(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def inbox(sessions: sessionmaker[Session], embedder, project: dict[str, Path]) -> ReviewInbox:  # type: ignore[no-untyped-def]
     writer = NluWriter(project["nlu"], project["domain"], project["nlu_test_dir"])
-    s = Settings()
-    config = InboxConfig(s.ops_low_confidence, s.ops_rephrase_window_turns, s.ops_rephrase_similarity, s.ops_cluster_similarity)
-    return ReviewInbox(sessions, embedder, Redactor(), writer, config)
+    return ReviewInbox(sessions, embedder, Redactor(), writer, inbox_config(Settings()))
 
 
 def test_collects_each_source_once_with_redacted_text(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
@@ -104,7 +108,7 @@ def test_rephrased_turns_are_collected(sessions: sessionmaker[Session], inbox: R
     ],
 )
 def test_default_similarity_threshold_separates_paraphrases(embedder, a: str, b: str, similar: bool) -> None:  # type: ignore[no-untyped-def]
-    """The pairs behind settings.ops_rephrase_similarity / ops_cluster_similarity (0.85)."""
+    """The pairs behind settings.ops_rephrase_similarity (0.85)."""
     v = embedder.embed_queries([a, b])
     assert (float(v[0] @ v[1]) >= Settings().ops_rephrase_similarity) is similar
 
@@ -196,6 +200,144 @@ def test_gap_dismiss_reopen_and_masked_export(sessions: sessionmaker[Session], i
     rows = inbox.export_rows(Filters(status="all"))
     assert {r["text"] for r in rows} == {"do you sell gift cards? mail me at [EMAIL]", "what a weird bot"}
     assert all("a.b@c.com" not in str(r) for r in rows)
+
+
+def _ranked(sessions: sessionmaker[Session], message_id: int, ranking: list[tuple[str, float]]) -> None:
+    """Give a stored turn the NLU ranking Rasa would have returned."""
+    with transaction(sessions) as db:
+        db.execute(update(Turn).where(Turn.message_id == message_id).values(
+            intent_ranking=[{"name": n, "confidence": c} for n, c in ranking]))
+
+
+def test_groups_are_per_language_and_kind_and_split_by_meaning(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    said = {
+        ("en", "fallback", "order"): ["where's my package, ordered two weeks ago", "my parcel still hasn't arrived",
+                                      "still waiting for my delivery, where is it"],
+        ("en", "fallback", "address"): ["i need to change the delivery address on my order",
+                                        "wrong street on my order, can you change the address", "pls update my shipping address"],
+        ("en", "low", "order"): ["my parcel never came", "where is my package?"],
+        ("zh", "fallback", "order"): ["我的快递到哪了", "包裹怎麼還沒到"],
+        ("en", "fallback", "gibberish"): ["???", "asdfgh", "....."],
+    }
+    ids = {}
+    for n, ((lang, kind, meaning), texts) in enumerate(said.items()):
+        for k, text in enumerate(texts):
+            intent, conf = ("nlu_fallback", 0.9) if kind == "fallback" else ("check_order_status", 0.3)
+            ids[Chat(sessions, f"s{n}-{k}", language=lang).say(text, intent, conf)] = (lang, kind, meaning)
+    inbox.collect()
+    groups = inbox.clusters(Filters())
+    assert sum(g["size"] for g in groups) == sum(len(t) for t in said.values())
+    by_truth = {}
+    for g in groups:
+        truths = {ids[i["message_id"]] for i in g["items"]}
+        assert len(truths) == 1, [i["masked"] for i in g["items"]]  # never mixes language, kind or meaning here
+        (truth,) = truths
+        assert truth not in by_truth, f"{truth} split over groups"
+        by_truth[truth] = g
+        assert g["language"] == truth[0] and set(g["languages"]) == {truth[0]}
+        assert g["kind"] == ("fallback" if truth[1] == "fallback" else "low_confidence")
+    assert set(by_truth) == set(said)
+    assert by_truth[("en", "fallback", "gibberish")]["unreadable"] is True
+    assert not by_truth[("en", "fallback", "order")]["unreadable"]
+    order = by_truth[("en", "fallback", "order")]
+    assert order["label"] in said[("en", "fallback", "order")] and order["samples"][0] == order["label"]
+    assert order["items"][0]["masked"] == order["label"]  # items come most typical first
+    # Simplified and Traditional Chinese of one request land together (embedded in Simplified).
+    assert by_truth[("zh", "fallback", "order")]["size"] == 2
+
+
+def test_handoff_items_are_grouped_by_reason(sessions: sessionmaker[Session], inbox: ReviewInbox) -> None:
+    for n, reason in enumerate(["explicit_request", "explicit_request", "frustration"]):
+        chat = Chat(sessions, f"h{n}")
+        chat.say("my parcel arrived broken and nobody answers my emails", "report_damage", 0.8)
+        with transaction(sessions) as db:
+            db.add(Ticket(conversation_id=chat.conv_id, sender_id=f"h{n}", channel="rest", language="en", status="queued",
+                          reason=reason, topic="orders", queue="orders-en", created_at=chat.at + timedelta(minutes=1),
+                          queued_at=chat.at + timedelta(minutes=1)))
+    inbox.collect()
+    kinds = sorted((g["kind"], g["size"]) for g in inbox.clusters(Filters(source="handoff")))
+    assert kinds == [("handoff:explicit_request", 2), ("handoff:frustration", 1)]
+
+
+def test_a_group_shows_the_bots_guesses_and_the_closest_article(sessions: sessionmaker[Session], inbox: ReviewInbox,
+                                                               embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rankings = [
+        [("nlu_fallback", 0.7), ("check_order_status", 0.5), ("track_shipment", 0.3)],
+        [("nlu_fallback", 0.7), ("track_shipment", 0.6), ("check_order_status", 0.2)],
+        [("nlu_fallback", 0.7), ("check_order_status", 0.4), ("request_refund", 0.1)],
+    ]
+    for n, (text, ranking) in enumerate(zip(["my parcel still hasn't arrived", "where is my package, it's late",
+                                              "still waiting for my delivery"], rankings, strict=True)):
+        _ranked(sessions, Chat(sessions, f"g{n}").say(text, "nlu_fallback", 0.7), ranking)
+    c = Chat(sessions, "r1")
+    c.say("can I swap the delivery address", "change_shipping_address", 0.45)
+    c.say("I want my parcel delivered to another address", "change_shipping_address", 0.95)
+    kb = KnowledgeBase.open(tmp_path / "kb", embedder)
+    kb.upsert([
+        Article(id="late-delivery", language="en", title="My order is late", url="https://help.example/late",
+                text="# My order is late\n\nIf your parcel has not arrived within 7 days of shipping, contact us."),
+        Article(id="payment-methods", language="en", title="Ways to pay", url="https://help.example/pay",
+                text="# Ways to pay\n\nWe accept Visa, Mastercard and PayPal."),
+    ])
+    inbox.collect()
+    groups = {g["kind"]: g for g in inbox.clusters(Filters(), kb=kb)}
+    late = groups["fallback"]
+    assert [(g["intent"], g["best_for"]) for g in late["guesses"]] == [
+        ("check_order_status", 2), ("track_shipment", 1), ("request_refund", 0)]
+    assert late["guesses"][0]["score"] == pytest.approx((0.5 + 0.2 + 0.4) / 3, abs=1e-3)
+    assert late["kb_article"]["article_id"] == "late-delivery" and late["kb_article"]["title"] == "My order is late"
+    # A rephrased item's guesses include what the rewording was understood as.
+    assert groups["rephrased"]["guesses"][0] == {"intent": "change_shipping_address", "score": 0.95, "best_for": 1}
+    assert inbox.clusters(Filters())[0]["kb_article"] is None  # no knowledge base given: none shown
+
+
+def test_annotating_a_group_writes_only_redacted_text(sessions: sessionmaker[Session], inbox: ReviewInbox,
+                                                      project: dict[str, Path]) -> None:
+    raw = {
+        "my parcel 3348917502 never turned up, mail me at anna.kowalska@proton.me": ["3348917502", "anna.kowalska@proton.me"],
+        "the parcel never turned up, call me on +44 7700 900123": ["7700 900123", "900123"],
+        "parcel never turned up, my name is Anna Kowalska": ["Kowalska"],
+        "the parcel never turned up, I paid with card 4111 1111 1111 1111": ["4111 1111 1111 1111", "4111111111111111"],
+    }
+    for n, text in enumerate(raw):
+        Chat(sessions, f"p{n}").say(text, "nlu_fallback", 0.9)
+    inbox.collect()
+    (group,) = inbox.clusters(Filters())
+    assert group["size"] == len(raw)
+    inbox.assign([i["id"] for i in group["items"]], "check_order_status", "ops-user")
+    written = (project["nlu"] / "en" / "reviewed.yml").read_text(encoding="utf-8")
+    for secrets in raw.values():
+        for value in secrets:
+            assert value not in written
+    lines = [line.strip()[2:] for line in written.splitlines() if line.strip().startswith("- ") and "intent" not in line]
+    assert sorted(lines) == sorted(i["text"] for i in group["items"])  # the surrogate copies, nothing else
+    assert all("never turned up" in line for line in lines)
+
+
+def test_grouping_settings_and_reference(project: dict[str, Path]) -> None:
+    s = Settings()
+    assert s.ops_cluster_distance == DEFAULT_DISTANCE and s.ops_cluster_attach == DEFAULT_ATTACH
+    assert inbox_config(Settings(ops_cluster_distance={"ru": 0.7})).cluster_distance == {**DEFAULT_DISTANCE, "ru": 0.7}
+    assert inbox_config(Settings(ops_cluster_attach=0)).cluster_attach is None
+    for bad in ({"ops_cluster_distance": {"en": 2.5}}, {"ops_cluster_distance": {"fr": 0.8}}, {"ops_cluster_attach": -1}):
+        with pytest.raises(ValueError):
+            Settings(**bad)
+    # The centre is computed from the hand-written training examples, not from what ops annotated.
+    (project["nlu"] / "en" / "reviewed.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - an annotated example\n', encoding="utf-8")
+    seen: list[list[str]] = []
+    ref = Reference(project["nlu"], lambda texts: seen.append(texts) or np.ones((len(texts), 4)), size=5)
+    sample = ref.sample("en")
+    assert len(sample) == 5 and "an annotated example" not in sample and set(sample) < set(NLU["en"]["greet"] + NLU["en"][
+        "check_order_status"] + [strip_markup(t) for t in NLU["en"]["check_order_status"]] + NLU["en"]["request_refund"])
+    assert ref.centre("en").tolist() == [1.0] * 4 and ref.centre("en") is ref.centre("en") and len(seen) == 1
+    assert ref.centre("fr") is None
+    # Editing the training data moves the sample by the examples added, not by where they were added.
+    nlu = project["nlu"] / "en" / "nlu.yml"
+    nlu.write_text(nlu.read_text(encoding="utf-8").replace("    - hi\n", "    - hi\n    - " + "\n    - ".join(
+        f"new example {k}" for k in range(3)) + "\n", 1), encoding="utf-8")
+    after = Reference(project["nlu"], lambda texts: np.ones((len(texts), 4)), size=5).sample("en")
+    assert len(set(after) - set(sample)) == len([t for t in after if t.startswith("new example")])
 
 
 async def test_collection_waits_for_a_quiet_gateway_but_not_forever() -> None:

@@ -108,40 +108,77 @@ async function download(path, name) {
 
 async function loadInbox() {
   const data = await api("GET", `/inbox?${filterQuery()}`);
-  $("#inbox-summary").textContent = `${data.items} item(s) in ${data.clusters.length} group(s), biggest first`;
+  $("#inbox-summary").textContent = `${data.items} item(s) in ${data.clusters.length} group(s), biggest first: ` +
+    "per language and what the bot did, by meaning. Untick a message to leave it out of an action.";
   $("#clusters").replaceChildren(...data.clusters.map(clusterCard));
 }
 
+const KIND_LABELS = {
+  fallback: "not understood (fallback)", low_confidence: "low confidence", kb_declined: "help centre declined",
+  kb_unhelpful: "help answer marked unhelpful", rephrased: "customer rephrased",
+};
+const SHOWN = 5;  // messages shown per group before "more"
+
+function kindLabel(kind) {
+  if (kind.startsWith("handoff:")) return `handed to a person (${kind.slice(8).replace(/_/g, " ")})`;
+  return KIND_LABELS[kind] || kind;
+}
+
 function clusterCard(c) {
-  const ids = c.items.map((i) => i.id);
+  // Items come most typical first; every one is ticked, and an action applies to the ticked ones only.
+  const boxes = c.items.map((i) => el("input", {type: "checkbox", checked: true, "data-item": i.id,
+                                                 "aria-label": `include message ${i.id}`}));
+  const ticked = () => boxes.filter((b) => b.checked).map((b) => Number(b.dataset.item));
   const intentInput = el("input", {list: "intent-list", placeholder: "intent", size: 18, "aria-label": "intent"});
   const isNew = el("input", {type: "checkbox"});
   const note = el("input", {placeholder: "note", size: 16, "aria-label": "note"});
-  const act = (label, fn) => el("button", {onclick: () => guarded(async () => { await fn(); await loadInbox(); })}, label);
-  const meta = [
-    Object.entries(c.languages).map(([k, v]) => `${k}:${v}`).join(" "),
-    Object.entries(c.sources).map(([k, v]) => `${k}:${v}`).join(" "),
-    "understood as " + Object.entries(c.intents).map(([k, v]) => `${k}:${v}`).join(" "),
-  ].join(" · ");
-  return el("div", {class: "cluster", "data-cluster": c.id},
-    el("h3", {}, `${c.size} × `, el("q", {}, c.label)),
-    el("div", {class: "meta"}, meta),
-    el("ul", {}, ...c.items.map((i) => el("li", {},
-      el("span", {class: "text"}, i.masked), el("span", {class: "badge"}, i.source), el("span", {class: "badge"}, i.language),
-      i.detail && i.detail.rephrase ? el("span", {class: "badge"}, `then: ${i.detail.rephrase}`) : "",
-    ))),
+  const act = (label, fn, attrs = {}) => el("button", {...attrs, onclick: () => guarded(async () => {
+    const ids = ticked();
+    if (!ids.length) throw new Error("tick at least one message");
+    await fn(ids);
+    await loadInbox();
+  })}, label);
+  const assign = async (ids, intent, newIntent) => {
+    const r = await api("POST", "/inbox/assign", {item_ids: ids, intent, new_intent: newIntent});
+    say(r.note || `${ids.length} example(s) of ${intent} written to ${r.items[0].resolution.file}`);
+  };
+  const row = (i, k) => el("li", {},
+    boxes[k], el("span", {class: "text"}, i.masked), el("span", {class: "badge"}, i.source),
+    i.intent ? el("span", {class: "badge"}, `${i.intent}${i.confidence === null ? "" : " " + i.confidence.toFixed(2)}`) : "",
+    i.detail && i.detail.rephrase ? el("span", {class: "badge"}, `then: ${i.detail.rephrase}`) : "");
+  const rows = c.items.map(row);
+  const guesses = c.guesses.length
+    ? el("div", {class: "guesses"}, "Bot's guesses (click one to assign the ticked messages to it): ", ...c.guesses.map((g) => act(
+        `${g.intent} ${Math.round(g.score * 100)}%`, (ids) => assign(ids, g.intent, false),
+        {class: "guess", title: `assign the ticked messages to ${g.intent} (best guess for ${g.best_for} of ${c.size})`,
+         "data-intent": g.intent})))
+    : el("div", {class: "guesses"}, c.unreadable ? "No readable words: nothing to learn, dismiss them." : "Bot's guesses: none");
+  const kb = c.kb_article
+    ? el("div", {class: "kb"}, "Closest help article: ",
+        el("span", {class: "article", "data-article": c.kb_article.article_id},
+           `${c.kb_article.title} (${c.kb_article.article_id}, ${c.kb_article.score.toFixed(2)})`))
+    : "";
+  const answered = Object.keys(c.kb_answered || {}).length
+    ? el("div", {class: "kb"}, "Bot answered with: " + Object.entries(c.kb_answered).map(([k, v]) => `${k} ×${v}`).join(", "))
+    : "";
+  return el("div", {class: "cluster", "data-cluster": c.id, "data-language": c.language, "data-kind": c.kind},
+    el("h3", {},
+      el("span", {class: "badge lang"}, c.language), el("span", {class: "badge kind"}, kindLabel(c.kind)),
+      el("span", {class: "size"}, `${c.size} ×`), el("q", {}, c.label)),
+    guesses, kb, answered,
+    el("ul", {}, ...rows.slice(0, SHOWN)),
+    rows.length > SHOWN ? el("details", {}, el("summary", {}, `${rows.length - SHOWN} more`), el("ul", {}, ...rows.slice(SHOWN))) : "",
     el("div", {class: "actions"},
       el("label", {}, "Assign to intent", intentInput),
       el("label", {}, el("span", {}, "new intent"), isNew),
-      act("Assign", async () => {
+      act("Assign", (ids) => {
         const intent = intentInput.value.trim();
         if (!intent) throw new Error("choose an intent first");
-        const r = await api("POST", "/inbox/assign", {item_ids: ids, intent, new_intent: isNew.checked});
-        say(r.note || `${ids.length} example(s) written to ${r.items[0].resolution.file}`);
+        return assign(ids, intent, isNew.checked);
       }),
       note,
-      act("Knowledge gap", async () => { await api("POST", "/inbox/knowledge-gap", {item_ids: ids, note: note.value}); say("marked as a knowledge gap"); }),
-      act("Dismiss", async () => { await api("POST", "/inbox/dismiss", {item_ids: ids, note: note.value}); say("dismissed"); }),
+      act("Knowledge gap", async (ids) => { await api("POST", "/inbox/knowledge-gap", {item_ids: ids, note: note.value}); say("marked as a knowledge gap"); }),
+      act("Dismiss", async (ids) => { await api("POST", "/inbox/dismiss", {item_ids: ids, note: note.value}); say("dismissed"); }),
     ),
   );
 }
