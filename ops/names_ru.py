@@ -53,6 +53,22 @@ LOWER_COMMON = _words(
     слава славы марта марте мая май август августа роза розы лилия лилии ника лада лады майя зоя дина
     влад нина ник"""
 )
+# Capitalised words right after a product are its brand or character: "сумка Гуччи", "игрушка Лев",
+# "пижама Маша и Медведь", "шоколад Алёнка", "шарф Зенит".
+_PRODUCT_RUN = re.compile(
+    r"(?i:\b(?:шарф|шарфа|шарфик|игрушка|игрушку|игрушки|шоколад|шоколада|шоколадка|шоколадку|конфеты|конфет|пижама|"
+    r"пижаму|пижамы|сумка|сумку|сумки|кукла|куклу|куклы|торт|духи|крем|шампунь|кроссовки|кроссовок|кеды|футболка|"
+    r"футболку|футболки|кофта|кофту|куртка|куртку|платье|часы|телефон|смартфон|наушники|набор|конструктор|журнал|"
+    r"книга|книгу|книги|мультфильм|сериал|фильм|бренд|бренда|фирма|фирмы|фирму|марка|марки|марку|модель|модели|"
+    r"серия|серии|коллекция|коллекции|рюкзак|ранец|костюм|постельное|пылесос|кофемашина|чайник|вино|водка|пиво|сок)"
+    r")\s+[«\"]?([А-ЯЁ][а-яё-]*(?:\s+(?:и\s+)?[А-ЯЁ][а-яё-]*)*)"
+)
+# Said right after a first name that is also a word: "Роман из доставки", "Вера это я".
+_RIGHT_CUE = re.compile(
+    r"\s*,?\s*(?:это я|из (?:доставки|поддержки|магазина|службы|чата|отдела|банка|курьерской|вашей|вашего|вашего)|"
+    r"сказал|сказала|обещал|обещала|звонил|звонила|написал|написала|не берёт|не берет|привёз|привез|привезла|"
+    r"оформил|оформила|заказал|заказала|ответил|ответила)\b"
+)
 _GRAMMAR = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "INTJ", "ADVB", "PRED"})
 _INITIALS = re.compile(r"\s*[А-ЯЁ]\.(?:\s*[А-ЯЁ]\.)?")
 _CYR = re.compile(r"[А-Яа-яЁё]")
@@ -113,6 +129,8 @@ class RussianNames:
             if marked[i]:
                 m = _INITIALS.match(text, end)
                 spans.append((start, m.end() if m and not text[end:end + 1].isalpha() else end))
+        products = [m.span(1) for m in _PRODUCT_RUN.finditer(text)]
+        spans = [sp for sp in spans if not any(a <= sp[0] < b for a, b in products)]
         return _merge(spans, text)
 
     def _is_name(self, text: str, words: list[tuple[int, int, str]], i: int, other: list[tuple[int, int]],
@@ -136,6 +154,8 @@ class RussianNames:
             return True
         if any(a <= start < b for a, b in other):
             return False
+        if capital and _RIGHT_CUE.match(text, end):
+            return True  # "Роман из доставки не берёт трубку"
         if capital:
             if not _sentence_initial(text, start):
                 geo = sum(p.score for p in parses if {"Geox", "Orgn"} & p.tag.grammemes)

