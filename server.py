@@ -33,10 +33,9 @@ from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
 from bot.training import ensure_model
 from channels import http_guards
+from channels.registry import routers as push_channel_routers
 from channels.rest import router as rest_router
 from channels.runtime import start_channels
-from channels.telegram import router as telegram_router
-from channels.wechat import router as wechat_router
 from channels.widget import routes as widget
 from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
@@ -198,8 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.action_server_token = key_for(settings, "action-server", settings.action_server_token.get_secret_value())
     app.include_router(rest_router)
     app.include_router(widget.router)
-    app.include_router(telegram_router)
-    app.include_router(wechat_router)
+    for router in push_channel_routers():  # every registered push channel's webhook (channels/registry.py)
+        app.include_router(router)
     app.include_router(actions_router)
     app.include_router(kb_admin_router)
     app.include_router(handoff_agent_router)

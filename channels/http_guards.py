@@ -45,10 +45,11 @@ UPLOAD_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("POST", re.compile(r"^/actions/webhook/?$")),
 )
 # Routes counted per client address before they run: "customer" = customer messages (per address
-# and global), "webhook" = channel webhook calls (per address: Telegram's and WeChat's servers).
+# and global), "webhook" = channel webhook calls (per address: Telegram's and WeChat's servers, and
+# every other push channel's under /webhooks/<name>).
 RATE_LIMITED: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/api/v1/chat/?$"), "customer"),
-    ("*", re.compile(r"^/webhooks/(?:telegram|wechat)/?$"), "webhook"),
+    ("*", re.compile(r"^/webhooks/[^/]+/?$"), "webhook"),
 )
 MAX_LOC_CHARS = 40  # a client-chosen field name in a 422's loc is cut to this
 MAX_MSG_CHARS = 200

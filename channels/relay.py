@@ -1,14 +1,16 @@
 """The path every Telegram/WeChat message takes between the channel and the conversation service.
 
-    channel parses + verifies → ``ChannelMessage`` → record it (unique by the channel's own id: a
+    channel verifies + parses → ``ChannelMessage`` → record it (unique by the channel's own id: a
     redelivery stops here) → limits (type, size, per-sender rate: a polite notice instead of the bot)
-    → ``ConversationService.handle`` → render for the channel → outbox (or a passive reply)
+    → ``ConversationService.handle`` → ``channel.render`` → outbox (or, with ``reply_within``, the
+    channel's HTTP answer: WeChat's passive reply)
 
 Push channels cannot answer "503, retry" like REST: the customer wrote once and expects one answer.
 So a message that arrives while Rasa is down stays ``pending`` in ``channel_inbound`` and the relay
 retries it (``retry_loop``) with the same message id until it is answered: once, and in the order
 the customer wrote. A per-sender lock keeps a customer's messages in order; different customers
-run in parallel.
+run in parallel. ``push`` is the other way in: a message outside a turn (an agent's reply), rendered
+and stored in the outbox the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import select, update
@@ -28,35 +30,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels import notices
+from channels.channel import ChannelMessage, PushChannel, conversation_language
 from channels.models import ChannelInbound, ChannelOutbox
 from channels.outbox import Delivery, Outbox
 from channels.ratelimit import SlidingWindowLimiter
 from conversations import language as lang
-from conversations.models import Conversation
 from conversations.service import ConversationService, InboundMessage, MessagePending, OutboundMessage
 from storage.db import transaction
 
-__all__ = ["ChannelMessage", "ChannelRelay", "PassiveSlot", "Renderer", "Reply", "conversation_language", "render_script"]
+__all__ = ["ChannelMessage", "ChannelRelay", "Reply"]
 
 log = logging.getLogger(__name__)
 
 # A message being processed right now is not "due" for the retry loop until this has passed
 # (a gateway that died mid-turn leaves it for the retry loop to finish).
 IN_FLIGHT_GRACE_S = 90.0
-
-
-@dataclass(frozen=True)
-class ChannelMessage:
-    """What a channel parsed from one verified update, before anything is stored."""
-
-    channel: str
-    external_id: str  # the channel's own id of this delivery: Telegram update_id, WeChat MsgId
-    sender_id: str  # "<channel>:<user id in that channel>": one conversation per channel identity
-    text: str | None = None
-    payload: str | None = None  # a button's payload (Telegram callback, WeChat numbered option)
-    language: str | None = None  # an explicit choice for the service (only when the channel knows)
-    language_hint: str | None = None  # e.g. Telegram's UI language: for notices, never for the NLU
-    supported: bool = True  # False: a picture, voice, location… → polite "text only" notice
 
 
 @dataclass(frozen=True)
@@ -67,63 +55,30 @@ class Reply:
     messages: list[OutboundMessage] = field(default_factory=list)
 
 
-class Renderer(Protocol):
-    def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
-        """Messages → the channel's API calls (runs in a worker thread; may store button choices).
+class _PassiveReply:
+    """The handshake between a turn in the background and the request that may still carry its
+    answer: the turn offers its rendered deliveries when ready; if the request stopped waiting
+    (or they do not fit) the turn enqueues them instead. Never both."""
 
-        What the renderer writes itself (an agent's name, WeChat's option hint) follows the
-        conversation's script (``conversation_language``); the messages arrive already localised.
-        """
-
-
-def conversation_language(sessions: sessionmaker[Session], sender_id: str) -> tuple[str, str | None] | None:
-    """(language, script) of the sender's conversation (script ``hans``/``hant`` for Chinese), None before it."""
-    with sessions() as db:
-        row = db.execute(
-            select(Conversation.language, Conversation.script).where(Conversation.sender_id == sender_id)
-        ).first()
-    return (row.language, row.script) if row is not None else None
-
-
-def render_script(
-    sessions: sessionmaker[Session], sender_id: str, language: str, messages: list[OutboundMessage]
-) -> str | None:
-    """The Chinese script for what a renderer adds: the conversation's, else the one the messages are in."""
-    if language != "zh":
-        return None
-    known = conversation_language(sessions, sender_id)
-    if known is not None and known[1]:
-        return known[1]
-    return lang.chinese_script("".join(m.text for m in messages))
-
-
-class PassiveSlot:
-    """A reply the channel can still carry in its HTTP response (WeChat's passive reply).
-
-    The relay offers the rendered deliveries to the slot when the answer is ready; if the route
-    stopped waiting (timeout) or they do not fit, they go to the outbox instead. Never both.
-    """
-
-    def __init__(self, fits: Callable[[list[Delivery]], bool]) -> None:
+    def __init__(self, channel: PushChannel) -> None:
         self.future: asyncio.Future[list[Delivery]] = asyncio.get_running_loop().create_future()
-        self._fits = fits
+        self._channel = channel
 
     def offer(self, deliveries: list[Delivery]) -> bool:
-        if self.future.done() or not self._fits(deliveries):
+        if self.future.done() or not self._channel.passive_fits(deliveries):
             return False
         self.future.set_result(deliveries)
         return True
 
     def close(self) -> None:
-        """Nothing to say passively (enqueued, pending or silent): let the route answer at once."""
+        """Nothing to say in the response (enqueued, pending or silent): let the request answer at once."""
         if not self.future.done():
             self.future.set_result([])
 
     async def wait(self, timeout_s: float) -> list[Delivery] | None:
-        """The passive reply, or None (then it was, or will be, enqueued)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.future), timeout=timeout_s)
-        if self.future.cancel():  # still open: close it so the relay uses the outbox
+        if self.future.cancel():  # still open: close it so the turn uses the outbox
             return None
         return self.future.result() or None
 
@@ -133,10 +88,11 @@ def _now() -> datetime:
 
 
 class ChannelRelay:
+    """Between the push channels and the conversation service; the channels register here."""
+
     def __init__(
         self, sessions: sessionmaker[Session], service: ConversationService, outbox: Outbox,
         limiter: SlidingWindowLimiter, *, max_text_chars: int, retry_s: float,
-        default_languages: dict[str, str] | None = None,
     ) -> None:
         self._sessions = sessions
         self.service = service
@@ -144,28 +100,36 @@ class ChannelRelay:
         self.limiter = limiter
         self.max_text_chars = max_text_chars
         self.retry_s = retry_s
-        self._renderers: dict[str, Renderer] = {}
-        self._default_languages = default_languages or {}
+        self.channels: dict[str, PushChannel] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def register(self, channel: str, renderer: Renderer) -> None:
-        self._renderers[channel] = renderer
+    def register(self, channel: PushChannel) -> None:
+        self.channels[channel.name] = channel
 
     # --- the inbound path ------------------------------------------------------------------------
-    async def handle(self, msg: ChannelMessage, passive: PassiveSlot | None = None) -> int | None:
-        """Record, answer and deliver one message; None when it is a redelivery (nothing done).
+    async def handle(self, msg: ChannelMessage) -> int | None:
+        """Record, answer and enqueue the reply of one message; None when it is a redelivery (nothing done)."""
+        return await self._handle(msg, None)
 
-        Returns the record id. With ``passive`` the answer may be handed to the slot instead of the
-        outbox (only when nothing older for this customer is still on its way, to keep the order).
+    async def reply_within(self, msg: ChannelMessage, timeout_s: float) -> list[Delivery] | None:
+        """Like ``handle``, but the reply comes back instead when, within ``timeout_s``, it is ready, fits
+        the channel's response (``passive_fits``) and nothing older for this customer is still on its way.
+
+        None: the reply went, or goes when ready, through the outbox. The turn itself is never cut short.
         """
-        try:
-            return await self._handle(msg, passive)
-        finally:
-            if passive is not None:
+        passive = _PassiveReply(self.channels[msg.channel])
+
+        async def turn() -> None:
+            try:
+                await self._handle(msg, passive)
+            finally:
                 passive.close()
 
-    async def _handle(self, msg: ChannelMessage, passive: PassiveSlot | None) -> int | None:
+        self.spawn(turn())
+        return await passive.wait(timeout_s)
+
+    async def _handle(self, msg: ChannelMessage, passive: _PassiveReply | None) -> int | None:
         if await to_thread.run_sync(self._exists, msg.channel, msg.external_id):
             return None
         reason = self._decline_reason(msg)
@@ -178,10 +142,22 @@ class ChannelRelay:
         return record_id
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run a handle() in the background (e.g. after WeChat's passive window), keeping a reference."""
+        """Run a coroutine in the background (a turn past WeChat's passive window), keeping a reference."""
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def push(self, channel: str, sender_id: str, messages: list[OutboundMessage]) -> None:
+        """A message outside a turn: render in the conversation's language and enqueue.
+
+        Returning means "accepted for delivery": the row is stored and retried until the channel takes it.
+        """
+        def render() -> list[Delivery]:
+            known = conversation_language(self._sessions, sender_id)
+            language = known[0] if known else lang.detect(" ".join(m.text for m in messages)[:500]).language
+            return self.channels[channel].render(sender_id, language, messages)
+
+        await self.outbox.enqueue(channel, sender_id, await to_thread.run_sync(render))
 
     def _decline_reason(self, msg: ChannelMessage) -> str | None:
         if not msg.supported:
@@ -200,7 +176,7 @@ class ChannelRelay:
                 return False
         return True
 
-    async def _process(self, record_id: int, passive: PassiveSlot | None) -> bool:
+    async def _process(self, record_id: int, passive: _PassiveReply | None) -> bool:
         """Answer one record and deliver the reply; False when Rasa is still unavailable."""
         record = await to_thread.run_sync(self._load, record_id)
         if record is None or record.done_at is not None:
@@ -208,9 +184,8 @@ class ChannelRelay:
         reply = await self._answer(record)
         if reply.status == "pending":
             return False
-        renderer = self._renderers[record.channel]
-        deliveries = await to_thread.run_sync(
-            lambda: renderer.render(record.sender_id, reply.language, reply.messages))
+        channel = self.channels[record.channel]
+        deliveries = await to_thread.run_sync(channel.render, record.sender_id, reply.language, reply.messages)
         # A passive reply must not overtake older messages still waiting in the outbox.
         if (passive is not None and deliveries and await to_thread.run_sync(self._nothing_queued, record.sender_id)
                 and passive.offer(deliveries)):
@@ -254,7 +229,8 @@ class ChannelRelay:
             detected = lang.detect(record.text[:500])
             if detected.language != "en" or record.language_hint is None:
                 return detected.language, detected.script
-        return notices.pick_language(record.language_hint or self._default_languages.get(record.channel))
+        channel = self.channels.get(record.channel)
+        return notices.pick_language(record.language_hint or (channel.default_language if channel else None))
 
     # --- retrying what Rasa could not answer ---------------------------------------------------
     async def retry_due(self) -> int:
@@ -264,6 +240,10 @@ class ChannelRelay:
             async with self._locks[sender_id]:
                 await self._catch_up(sender_id)
         return len(senders)
+
+    def start(self) -> None:
+        """Start ``retry_loop`` in the background (``stop`` ends it)."""
+        self.spawn(self.retry_loop())
 
     async def retry_loop(self) -> None:
         while True:

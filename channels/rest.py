@@ -24,6 +24,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from channels.registry import PUSH_CHANNELS
 from conversations.service import ConversationService, InboundMessage, MessagePending
 from settings import Settings
 
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["chat"])
 SenderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 # Sender ids other channels vouch for (a verified widget user, a Telegram chat…): a REST caller must
 # not be able to speak, or read, as one of them.
-RESERVED_SENDER_PREFIXES = ("web:", "web-user:", "telegram:", "wechat:")
+RESERVED_SENDER_PREFIXES = ("web:", "web-user:", *(f"{channel.name}:" for channel in PUSH_CHANNELS))
 MAX_TEXT_CHARS = 4000
 
 

@@ -15,11 +15,13 @@ else is retried.
 
 Long polling for development: ``python -m channels telegram poll`` forwards ``getUpdates`` to
 this webhook, so there is one code path for both.
+
+A turn: ``telegram_webhook`` → ``TelegramChannel.verify`` → ``receive`` (``parse_update``, ``parse``)
+→ ``ChannelRelay.handle`` → ``TelegramChannel.render`` → outbox → ``TelegramChannel.deliver``.
 """
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import logging
@@ -36,16 +38,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from channels import notices
+from channels.channel import ChannelMessage, PushChannel, render_script, service_language
 from channels.models import ChannelButton
-from channels.outbox import Delivery, Rejected, RetryLater
-from channels.relay import ChannelMessage, ChannelRelay, render_script
+from channels.outbox import Deliverer, Delivery, Rejected, RetryLater
+from channels.relay import ChannelRelay
+from channels.text import size, split, utf16
+from channels.webhook import channel_on, read_limited, same
 from conversations.service import OutboundMessage
+from settings import Settings
 from storage.db import transaction
 
-__all__ = [
-    "BotApi", "TelegramApiError", "TelegramChannel", "TelegramDeliverer", "TelegramRenderer",
-    "router", "split_text",
-]
+__all__ = ["BotApi", "TelegramApiError", "TelegramChannel", "TelegramDeliverer", "router", "split_text"]
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +105,10 @@ class BotApi:
             float(retry_after) if retry_after is not None else None,
         )
 
-
-class TelegramDeliverer:
-    """Outbox → Bot API, translating Telegram's answers into the outbox's retry/reject verdicts."""
-
-    def __init__(self, api: BotApi) -> None:
-        self.api = api
-
     async def deliver(self, delivery: Delivery) -> None:
+        """One outbox row → Bot API, with Telegram's answer as the outbox's retry/reject verdict."""
         try:
-            await self.api.call(delivery.method, delivery.body)
+            await self.call(delivery.method, delivery.body)
         except TelegramApiError as err:
             if err.error_code == 429:
                 raise RetryLater(str(err), after_s=err.retry_after or 1.0, channel_wide=True) from err
@@ -122,38 +119,18 @@ class TelegramDeliverer:
             raise RetryLater(f"Telegram unreachable: {err.__class__.__name__}", channel_wide=True) from err
 
 
-# --- rendering ----------------------------------------------------------------------------------
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _prefix_within(text: str, limit: int) -> int:
-    """The number of characters of ``text`` that fit in ``limit`` UTF-16 code units."""
-    units = 0
-    for i, ch in enumerate(text):
-        units += 2 if ord(ch) > 0xFFFF else 1
-        if units > limit:
-            return i
-    return len(text)
+def TelegramDeliverer(api: BotApi) -> Deliverer:  # noqa: N802 - the outbox's name for it
+    """The outbound half without the channel (an outbox worker in tools and tests): the client itself."""
+    return api
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split at the last paragraph, line or word break that fits; cut hard only inside a long word."""
-    parts: list[str] = []
-    rest = text
-    while _utf16_len(rest) > limit:
-        fit = _prefix_within(rest, limit)
-        window = rest[:fit]
-        cut = window.rfind("\n\n")
-        if cut <= 0:  # no paragraph break: a line, a space, or just after a sentence end (CJK)
-            cut = max(window.rfind("\n"), window.rfind(" "), *(window.rfind(p) + 1 for p in "。！？；"))
-        if cut <= 0:
-            cut = fit
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest or not parts:
-        parts.append(rest)
-    return [p for p in parts if p] or [""]
+    """Split at the last paragraph, line or word break within ``limit`` UTF-16 code units."""
+    return split(text, limit, utf16) or [""]
+
+
+def _utf16_len(text: str) -> int:
+    return size(text, utf16)
 
 
 def _link(title: str, url: str) -> str:
@@ -163,12 +140,127 @@ def _link(title: str, url: str) -> str:
     return f'<a href="{html.escape(url, quote=True)}">{html.escape(title or url, quote=False)}</a>'
 
 
-class TelegramRenderer:
-    """OutboundMessage → ``sendMessage`` calls. Long payloads are stored and referenced by id."""
+def sender_id_of(chat_id: int) -> str:
+    return f"{CHANNEL}:{chat_id}"
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
 
+def chat_id_of(sender_id: str) -> int:
+    channel, _, raw = sender_id.partition(":")
+    if channel != CHANNEL:
+        raise ValueError(f"not a Telegram sender id: {sender_id!r}")
+    return int(raw)
+
+
+def parse_update(body: bytes) -> Update:
+    """Bytes → Update; only the parts we handle are parsed (unknown update types cannot break us)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise HTTPException(400, f"body is not JSON: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        raise HTTPException(400, "not a Telegram Update: an object with an integer update_id is required")
+    wanted = {k: v for k, v in data.items() if k == "update_id" or k in HANDLED_UPDATES}
+    try:
+        return Update.de_json(wanted, None)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise HTTPException(400, f"malformed Telegram Update: {err}") from err
+
+
+# --- the channel ----------------------------------------------------------------------------------
+class TelegramChannel(PushChannel):
+    """The Bot API webhook in, ``sendMessage`` out. Long button payloads are stored and referenced by id."""
+
+    name = CHANNEL
+    router = router
+    not_configured = "the Telegram channel is not configured (TELEGRAM_BOT_TOKEN)"
+
+    def __init__(self, api: BotApi, sessions: sessionmaker[Session], relay: ChannelRelay, webhook_secret: str) -> None:
+        super().__init__(relay, sessions)
+        self.api = api
+        self.webhook_secret = webhook_secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sessions: sessionmaker[Session], relay: ChannelRelay) -> TelegramChannel | None:
+        token = settings.telegram_bot_token.get_secret_value()
+        if not token:
+            return None
+        api = BotApi(token, settings.telegram_api_base, settings.channel_api_timeout_s)
+        channel = cls(api, sessions, relay, settings.telegram_webhook_secret.get_secret_value())
+        if not channel.webhook_secret:
+            log.error("TELEGRAM_WEBHOOK_SECRET is not set: /webhooks/telegram refuses every update (403) until it is; "
+                      "deliveries to Telegram still work")
+        return channel
+
+    # --- inbound: verify, parse -------------------------------------------------------------------
+    def verify(self, given_secret: str) -> None:
+        """The secret we gave ``setWebhook``, checked before the body is read."""
+        if not self.webhook_secret:
+            raise HTTPException(403, "TELEGRAM_WEBHOOK_SECRET is not set: the webhook accepts nothing without it")
+        if not same(given_secret, self.webhook_secret):
+            raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
+
+    async def receive(self, body: bytes) -> None:
+        """One verified update: parsed, then answered through the relay (or acknowledged and ignored)."""
+        update = parse_update(body)
+        if update.callback_query is not None:
+            self.relay.spawn(self._answer_callback(update.callback_query.id))
+        msg = await to_thread.run_sync(self.parse, update)  # may read a stored button payload
+        if msg is None:
+            log.info("telegram update ignored", extra={"update_id": update.update_id})
+            return
+        await self.relay.handle(msg)
+
+    def parse(self, update: Update) -> ChannelMessage | None:
+        """A handled update → ChannelMessage; None for what we acknowledge and ignore."""
+        external_id = f"u{update.update_id}"
+        if update.callback_query is not None:
+            query = update.callback_query
+            chat = query.message.chat if query.message is not None else None
+            if chat is None or chat.type != "private" or not query.data:
+                return None
+            sender = sender_id_of(chat.id)
+            payload = self.resolve_callback(sender, query.data)
+            if payload is None:
+                return None
+            return ChannelMessage(CHANNEL, external_id, sender, payload=payload,
+                                  language_hint=query.from_user.language_code if query.from_user else None)
+        message = update.message
+        if message is None or message.chat.type != "private":
+            return None
+        sender = sender_id_of(message.chat.id)
+        hint = message.from_user.language_code if message.from_user else None
+        if message.text is None:  # photo, sticker, voice, location…: we can only read text
+            return ChannelMessage(CHANNEL, external_id, sender, language_hint=hint, supported=False)
+        text = message.text
+        if text.startswith("/"):
+            command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+            if command == "start":  # greet in the user's Telegram language
+                return ChannelMessage(CHANNEL, external_id, sender, text=None, payload="/greet",
+                                      language=service_language(hint), language_hint=hint)
+            # Other commands are read as words: a typed "/affirm" must not skip the NLU.
+            text = text.lstrip("/").replace("_", " ") or text
+        return ChannelMessage(CHANNEL, external_id, sender, text=text, language_hint=hint)
+
+    def resolve_callback(self, sender_id: str, data: str) -> str | None:
+        """callback_data → payload; a ``~id`` reference must belong to this chat."""
+        if not data.startswith("~"):
+            return data
+        try:
+            button_id = int(data[1:])
+        except ValueError:
+            return None
+        with self._sessions() as db:
+            return db.scalar(select(ChannelButton.payload).where(
+                ChannelButton.id == button_id, ChannelButton.sender_id == sender_id))
+
+    async def _answer_callback(self, query_id: str) -> None:
+        """Stop the button's spinner. Best effort: a late answer is useless, so no outbox."""
+        try:
+            await self.api.call("answerCallbackQuery", {"callback_query_id": query_id}, timeout_s=5.0)
+        except (TelegramApiError, httpx.HTTPError) as err:
+            log.warning("answerCallbackQuery failed", extra={"error": str(err)})
+
+    # --- outbound: render, deliver ----------------------------------------------------------------
     def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
         chat_id = chat_id_of(sender_id)
         named = any(m.agent for m in messages)
@@ -222,136 +314,17 @@ class TelegramRenderer:
             db.flush()
             return f"~{row.id}"
 
-    def resolve_callback(self, sender_id: str, data: str) -> str | None:
-        """callback_data → payload; a ``~id`` reference must belong to this chat."""
-        if not data.startswith("~"):
-            return data
-        try:
-            button_id = int(data[1:])
-        except ValueError:
-            return None
-        with self._sessions() as db:
-            return db.scalar(select(ChannelButton.payload).where(
-                ChannelButton.id == button_id, ChannelButton.sender_id == sender_id))
+    async def deliver(self, delivery: Delivery) -> None:
+        await self.api.deliver(delivery)
 
-
-def sender_id_of(chat_id: int) -> str:
-    return f"{CHANNEL}:{chat_id}"
-
-
-def chat_id_of(sender_id: str) -> int:
-    channel, _, raw = sender_id.partition(":")
-    if channel != CHANNEL:
-        raise ValueError(f"not a Telegram sender id: {sender_id!r}")
-    return int(raw)
-
-
-# --- inbound -----------------------------------------------------------------------------------
-class TelegramChannel:
-    """Everything the webhook needs: the secret, the relay, the renderer, the API for callbacks."""
-
-    def __init__(self, api: BotApi, renderer: TelegramRenderer, relay: ChannelRelay, webhook_secret: str) -> None:
-        self.api = api
-        self.renderer = renderer
-        self.relay = relay
-        self.webhook_secret = webhook_secret
-
-    def to_message(self, update: Update) -> ChannelMessage | None:
-        """A handled update → ChannelMessage; None for what we acknowledge and ignore."""
-        external_id = f"u{update.update_id}"
-        if update.callback_query is not None:
-            query = update.callback_query
-            chat = query.message.chat if query.message is not None else None
-            if chat is None or chat.type != "private" or not query.data:
-                return None
-            sender = sender_id_of(chat.id)
-            payload = self.renderer.resolve_callback(sender, query.data)
-            if payload is None:
-                return None
-            return ChannelMessage(CHANNEL, external_id, sender, payload=payload,
-                                  language_hint=query.from_user.language_code if query.from_user else None)
-        message = update.message
-        if message is None or message.chat.type != "private":
-            return None
-        sender = sender_id_of(message.chat.id)
-        hint = message.from_user.language_code if message.from_user else None
-        if message.text is None:  # photo, sticker, voice, location…: we can only read text
-            return ChannelMessage(CHANNEL, external_id, sender, language_hint=hint, supported=False)
-        text = message.text
-        if text.startswith("/"):
-            command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
-            if command == "start":  # greet in the user's Telegram language
-                language = _service_language(hint)
-                return ChannelMessage(CHANNEL, external_id, sender, text=None, payload="/greet",
-                                      language=language, language_hint=hint)
-            # Other commands are read as words: a typed "/affirm" must not skip the NLU.
-            text = text.lstrip("/").replace("_", " ") or text
-        return ChannelMessage(CHANNEL, external_id, sender, text=text, language_hint=hint)
-
-    async def handle_update(self, update: Update) -> None:
-        if update.callback_query is not None:
-            self.relay.spawn(self._answer_callback(update.callback_query.id))
-        msg = await to_thread.run_sync(self.to_message, update)  # may read a stored button payload
-        if msg is None:
-            log.info("telegram update ignored", extra={"update_id": update.update_id})
-            return
-        await self.relay.handle(msg)
-
-    async def _answer_callback(self, query_id: str) -> None:
-        """Stop the button's spinner. Best effort: a late answer is useless, so no outbox."""
-        try:
-            await self.api.call("answerCallbackQuery", {"callback_query_id": query_id}, timeout_s=5.0)
-        except (TelegramApiError, httpx.HTTPError) as err:
-            log.warning("answerCallbackQuery failed", extra={"error": str(err)})
-
-
-def _service_language(hint: str | None) -> str | None:
-    code = (hint or "").lower()
-    for language in ("en", "zh", "ru"):
-        if code.startswith(language):
-            return language
-    return None
-
-
-def parse_update(body: bytes) -> Update:
-    """Bytes → Update; only the parts we handle are parsed (unknown update types cannot break us)."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise HTTPException(400, f"body is not JSON: {err}") from err
-    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-        raise HTTPException(400, "not a Telegram Update: an object with an integer update_id is required")
-    wanted = {k: v for k, v in data.items() if k == "update_id" or k in HANDLED_UPDATES}
-    try:
-        return Update.de_json(wanted, None)
-    except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise HTTPException(400, f"malformed Telegram Update: {err}") from err
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything longer than ``limit`` before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise HTTPException(413, f"body larger than {limit} bytes")
-    return bytes(body)
+    async def close(self) -> None:
+        await self.api.close()
 
 
 @router.post("/webhooks/telegram", responses={401: {"description": "missing or wrong secret token"}})
 async def telegram_webhook(request: Request) -> dict[str, bool]:
     """Bot API webhook. 200 for every authentic update, handled or ignored; Telegram retries non-2xx."""
-    channel: TelegramChannel | None = getattr(request.app.state, "telegram", None)
-    if channel is None:
-        raise HTTPException(404, "the Telegram channel is not configured (TELEGRAM_BOT_TOKEN)")
-    if not channel.webhook_secret:
-        raise HTTPException(403, "TELEGRAM_WEBHOOK_SECRET is not set: the webhook accepts nothing without it")
-    given = request.headers.get(SECRET_HEADER, "")
-    if not hmac.compare_digest(given.encode(), channel.webhook_secret.encode()):
-        raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
-    update = parse_update(await read_limited(request, MAX_UPDATE_BYTES))
-    await channel.handle_update(update)
+    channel = channel_on(request, TelegramChannel)
+    channel.verify(request.headers.get(SECRET_HEADER, ""))
+    await channel.receive(await read_limited(request, MAX_UPDATE_BYTES))
     return {"ok": True}

@@ -30,20 +30,22 @@ long as its timestamp is accepted (``NonceCache``, both modes): the same pair ag
 body (a WeChat retry) is acknowledged without being processed again, with any other body refused
 (403). The cache is per gateway process; with several processes the MsgId de-duplication in the
 database still keeps a message from being processed twice.
+
+A turn: ``wechat_message`` → ``WeChatChannel.check_signature`` → ``open`` → ``check_nonce`` →
+``receive`` (``parse``; ``ChannelRelay.reply_within`` the passive window → ``WeChatChannel.render``)
+→ the passive reply, or ``success`` and outbox → ``WeChatChannel.deliver``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
 import re
 import time
 import unicodedata
 import xml.etree.ElementTree as StdET
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,18 +62,18 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 
 from channels import notices
+from channels.channel import ChannelMessage, PushChannel, render_script, service_language
 from channels.models import ChannelButton
 from channels.nonces import NonceCache
 from channels.outbox import Delivery, Rejected, RetryLater
-from channels.relay import ChannelMessage, ChannelRelay, PassiveSlot, render_script
-from channels.telegram import read_limited
+from channels.relay import ChannelRelay
+from channels.text import split, utf8
+from channels.webhook import channel_on, read_limited, same
 from conversations.service import OutboundMessage
+from settings import Settings
 from storage.db import transaction
 
-__all__ = [
-    "NonceCache", "WeChatApi", "WeChatApiError", "WeChatChannel", "WeChatDeliverer", "WeChatRenderer", "parse_xml",
-    "router",
-]
+__all__ = ["NonceCache", "WeChatApi", "WeChatApiError", "WeChatChannel", "parse_xml", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +115,6 @@ def _cdata_safe(text: str) -> str:
 def signature(*parts: str) -> str:
     """WeChat's SHA-1 over the sorted, concatenated parts (token, timestamp, nonce[, ciphertext])."""
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
-def _same(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 # --- API client ----------------------------------------------------------------------------------
@@ -192,14 +190,10 @@ class WeChatApi:
             raise WeChatApiError(-1, f"HTTP {resp.status_code}, unexpected answer")
         return data
 
-
-class WeChatDeliverer:
-    def __init__(self, api: WeChatApi) -> None:
-        self.api = api
-
     async def deliver(self, delivery: Delivery) -> None:
+        """One outbox row → the customer-service API, with WeChat's answer as the outbox's verdict."""
         try:
-            await self.api.post(delivery.method, delivery.body)
+            await self.post(delivery.method, delivery.body)
         except WeChatApiError as err:
             if err.errcode in PERMANENT_ERRORS:
                 raise Rejected(str(err)) from err
@@ -210,30 +204,165 @@ class WeChatDeliverer:
             raise RetryLater(f"WeChat unreachable: {err.__class__.__name__}", channel_wide=True) from err
 
 
-# --- rendering ------------------------------------------------------------------------------------
-def _split_bytes(text: str, limit: int) -> list[str]:
-    """Split at line or word breaks so each part is at most ``limit`` UTF-8 bytes."""
-    parts: list[str] = []
-    rest = text
-    while len(rest.encode()) > limit:
-        fit = len(rest.encode()[:limit].decode(errors="ignore"))
-        window = rest[:fit]
-        # A line, a space, or just after a sentence end (Chinese has no spaces between words).
-        cut = max(window.rfind("\n"), window.rfind(" "), *(window.rfind(p) + 1 for p in "。！？；"))
-        cut = cut if cut > 0 else fit
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
+def sender_id_of(openid: str) -> str:
+    return f"{CHANNEL}:{openid}"
 
 
-class WeChatRenderer:
-    """Messages → customer-service text messages; buttons become numbered options kept per customer."""
+def openid_of(sender_id: str) -> str:
+    channel, _, openid = sender_id.partition(":")
+    if channel != CHANNEL or not OPENID.match(openid):
+        raise ValueError(f"not a WeChat sender id: {sender_id!r}")
+    return openid
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
 
+# --- the channel ----------------------------------------------------------------------------------
+class WeChatChannel(PushChannel):
+    """Signed (safe mode: encrypted) XML in; a passive reply or customer-service text messages out.
+    Buttons become numbered options, kept per customer."""
+
+    name = CHANNEL
+    router = router
+    not_configured = "the WeChat channel is not configured (WECHAT_TOKEN)"
+
+    def __init__(
+        self, *, token: str, api: WeChatApi, sessions: sessionmaker[Session], relay: ChannelRelay,
+        crypto: WeChatCrypto | None, passive_timeout_s: float = 4.0, max_clock_skew_s: int = 300,
+        default_language: str = "zh", allow_plaintext: bool = False, nonces: NonceCache | None = None,
+    ) -> None:
+        super().__init__(relay, sessions, default_language)
+        if max_clock_skew_s <= 0:
+            raise ValueError("the WeChat clock-skew window must be positive: nonces are remembered that long")
+        self.token = token
+        self.api = api
+        self.crypto = crypto  # set in safe mode
+        self.passive_timeout_s = passive_timeout_s
+        self.max_clock_skew_s = max_clock_skew_s
+        self.nonces = nonces or NonceCache(max_clock_skew_s)
+        # WECHAT_ALLOW_PLAINTEXT: accept 明文模式 despite its unsigned bodies; else the webhook refuses it.
+        self.refused = PLAINTEXT_REFUSED if crypto is None and not allow_plaintext else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sessions: sessionmaker[Session], relay: ChannelRelay) -> WeChatChannel | None:
+        token = settings.wechat_token.get_secret_value()
+        if not token:
+            return None
+        aes_key = settings.wechat_encoding_aes_key.get_secret_value()
+        channel = cls(
+            token=token, sessions=sessions, relay=relay,
+            api=WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
+                          settings.wechat_api_base, settings.channel_api_timeout_s),
+            crypto=WeChatCrypto(token, aes_key, settings.wechat_app_id) if aes_key else None,
+            passive_timeout_s=settings.wechat_passive_timeout_s,
+            # The clock-skew window is also how long nonces are remembered, so it cannot be off.
+            max_clock_skew_s=settings.wechat_max_clock_skew_s or settings.webhook_max_skew_s,
+            default_language=settings.wechat_default_language, allow_plaintext=settings.wechat_allow_plaintext,
+        )
+        if channel.refused:
+            log.error(PLAINTEXT_REFUSED + "; /webhooks/wechat answers 503 until then")
+        elif channel.crypto is None:
+            log.warning("WeChat plaintext mode allowed (WECHAT_ALLOW_PLAINTEXT): message bodies are not signed")
+        return channel
+
+    # --- inbound: verify, parse, the passive reply ------------------------------------------------
+    def check_signature(self, signature_: str | None, timestamp: str | None, nonce: str | None) -> None:
+        if not signature_ or not timestamp or not nonce:
+            raise HTTPException(403, "signature, timestamp and nonce are required")
+        if not same(signature_, signature(self.token, timestamp, nonce)):
+            raise HTTPException(403, "wrong signature")
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+            raise HTTPException(403, "timestamp is not a number")
+        skew = abs(time.time() - int(timestamp))
+        if skew > self.max_clock_skew_s:
+            raise HTTPException(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
+        if len(nonce) > 64:
+            raise HTTPException(403, "nonce is too long")
+
+    def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
+        """After the request is verified: True when it is new, False for a retry of one already taken."""
+        verdict = self.nonces.check(timestamp, nonce, content)
+        if verdict == "replay":
+            raise HTTPException(403, "replayed request: this timestamp and nonce were already used")
+        return verdict == "new"
+
+    def open(self, body: bytes, encrypt_type: str | None, msg_signature: str | None, timestamp: str,
+             nonce: str) -> dict[str, str]:
+        """Verified body → the message's fields (decrypted in safe mode)."""
+        outer = parse_xml(body)
+        if self.crypto is None:
+            if encrypt_type == "aes":
+                raise HTTPException(400, "encrypted message, but WECHAT_ENCODING_AES_KEY is not set")
+            return outer
+        if encrypt_type != "aes" or "Encrypt" not in outer:
+            raise HTTPException(400, "safe mode: the message must be encrypted (encrypt_type=aes)")
+        if not same(msg_signature, signature(self.token, timestamp, nonce, outer["Encrypt"])):
+            raise HTTPException(403, "wrong msg_signature")
+        try:
+            plain = self.crypto.decrypt_message({"Encrypt": outer["Encrypt"]}, msg_signature, timestamp, nonce)
+        except (InvalidSignatureException, InvalidAppIdException) as err:
+            raise HTTPException(403, f"message refused: {err.__class__.__name__}") from err
+        except Exception as err:  # bad padding, bad base64: not something WeChat sent
+            raise HTTPException(400, f"cannot decrypt: {err.__class__.__name__}") from err
+        return parse_xml(plain)
+
+    async def receive(self, fields: dict[str, str], nonce: str, timestamp: str) -> Response:
+        """One verified message → the HTTP answer: the bot's reply if ready in the passive window, else ``success``."""
+        msg = await to_thread.run_sync(self.parse, fields)  # reads the numbered options
+        if msg is None:
+            return PlainTextResponse("success")
+        deliveries = await self.relay.reply_within(msg, self.passive_timeout_s)  # the 5-second rule
+        text = self.passive_text(deliveries) if deliveries else None
+        if text is None:  # answered through the outbox (now or when the bot is done)
+            return PlainTextResponse("success")
+        return Response(self.passive_reply(fields, text, nonce, timestamp), media_type="application/xml")
+
+    def parse(self, fields: dict[str, str]) -> ChannelMessage | None:
+        """WeChat fields → ChannelMessage; None for events we only acknowledge."""
+        openid = fields.get("FromUserName", "")
+        if not OPENID.match(openid):
+            raise HTTPException(400, "FromUserName is not an openid")
+        sender = sender_id_of(openid)
+        msg_type = fields.get("MsgType", "")
+        msg_id = fields.get("MsgId", "")
+        hint = self.default_language
+        if msg_type == "event":
+            event = fields.get("Event", "").lower()
+            if event != "subscribe":
+                return None
+            created = fields.get("CreateTime", "")
+            if not created.isdigit():
+                raise HTTPException(400, "CreateTime must be a number")
+            return ChannelMessage(CHANNEL, f"ev:{openid}:{created}:subscribe", sender, payload="/greet",
+                                  language=service_language(hint), language_hint=hint)
+        if not msg_id.isdigit():
+            raise HTTPException(400, "MsgId must be a number")
+        if msg_type == "text" or (msg_type == "voice" and fields.get("Recognition", "").strip()):
+            text = fields.get("Content", "") if msg_type == "text" else fields["Recognition"]
+            if not text.strip():
+                return None
+            payload = self.choice(sender, text)
+            return ChannelMessage(CHANNEL, msg_id, sender, text=None if payload else text, payload=payload,
+                                  language_hint=hint)
+        if msg_type in UNSUPPORTED_TYPES:
+            return ChannelMessage(CHANNEL, msg_id, sender, language_hint=hint, supported=False)
+        raise HTTPException(400, f"unknown MsgType {msg_type!r}")
+
+    def choice(self, sender_id: str, text: str) -> str | None:
+        """The payload of the option whose number the customer sent, if the text is just that number."""
+        number = unicodedata.normalize("NFKC", text).strip().rstrip(".")
+        if not number.isdigit() or len(number) > 3:
+            return None
+        with self._sessions() as db:
+            return db.scalar(select(ChannelButton.payload).where(
+                ChannelButton.sender_id == sender_id, ChannelButton.slot == int(number)))
+
+    def passive_reply(self, fields: dict[str, str], content: str, nonce: str, timestamp: str) -> str:
+        reply = TextReply(source=fields.get("ToUserName", ""), target=fields["FromUserName"],
+                          content=_cdata_safe(content)).render()
+        if self.crypto is None:
+            return reply
+        return self.crypto.encrypt_message(reply, nonce, timestamp)
+
+    # --- outbound: render, deliver ----------------------------------------------------------------
     def render(self, sender_id: str, language: str, messages: list[OutboundMessage]) -> list[Delivery]:
         openid = openid_of(sender_id)
         script = render_script(self._sessions, sender_id, language, messages)  # for our agent label and option hint
@@ -253,7 +382,7 @@ class WeChatRenderer:
                                      for n, b in enumerate(message.buttons, start=1))
                 lines.append(f"{numbered}\n{notices.button_hint(language, script)}")
             if lines:
-                texts.extend(_split_bytes("\n\n".join(lines), MAX_CONTENT_BYTES))
+                texts.extend(split("\n\n".join(lines), MAX_CONTENT_BYTES, utf8, paragraphs=False))
         self._remember(sender_id, options)
         return [Delivery(CUSTOM_SEND, {"touser": openid, "msgtype": "text", "text": {"content": t}}) for t in texts]
 
@@ -267,146 +396,20 @@ class WeChatRenderer:
                 db.add(ChannelButton(sender_id=sender_id, slot=n, title=option["title"], payload=option["payload"],
                                      created_at=now))
 
-    def choice(self, sender_id: str, text: str) -> str | None:
-        """The payload of the option whose number the customer sent, if the text is just that number."""
-        number = unicodedata.normalize("NFKC", text).strip().rstrip(".")
-        if not number.isdigit() or len(number) > 3:
-            return None
-        with self._sessions() as db:
-            return db.scalar(select(ChannelButton.payload).where(
-                ChannelButton.sender_id == sender_id, ChannelButton.slot == int(number)))
-
     @staticmethod
     def passive_text(deliveries: list[Delivery]) -> str | None:
         """All replies as one passive message, or None when they do not fit in one."""
         text = "\n\n".join(d.body["text"]["content"] for d in deliveries)
         return text if deliveries and len(text.encode()) <= MAX_CONTENT_BYTES else None
 
+    def passive_fits(self, deliveries: list[Delivery]) -> bool:
+        return self.passive_text(deliveries) is not None
 
-def sender_id_of(openid: str) -> str:
-    return f"{CHANNEL}:{openid}"
+    async def deliver(self, delivery: Delivery) -> None:
+        await self.api.deliver(delivery)
 
-
-def openid_of(sender_id: str) -> str:
-    channel, _, openid = sender_id.partition(":")
-    if channel != CHANNEL or not OPENID.match(openid):
-        raise ValueError(f"not a WeChat sender id: {sender_id!r}")
-    return openid
-
-
-# --- inbound ------------------------------------------------------------------------------------
-@dataclass
-class WeChatChannel:
-    token: str
-    app_id: str
-    relay: ChannelRelay
-    renderer: WeChatRenderer
-    crypto: WeChatCrypto | None  # set in safe mode
-    passive_timeout_s: float = 4.0
-    max_clock_skew_s: int = 300
-    default_language: str = "zh"
-    allow_plaintext: bool = False  # WECHAT_ALLOW_PLAINTEXT: accept 明文模式 despite its unsigned bodies
-    nonces: NonceCache | None = None
-
-    def __post_init__(self) -> None:
-        if self.crypto is None and not self.allow_plaintext:
-            raise ValueError(PLAINTEXT_REFUSED)
-        if self.max_clock_skew_s <= 0:
-            raise ValueError("the WeChat clock-skew window must be positive: nonces are remembered that long")
-        if self.nonces is None:
-            self.nonces = NonceCache(self.max_clock_skew_s)
-
-    def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
-        """After the request is verified: True when it is new, False for a retry of one already taken."""
-        assert self.nonces is not None
-        verdict = self.nonces.check(timestamp, nonce, content)
-        if verdict == "replay":
-            raise HTTPException(403, "replayed request: this timestamp and nonce were already used")
-        return verdict == "new"
-
-    def check_signature(self, signature_: str | None, timestamp: str | None, nonce: str | None) -> None:
-        if not signature_ or not timestamp or not nonce:
-            raise HTTPException(403, "signature, timestamp and nonce are required")
-        if not _same(signature_, signature(self.token, timestamp, nonce)):
-            raise HTTPException(403, "wrong signature")
-        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-            raise HTTPException(403, "timestamp is not a number")
-        skew = abs(time.time() - int(timestamp))
-        if skew > self.max_clock_skew_s:
-            raise HTTPException(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
-        if len(nonce) > 64:
-            raise HTTPException(403, "nonce is too long")
-
-    def open(self, body: bytes, encrypt_type: str | None, msg_signature: str | None, timestamp: str,
-             nonce: str) -> dict[str, str]:
-        """Verified body → the message's fields (decrypted in safe mode)."""
-        outer = parse_xml(body)
-        if self.crypto is None:
-            if encrypt_type == "aes":
-                raise HTTPException(400, "encrypted message, but WECHAT_ENCODING_AES_KEY is not set")
-            return outer
-        if encrypt_type != "aes" or "Encrypt" not in outer:
-            raise HTTPException(400, "safe mode: the message must be encrypted (encrypt_type=aes)")
-        if not _same(msg_signature, signature(self.token, timestamp, nonce, outer["Encrypt"])):
-            raise HTTPException(403, "wrong msg_signature")
-        try:
-            plain = self.crypto.decrypt_message({"Encrypt": outer["Encrypt"]}, msg_signature, timestamp, nonce)
-        except (InvalidSignatureException, InvalidAppIdException) as err:
-            raise HTTPException(403, f"message refused: {err.__class__.__name__}") from err
-        except Exception as err:  # bad padding, bad base64: not something WeChat sent
-            raise HTTPException(400, f"cannot decrypt: {err.__class__.__name__}") from err
-        return parse_xml(plain)
-
-    def to_message(self, fields: dict[str, str]) -> ChannelMessage | None:
-        """WeChat fields → ChannelMessage; None for events we only acknowledge."""
-        openid = fields.get("FromUserName", "")
-        if not OPENID.match(openid):
-            raise HTTPException(400, "FromUserName is not an openid")
-        sender = sender_id_of(openid)
-        msg_type = fields.get("MsgType", "")
-        msg_id = fields.get("MsgId", "")
-        if msg_type == "event":
-            event = fields.get("Event", "").lower()
-            if event != "subscribe":
-                return None
-            created = fields.get("CreateTime", "")
-            if not created.isdigit():
-                raise HTTPException(400, "CreateTime must be a number")
-            return ChannelMessage(CHANNEL, f"ev:{openid}:{created}:subscribe", sender, payload="/greet",
-                                  language=self._service_language(), language_hint=self.default_language)
-        if not msg_id.isdigit():
-            raise HTTPException(400, "MsgId must be a number")
-        if msg_type == "text" or (msg_type == "voice" and fields.get("Recognition", "").strip()):
-            text = fields.get("Content", "") if msg_type == "text" else fields["Recognition"]
-            if not text.strip():
-                return None
-            payload = self.renderer.choice(sender, text)
-            return ChannelMessage(CHANNEL, msg_id, sender, text=None if payload else text, payload=payload,
-                                  language_hint=self.default_language)
-        if msg_type in UNSUPPORTED_TYPES:
-            return ChannelMessage(CHANNEL, msg_id, sender, language_hint=self.default_language, supported=False)
-        raise HTTPException(400, f"unknown MsgType {msg_type!r}")
-
-    def _service_language(self) -> str | None:
-        code = self.default_language.lower()
-        return next((x for x in ("en", "zh", "ru") if code.startswith(x)), None)
-
-    def passive_reply(self, fields: dict[str, str], content: str, nonce: str, timestamp: str) -> str:
-        reply = TextReply(source=fields.get("ToUserName", ""), target=fields["FromUserName"],
-                          content=_cdata_safe(content)).render()
-        if self.crypto is None:
-            return reply
-        return self.crypto.encrypt_message(reply, nonce, timestamp)
-
-
-def _channel(request: Request) -> WeChatChannel:
-    channel: WeChatChannel | None = getattr(request.app.state, "wechat", None)
-    if channel is None:
-        refused: str | None = getattr(request.app.state, "wechat_refused", None)
-        if refused:
-            raise HTTPException(503, refused)
-        raise HTTPException(404, "the WeChat channel is not configured (WECHAT_TOKEN)")
-    return channel
+    async def close(self) -> None:
+        await self.api.close()
 
 
 @router.get("/webhooks/wechat", response_class=PlainTextResponse)
@@ -415,7 +418,7 @@ async def wechat_verify(
     echostr: str | None = None,
 ) -> str:
     """Server URL verification: echo ``echostr`` when the signature is ours."""
-    channel = _channel(request)
+    channel = channel_on(request, WeChatChannel)
     channel.check_signature(signature, timestamp, nonce)
     if echostr is None:
         raise HTTPException(400, "echostr is required")
@@ -431,7 +434,7 @@ async def wechat_message(
     encrypt_type: str | None = None, msg_signature: str | None = None,
     openid: str | None = Query(default=None),  # noqa: ARG001 - sent by WeChat; FromUserName is authoritative
 ) -> Response:
-    channel = _channel(request)
+    channel = channel_on(request, WeChatChannel)
     channel.check_signature(signature, timestamp, nonce)
     assert timestamp is not None and nonce is not None
     body = await read_limited(request, MAX_BODY_BYTES)
@@ -439,13 +442,4 @@ async def wechat_message(
     if not channel.check_nonce(timestamp, nonce, b"POST\n" + body):
         log.info("WeChat request retried with the same nonce: acknowledged, not processed again")
         return PlainTextResponse("success")
-    msg = await to_thread.run_sync(channel.to_message, fields)  # reads the numbered options
-    if msg is None:
-        return PlainTextResponse("success")
-    slot = PassiveSlot(lambda deliveries: channel.renderer.passive_text(deliveries) is not None)
-    channel.relay.spawn(channel.relay.handle(msg, slot))
-    deliveries = await slot.wait(channel.passive_timeout_s)
-    text = channel.renderer.passive_text(deliveries) if deliveries else None
-    if text is None:
-        return PlainTextResponse("success")
-    return Response(channel.passive_reply(fields, text, nonce, timestamp), media_type="application/xml")
+    return await channel.receive(fields, nonce, timestamp)
