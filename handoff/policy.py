@@ -232,6 +232,7 @@ _PERSON_REQUEST = re.compile(
     r"|real (?:person|human)|human being|live agent"
     r"|(?:позов\w*|дайте|соедин\w*|переключ\w*|хочу|нужен|нужна|требую)\s+(?:с\s+|на\s+)?(?:живо\w+\s+)?"
     r"(?:человек\w*|оператор\w*|менеджер\w*|руководител\w*|начальств\w*|сотрудник\w*|администратор\w*)"
+    r"|(?:поговорить|связаться|общаться|пообщаться)\s+с\s+(?:живым\s+)?(?:человек|оператор|менеджер|сотрудник|специалист|консультант)\w*"
     r"|(?:找|叫|要|转|换|接|请)(?:你们|你哋|你地)?(?:的|嘅)?(?:主管|经理|领导|负责人|上司|真人|人工|客服人员|活人)"
     r"|人工客服|真人客服",
     re.IGNORECASE,
@@ -326,6 +327,12 @@ class HandoffPolicy:
             if hit:
                 return Escalate(BUSINESS_RULE, rule, _RULE_PRIORITY[rule], {"matched": hit.group(0)})
         return None
+
+    @staticmethod
+    def asks_for_person(text: str | None) -> bool:
+        """The words ask for a person ("I also want to talk to someone about …", "转人工", "позовите
+        оператора"), whatever the intent classifier made of the message."""
+        return bool(text) and bool(_PERSON_REQUEST.search(frustration.simplified(text or "")))
 
     def angry_person_request(self, text: str | None) -> bool:
         """A frustrated message that asks for a person or a manager ("你們到底在搞什麼！我要找你們主管"):

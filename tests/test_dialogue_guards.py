@@ -69,3 +69,14 @@ def test_a_complaint_given_as_the_reason_for_a_refund_is_not_frustration() -> No
     outside = {"intent": {"name": "inform", "confidence": 1.0}, "actions": [], "active_loop": None}
     offer = policy.after_turn(Signals(), outside, "你们这什么破客服，一点用都没有！")
     assert offer is not None and offer.reason == "frustration"
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    ("thanks. I also want to talk to someone about a gift for my mum", True),
+    ("好的谢谢 不过我还是想跟人工客服说一下送货时间的事", True),
+    ("хочу поговорить с оператором", True),
+    ("how do I contact support by email", False),
+    ("can someone tell me when my order ships", False),
+])
+def test_a_person_asked_for_in_the_words(text: str, asks: bool) -> None:
+    assert HandoffPolicy.asks_for_person(text) is asks

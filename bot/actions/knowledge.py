@@ -174,6 +174,9 @@ class ActionAnswerQuestion(Action):
         picked = _entity(tracker, "kb_article") if intent == "kb_pick" else None
         if picked == NONE_OF_THESE:
             return self._offer_person(dispatcher, lang, text("declined", lang))
+        handoff = runtime.services().handoff
+        if intent != "kb_pick" and handoff is not None and handoff.policy.asks_for_person(tracker.latest_message.get("text")):
+            return [FollowupAction("action_handoff_request")]  # "thanks. I also want to talk to someone about …"
         order_task = self._order_task(tracker, intent)
         if order_task and intent in (FALLBACK_INTENT, "inform"):  # "hi its 5120648393 wheres my order": act on the order
             return [FollowupAction(order_task)]
