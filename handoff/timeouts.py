@@ -9,22 +9,28 @@ Defaults (minutes, settings.py):
   ``handoff_agent_requeue_min`` → re-queued one priority step higher for another agent;
 - an assigned chat where nobody wrote for ``handoff_idle_close_min`` → ``closed``, bot resumes.
 Then waiting tickets are offered to free agents (automatic assignment).
+
+Each rule is a lifecycle event (``ABANDON``, ``REQUEUE``, ``IDLE_CLOSE``); a ticket an agent
+changed while the sweep ran (``StaleState``) is left for the next pass, and the pass is read again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from conversations.models import Conversation
 from conversations.service import OutboundMessage
-from handoff import hours, texts
+from handoff import hours, lifecycle, texts
+from handoff.assignment import position_of
 from handoff.events import AGENTS
+from handoff.lifecycle import Column, Event, IllegalTransition, StaleState, TicketStatus
 from handoff.models import Agent, HandoffQueue, Ticket
 from handoff.service import HandoffService
 from storage.db import transaction
@@ -35,20 +41,29 @@ Action = tuple[str, int, int, str, dict[str, Any]]  # (kind, ticket id, conversa
 
 
 def sweep_db(service: HandoffService) -> list[Action]:
+    for _ in range(3):
+        try:
+            return _sweep_pass(service)
+        except StaleState:  # an agent changed a ticket meanwhile: nothing of this pass was written; again
+            continue
+    return []
+
+
+def _sweep_pass(service: HandoffService) -> list[Action]:
     s = service.settings
     now = service.clock()
     actions: list[Action] = []
-    with transaction(service._sessions) as db:
-        for t in db.scalars(select(Ticket).where(Ticket.status.in_(("queued", "assigned")))):
+    with transaction(service.sessions) as db:
+        for t in db.scalars(select(Ticket).where(Ticket.status.in_((TicketStatus.QUEUED, TicketStatus.ASSIGNED)))):
             conv = db.get_one(Conversation, t.conversation_id)
             last_customer = t.last_customer_at or t.created_at
-            if t.status == "queued":
+            if t.status == TicketStatus.QUEUED:
                 queue = db.get(HandoffQueue, t.queue)
                 open_now = queue is None or hours.is_open(queue.hours, queue.timezone, now)
                 reachable = bool(t.contact_email) or (service.pushers is not None and service.pushers.can_reach(t.channel))
                 if open_now and not reachable and now - last_customer > timedelta(minutes=s.handoff_queued_abandon_min):
-                    t.status, t.closed_at, t.close_reason = "abandoned", now, "customer_left"
-                    conv.state = "bot"
+                    if not _take(db, Event.ABANDON, conv, t, now):
+                        continue
                     service._audit(db, "system", "abandon", t.id, {"silent_min": s.handoff_queued_abandon_min})
                     actions.append(("abandoned", t.id, conv.id, t.language, {}))
                 continue
@@ -56,9 +71,10 @@ def sweep_db(service: HandoffService) -> list[Action]:
             waiting_for_agent = t.last_customer_at is not None and t.last_customer_at > agent_last
             if waiting_for_agent and now - t.last_customer_at > timedelta(minutes=s.handoff_agent_requeue_min):
                 agent = db.get_one(Agent, t.agent_id) if t.agent_id else None
-                t.status, t.agent_id, t.assigned_at, t.queued_at = "queued", None, None, now
+                if not _take(db, Event.REQUEUE, conv, t, now):
+                    continue
+                t.agent_id, t.assigned_at, t.queued_at = None, None, now
                 t.priority = max(0, t.priority - 1)
-                conv.state = "queued"
                 service._audit(db, "system", "requeue", t.id, {"silent_agent": agent.username if agent else None})
                 actions.append(("requeued", t.id, conv.id, t.language, {}))
             elif waiting_for_agent and t.agent_nudged_at is None and \
@@ -68,11 +84,25 @@ def sweep_db(service: HandoffService) -> list[Action]:
                 service._audit(db, "system", "nudge", t.id, {"agent": agent.username})
                 actions.append(("nudged", t.id, conv.id, t.language, {"agent": agent.display_name}))
             elif not waiting_for_agent and now - max(last_customer, agent_last) > timedelta(minutes=s.handoff_idle_close_min):
-                t.status, t.closed_at, t.close_reason = "closed", now, "idle"
-                conv.state = "bot"
+                if not _take(db, Event.IDLE_CLOSE, conv, t, now):
+                    continue
                 service._audit(db, "system", "close_idle", t.id, {})
                 actions.append(("idle_closed", t.id, conv.id, t.language, {}))
     return actions
+
+
+def _take(db: Session, event: Event, conv: Conversation, ticket: Ticket, now: datetime) -> bool:
+    """Apply ``event``; a ticket whose conversation is in a state the table does not allow it from
+    is logged and skipped (nothing was written for it), so one bad row cannot stop every sweep.
+    ``StaleState`` (a concurrent change) goes up: the pass is read again."""
+    try:
+        lifecycle.apply(db, event, conv, ticket, now=now)
+    except StaleState:
+        raise
+    except IllegalTransition as err:
+        log.error("handoff timeout not applied", extra={"ticket_id": ticket.id, "event": event.value, "error": str(err)})
+        return False
+    return True
 
 
 async def sweep(service: HandoffService) -> list[Action]:
@@ -83,24 +113,22 @@ async def sweep(service: HandoffService) -> list[Action]:
         if kind == "nudged":
             service.events.publish(AGENTS, {"type": "ticket.agent_silent", "ticket": summary})
             text = texts.text("agent_nudge", lang, agent=extra["agent"])
-            state = "human"
+            state = Column.HUMAN
         else:
             service.events.publish(AGENTS, {"type": "ticket.updated", "ticket": summary})
             if kind == "requeued":
                 text = texts.text("requeued", lang, position=summary.get("position") or 1)
-                state = "queued"
+                state = Column.QUEUED
             else:
                 text = texts.text(kind, lang)
-                state = "bot"
+                state = Column.BOT
         await service.deliver(conv_id, [OutboundMessage("handoff", text)], state=state)
     await service.assign_waiting()
     return actions
 
 
 def _summary(service: HandoffService, ticket_id: int) -> dict[str, Any]:
-    from handoff.service import position_of
-
-    with service._sessions() as db:
+    with service.sessions() as db:
         summary = service._summary(db, db.get_one(Ticket, ticket_id))
     summary["position"] = position_of(service, ticket_id)
     return summary
