@@ -409,6 +409,8 @@ class HandoffPolicy:
         scored = frustration.score(text or "")
         angry_twice = scored.value >= frustration.MILD and signals.last_frustration >= frustration.MILD
         signals.last_frustration = scored.value
+        if signals.offer_pending and failure:  # the offer went unanswered and the bot failed again: repeat it
+            return Offer(signals.offer_pending, {"turns": signals.failure_streak, "last": failure, "repeated_offer": True})
         if signals.offer_pending or signals.cooldown > 0:
             return None
         # a complaint about the product while giving the reason for a refund or return ("质量太差了",

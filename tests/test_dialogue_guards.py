@@ -8,7 +8,7 @@ from rasa_sdk import Tracker
 
 from bot.actions.change_of_mind import Turn, asks_a_question, other_task
 from bot.actions.offer import HANDOFF_ACTION, pending_offer
-from handoff.policy import HandoffPolicy, Signals
+from handoff.policy import HandoffPolicy, Offer, Signals
 
 
 def turn(text: str, intent: str, confidence: float) -> Turn:
@@ -80,3 +80,14 @@ def test_a_complaint_given_as_the_reason_for_a_refund_is_not_frustration() -> No
 ])
 def test_a_person_asked_for_in_the_words(text: str, asks: bool) -> None:
     assert HandoffPolicy.asks_for_person(text) is asks
+
+
+def test_an_unanswered_offer_of_a_person_is_repeated_when_the_bot_fails_again() -> None:
+    policy, signals = HandoffPolicy(), Signals()
+    failed = {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "actions": ["action_answer_question"]}
+    policy.offered(signals, Offer("repeated_failure"))
+    policy.after_turn(signals, failed, "blorp")
+    again = policy.after_turn(signals, {"intent": {"name": "thanks", "confidence": 0.49}, "actions": []}, "zzzz qqq")
+    assert again is not None and again.reason == "repeated_failure"
+    fine = {"intent": {"name": "check_order_status", "confidence": 0.95}, "actions": ["order_status_form"]}
+    assert policy.after_turn(signals, fine, "where is my order") is None  # no failure: the offer stands, not repeated
