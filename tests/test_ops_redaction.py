@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from bench.redaction.__main__ import LABELLED_LANGUAGES, LANGUAGES, TARGETS, evaluate, load
+from bench.redaction.__main__ import LABELLED_LANGUAGES, LANGUAGES, TARGETS, _person_met, evaluate, load
 from ops.redaction import Redactor, Span, luhn_ok
 
 
@@ -145,6 +145,28 @@ def _people(redactor: Redactor, text: str, language: str) -> list[str]:
         ("signed for by K. Whitfield", "en", ["K. Whitfield"]),
         ("i spoke to Fatima yesterday", "en", ["Fatima"]),
         ("Роман из поддержки обещал перезвонить", "ru", ["Роман"]),
+        # round 3 (English): ordinary-word names with a cue on both sides, names no list knows with a context,
+        # names joined by and/or/to/commas, surnames and particles after a first name, signatures, possessives
+        ("tell will to call me back", "en", ["will"]),
+        ("hi, grace here, quick question about sizes", "en", ["grace"]),
+        ("gift for daisy arrived broken", "en", ["daisy"]),
+        ("June told me to wait", "en", ["June"]),
+        ("ask for tunde at the counter", "en", ["tunde"]),
+        ("call my brother olumide on 07700900111", "en", ["olumide"]),
+        ("Chiamaka said the parcel was left outside", "en", ["Chiamaka"]),
+        ("the box was addressed to Oghenekaro", "en", ["Oghenekaro"]),
+        ("why did Obinna cancel my order", "en", ["Obinna"]),
+        ("Kemi's order is under my account", "en", ["Kemi"]),
+        ("where is my order?? - Dami", "en", ["Dami"]),
+        ("i need to change it from Olamide to Ola", "en", ["Olamide", "Ola"]),
+        ("Xavier, Imani and Luis share one account", "en", ["Xavier", "Imani", "Luis"]),
+        ("my husband Venkatesh Iyer ordered it", "en", ["Venkatesh Iyer"]),
+        ("spoke with Nguyen Thi Huong on the phone", "en", ["Nguyen Thi Huong"]),
+        ("hi my name is Siobhán Ní Bhriain", "en", ["Siobhán Ní Bhriain"]),
+        ("it was delivered to a Mr T. Okoro", "en", ["Mr T. Okoro"]),
+        ("Penny and Sunny share the account", "en", ["Penny", "Sunny"]),
+        ("Florence from billing rang me", "en", ["Florence"]),
+        ("sorry Bill, my mistake", "en", ["Bill"]),
     ],
 )
 def test_person_names(redactor: Redactor, text: str, language: str, names: list[str]) -> None:
@@ -187,10 +209,33 @@ def test_person_names(redactor: Redactor, text: str, language: str, names: list[
         ("is the Calvin Klein belt real leather", "en"),
         ("the Nike hoodie is too small", "en"),
         ("сумка Гуччи пришла без пыльника", "ru"),
+        ("the Grace period ends friday", "en"),  # round 3: words, products and places around the new cues
+        ("ok, will do", "en"),
+        ("hi, will it arrive today", "en"),
+        ("I will mark it as received", "en"),
+        ("bill me later please", "en"),
+        ("rose gold or silver?", "en"),
+        ("Fingers crossed", "en"),
+        ("the Xiaomi phone stopped charging", "en"),
+        ("Mr Kipling cakes were squashed", "en"),
+        ("Peter Pan collar blouse in size 10", "en"),
+        ("Paris, France", "en"),
+        ("delivered to Birmingham instead of Bristol", "en"),
+        ("Victoria station collection point", "en"),
+        ("Tommy Hilfiger shirt faded after one wash", "en"),
+        ("ship to Austin, TX", "en"),
+        ("thank you for your patience", "en"),
+        ("Flat 3, 27 Queen's Road, Bristol", "en"),
     ],
 )
 def test_not_names(redactor: Redactor, text: str, language: str) -> None:
     assert _people(redactor, text, language) == []
+
+
+def test_person_target_counts_the_languages_a_set_has() -> None:
+    """names_heldout3/ is English only: a missing language is no failure, a low one is."""
+    assert _person_met({"en": {"person": {"recall": 0.95}}})
+    assert not _person_met({"en": {"person": {"recall": 0.95}}, "zh": {"person": {"recall": 0.85}}})
 
 
 def test_names_are_masked_and_surrogated_in_their_script(redactor: Redactor) -> None:
