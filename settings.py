@@ -210,18 +210,22 @@ class Settings(BaseSettings):
     kb_ivf_nlist: int = 0
     kb_ivf_nprobe: int = 0
     kb_ivf_encoding: str = "sq8"
-    kb_rrf_k: int = 60  # reciprocal rank fusion constant (dense + BM25)
+    # Hybrid search = language-corrected cosine + this weight × BM25 (normalised to the query's best
+    # chunk), fused only when the query's language covers kb_lexical_min_coverage of the articles
+    # (kb_index/search.py; weights measured in bench/RESULTS.md ## Knowledge base: issue 14).
+    kb_lexical_weight: float = 0.03
+    kb_lexical_min_coverage: float = 0.9
+    kb_keep_versions: int = 3  # index versions kept on disk (KnowledgeBase.rollback can return to them)
     kb_chunk_max_chars: int = 900
     kb_chunk_overlap_chars: int = 150
-    # Probability of the top article (kb_index/answering.py) at or above which the bot answers;
-    # below it asks which article is meant (titles above kb_clarify_floor) or declines.
-    # Chosen from the threshold table in bench/RESULTS.md (## KB quality).
-    kb_answer_threshold: float = 0.30
-    kb_clarify_floor: float = 0.05
-    # ...and the question must be at least this close (cosine) to one of the article's questions.
-    kb_min_similarity: float = 0.86
-    # Articles without questions (e.g. uploaded ones) are answered when their passage cosine reaches this.
-    kb_passage_threshold: float = 0.88
+    # The answer decision (kb_index/decision.py): a probability that the top article is right,
+    # calibrated on held-out queries by `python -m bench.kb.calibrate` (bench/RESULTS.md,
+    # ## Knowledge base: issue 14). At or above kb_answer_threshold the bot answers; from
+    # kb_clarify_floor it asks which of the articles scoring within kb_clarify_margin of the top
+    # one is meant; below, it declines.
+    kb_answer_threshold: float = 0.72
+    kb_clarify_floor: float = 0.4
+    kb_clarify_margin: float = 0.05
     # Admin routes (/api/v1/admin/kb/...) accept this bearer token; empty disables token access.
     admin_api_token: SecretStr = Field(default=SecretStr(""))
 
@@ -271,8 +275,7 @@ class Settings(BaseSettings):
         from kb_index.answering import AnswerPolicy
 
         return AnswerPolicy(
-            threshold=self.kb_answer_threshold, clarify_floor=self.kb_clarify_floor,
-            min_similarity=self.kb_min_similarity, passage_threshold=self.kb_passage_threshold,
+            threshold=self.kb_answer_threshold, clarify_floor=self.kb_clarify_floor, clarify_margin=self.kb_clarify_margin,
         )
 
     @property

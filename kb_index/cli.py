@@ -1,9 +1,11 @@
-"""``python -m kb_index build|add|delete|search|stats|list``.
+"""``python -m kb_index build|add|delete|search|ask|stats|list|versions|rollback``.
 
 Every command works on the index directory (``--data-dir``, default ``DATA_DIR/kb``). Commands
 that read or change an existing index use the embedder it was built with unless ``--embedder``
 says otherwise; ``build`` uses ``--embedder`` or the configured ``KB_EMBEDDER`` and may replace an
-index built by another model. Problems are printed as ``error: ...`` with exit status 1.
+index built by another model. ``ask`` runs the bot's own answer / clarify / decline decision
+(kb_index/answering.py, with the configured policy and hand-written questions). Problems are
+printed as ``error: ...`` with exit status 1.
 """
 
 from __future__ import annotations
@@ -212,6 +214,72 @@ def list_articles(data_dir: DataDirOpt = None) -> None:
         table.add_row(a.id, a.language, a.title, str(a.chunk_count), a.url)
     out.print(table)
     _say(f"{len(arts)} article version(s)")
+
+
+@app.command()
+def ask(
+    query: Annotated[str | None, typer.Argument(help="The customer's question (or use --queries).")] = None,
+    queries: Annotated[Path | None, typer.Option("--queries", help="File of questions: one per line (# comments), .yml/.yaml "
+                                                 "({queries: [{q, lang?}]} or a list), .jsonl ({\"query\"|\"q\", \"language\"?}); - reads stdin.")] = None,
+    language: Annotated[str | None, typer.Option("--language", "-l", help="en, zh or ru (default: guessed from the script of each question).")] = None,
+    questions_dir: Annotated[Path | None, typer.Option("--questions", help="Hand-written questions folder (default: KB_SOURCE_DIR/questions).")] = None,
+    no_questions: Annotated[bool, typer.Option("--no-questions", help="Use only the questions taken from the content.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Answer, clarify or decline each question exactly as the bot would; prints the outcome, the article, the
+    candidate articles and the confidence."""
+    from kb_index.ask import AskError, decide_all, read_queries
+
+    try:
+        items = read_queries(query, queries, language)
+        directory = _data_dir(data_dir)
+        if read_manifest(directory) is None:
+            raise _fail(f"no knowledge-base index in {directory}; build one with: python -m kb_index build PATH")
+        kb = _open(data_dir, None)
+        rows = decide_all(kb, items, _settings(), None if no_questions else questions_dir or _settings().kb_source_dir / "questions")
+    except (KBError, AskError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title="answer decisions", title_justify="left")
+    for col in ("query", "outcome", "article", "candidates", "confidence"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        conf = "-" if row["confidence"] is None else f"{row['confidence']:.2f}"
+        table.add_row(row["query"], row["outcome"], row["article_id"] or "-", ", ".join(row["candidates"]) or "-", conf)
+    out.print(table)
+
+
+@app.command("versions")
+def list_versions(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the index versions kept on disk (newest first; * marks the live one)."""
+    try:
+        kb = _open(data_dir, None)
+        rows = kb.versions()
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        _say(f"{'*' if r['current'] else ' '} {r['version']}  {r['articles']} articles, {r['chunks']} chunks, updated {r['updated_at']}")
+
+
+@app.command()
+def rollback(
+    version: Annotated[str, typer.Argument(help="A version listed by the versions command.")],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make an older index version the live one again."""
+    try:
+        kb = _open(data_dir, None)
+        res = kb.rollback(version)
+    except KBError as exc:
+        raise _fail(str(exc)) from None
+    _say(f"live version is now {res['current']} (was {res['previous']})")
 
 
 def main() -> None:

@@ -176,8 +176,31 @@ def _load_markdown(path: Path, hint: str) -> list[Article]:
             tags=_str_list(meta.get("tags"), "tags"),
             translations=_str_list(meta.get("translations"), "translations"),
             source_path=str(path),
+            questions=_questions(meta.get("questions")),
         )
     ]
+
+
+def _questions(value: Any) -> list[str]:
+    """``questions:`` in front matter: a list of strings (or one string)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise LoadError("front matter 'questions' must be a list of question strings")
+
+
+def _question_cells(value: Any) -> list[str]:
+    """An FAQ row's extra questions: ``|``-separated text (CSV) or a list of strings (JSON)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    raise LoadError("'questions' must be a list of strings or |-separated text")
 
 
 def _strip_leading_title(body: str, title: str) -> str:
@@ -301,8 +324,9 @@ _FAQ_REQUIRED = ("question", "answer")
 
 
 def _faq_rows_to_articles(path: Path, rows: Iterable[dict[str, Any]], hint: str, first_row: int) -> list[Article | tuple[Path, str]]:
-    """Each row is one article (the question is its title). A bad row is reported with its
-    number; the good rows still load."""
+    """Each row is one article: the question is its title and its first question (more in an
+    optional ``questions`` column, ``|``-separated in CSV or a list in JSON); ``category`` is
+    taken as a tag. A bad row is reported with its number; the good rows still load."""
     out: list[Article | tuple[Path, str]] = []
     for n, row in enumerate(rows, start=first_row):
         where = Path(f"{path}#row{n}")
@@ -317,7 +341,8 @@ def _faq_rows_to_articles(path: Path, rows: Iterable[dict[str, Any]], hint: str,
             continue
         try:
             art_id = _check_id(norm.get("id") or f"{_slug(path.stem)}-{n}", "row id")
-            tags = _str_list(norm.get("tags"), "tags")
+            tags = _str_list(norm.get("tags") or norm.get("category"), "tags")
+            extra = _question_cells(norm.get("questions"))
         except LoadError as exc:
             out.append((where, str(exc)))
             continue
@@ -330,6 +355,7 @@ def _faq_rows_to_articles(path: Path, rows: Iterable[dict[str, Any]], hint: str,
                 text=a,
                 tags=tags,
                 source_path=str(path),
+                questions=[q, *(x for x in extra if x != q)],
             )
         )
     return out

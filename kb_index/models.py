@@ -29,6 +29,9 @@ class Article:
     tags: list[str] = field(default_factory=list)
     translations: list[str] = field(default_factory=list)
     source_path: str = ""
+    # Questions the article answers, from its source: an FAQ table's question column, or
+    # ``questions:`` in Markdown front matter (see kb_index/content_questions.py).
+    questions: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -37,10 +40,10 @@ class Article:
     def content_hash(self) -> str:
         """Hash of everything that changes what is indexed (not where it was loaded from), so an
         unchanged article is recognised on re-import and not embedded again."""
-        payload = json.dumps(
-            [self.id, self.language, self.title, self.url, self.text, list(self.tags), list(self.translations)],
-            ensure_ascii=False,
-        )
+        fields: list[object] = [self.id, self.language, self.title, self.url, self.text, list(self.tags), list(self.translations)]
+        if self.questions:  # absent from older hashes: articles without questions keep theirs
+            fields.append(list(self.questions))
+        payload = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -67,11 +70,13 @@ class Chunk:
 class SearchHit:
     """One ranked result.
 
-    ``score`` is the ranking score of the mode used (hybrid: reciprocal-rank-fusion score; dense:
-    cosine; lexical: BM25). ``dense_score`` is the cosine similarity between the query and this
-    chunk, computed for every hit of a dense or hybrid search (also for hits that only BM25 found,
-    so a threshold on the top hit's cosine always has a value); it is None in lexical mode.
-    ``dense_rank``/``lexical_rank`` (1-based) tell which candidate lists the chunk was in.
+    ``score`` is the ranking score of the mode used (hybrid: language-corrected similarity plus
+    the weighted, normalised BM25 score; dense: language-corrected similarity; lexical: BM25).
+    ``adjusted_score`` is the language-corrected similarity (kb_index/language_bias.py), the
+    dense part of the ranking. ``dense_score`` is the plain cosine between the query and this
+    chunk, computed for every hit of a dense or hybrid search (also for hits that only BM25 found);
+    both are None in lexical mode. ``dense_rank``/``lexical_rank`` (1-based) tell which candidate
+    lists the chunk was in.
     """
 
     chunk: Chunk
@@ -81,6 +86,7 @@ class SearchHit:
     rank: int
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    adjusted_score: float | None = None
 
 
 @dataclass(frozen=True)

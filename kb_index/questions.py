@@ -1,14 +1,13 @@
-"""Questions each article answers, as a second way to find the article.
+"""Questions written for articles by people: support staff (``help_centre/questions/<lang>.yml``)
+and the ops inbox (``kb_index/ops_questions.py``: questions of published drafts, knowledge gaps).
 
 Help-centre tools keep "suggested questions" per article for a reason this project measured
 (bench/RESULTS.md, ## KB quality): a customer's question is much closer to another question than
-to prose, and a Chinese or Russian question finds an English-only article through the Chinese or
-Russian questions written for it. Questions live in ``help_centre/questions/<lang>.yml``
-(``article-id: [question, ...]``) and are embedded as queries (e5's ``query:`` side on both ends).
-
-The index answers "which articles, how sure": the best cosine to any of an article's questions,
-and a logistic-regression probability over the question embeddings (the same few-shot recipe as
-the NLU's intent classifier), which separates close articles better than a nearest neighbour.
+to prose. They are embedded on e5's query side, like the customer's question, and compared with
+the language-centred query vector (kb_index/language_bias.py), exactly like the questions the
+knowledge base takes from the content itself (titles, FAQ questions, question headings); the
+answerer merges both per article. There is no classifier over articles: a similarity does not
+depend on how many articles or questions there are, a softmax over all articles does.
 """
 
 from __future__ import annotations
@@ -16,17 +15,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.linear_model import LogisticRegression
 
 from kb_index.embedders import Embedder
 from kb_index.models import KBError
 
-__all__ = ["ArticleScore", "QuestionIndex", "load_questions"]
+__all__ = ["QuestionIndex", "QuestionMatch", "load_questions", "merge_questions"]
 
 
 def load_questions(folder: Path) -> dict[str, list[str]]:
@@ -48,25 +46,36 @@ def load_questions(folder: Path) -> dict[str, list[str]]:
     return merged
 
 
-@dataclass(frozen=True)
-class ArticleScore:
-    article_id: str
-    similarity: float  # best cosine between the query and one of the article's questions
-    probability: float  # classifier probability that the query is about this article
+def merge_questions(*sources: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """One ``article id → questions`` mapping from several, without repeating a question."""
+    out: dict[str, list[str]] = {}
+    for source in sources:
+        for article_id, questions in source.items():
+            have = out.setdefault(article_id, [])
+            have.extend(q for q in questions if q not in have)
+    return out
+
+
+@dataclass
+class QuestionMatch:
+    """One article's questions against one query."""
+
+    scores: list[float] = field(default_factory=list)  # centred query · question, best first
+    best_cosine: float = -1.0  # plain cosine of the closest question
+    best_question: str = ""
 
 
 class QuestionIndex:
     """Immutable once built; rebuilt (cheaply, embeddings are cached on disk) when questions change."""
 
-    def __init__(self, embedder: Embedder, cache_dir: Path | None = None, c: float = 20.0) -> None:
+    def __init__(self, embedder: Embedder, cache_dir: Path | None = None) -> None:
         self.embedder = embedder
         self._cache_dir = cache_dir
-        self._c = c
         self._lock = threading.Lock()
         self._articles: list[str] = []
         self._owner = np.zeros(0, dtype=np.int64)  # question row → article index
         self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
-        self._classifier: LogisticRegression | None = None
+        self._texts: list[str] = []
 
     @property
     def size(self) -> int:
@@ -77,37 +86,35 @@ class QuestionIndex:
         return list(self._articles)
 
     def build(self, questions: Mapping[str, Sequence[str]], known_articles: set[str] | None = None) -> None:
-        """Embed and fit. Questions of articles not in ``known_articles`` are left out, so a deleted
-        article is never suggested by its questions."""
+        """Embed (cached) and keep. Questions of articles not in ``known_articles`` are left out."""
         pairs = [(a, q) for a, qs in sorted(questions.items()) for q in qs if known_articles is None or a in known_articles]
         articles = sorted({a for a, _ in pairs})
         index = {a: i for i, a in enumerate(articles)}
         vectors = self._embed([q for _, q in pairs])
         owner = np.array([index[a] for a, _ in pairs], dtype=np.int64)
-        classifier = None
-        if len(articles) >= 2:
-            classifier = LogisticRegression(C=self._c, max_iter=2000)
-            classifier.fit(vectors, owner)
-        with self._lock:  # readers take the four fields together
-            self._articles, self._owner, self._vectors, self._classifier = articles, owner, vectors, classifier
+        with self._lock:  # readers take the fields together
+            self._articles, self._owner, self._vectors, self._texts = articles, owner, vectors, [q for _, q in pairs]
 
-    def scores(self, query_vector: np.ndarray) -> list[ArticleScore]:
-        """Every article with questions, best first (by probability, then similarity)."""
+    def match(self, query_vector: np.ndarray, centred: np.ndarray, articles: set[str] | None = None) -> dict[str, QuestionMatch]:
+        """Per article with questions (or only ``articles``): its questions' scores against the
+        centred query, and its closest question by plain cosine."""
         with self._lock:
-            articles, owner, vectors, classifier = self._articles, self._owner, self._vectors, self._classifier
-        if not articles:
-            return []
+            names, owner, vectors, texts = self._articles, self._owner, self._vectors, self._texts
+        if not names:
+            return {}
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        sims = vectors @ q
-        best = np.full(len(articles), -1.0, dtype=np.float32)
-        np.maximum.at(best, owner, sims)
-        if classifier is not None:
-            probs = np.zeros(len(articles))
-            probs[classifier.classes_] = classifier.predict_proba(q.reshape(1, -1))[0]
-        else:
-            probs = np.ones(len(articles))
-        order = sorted(range(len(articles)), key=lambda i: (-probs[i], -best[i]))
-        return [ArticleScore(articles[i], float(best[i]), float(probs[i])) for i in order]
+        qa = np.asarray(centred, dtype=np.float32).reshape(-1)
+        rows = np.arange(len(owner)) if articles is None else np.flatnonzero(np.isin(owner, [i for i, a in enumerate(names) if a in articles]))
+        adjusted, cosine = vectors[rows] @ qa, vectors[rows] @ q
+        out: dict[str, QuestionMatch] = {}
+        for r, s, c in zip(rows.tolist(), adjusted.tolist(), cosine.tolist(), strict=True):
+            m = out.setdefault(names[owner[r]], QuestionMatch())
+            m.scores.append(s)
+            if c > m.best_cosine:
+                m.best_cosine, m.best_question = c, texts[r]
+        for m in out.values():
+            m.scores.sort(reverse=True)
+        return out
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Query-side embeddings, cached per text on disk: a restart re-embeds only new questions."""

