@@ -15,6 +15,7 @@ os.environ.setdefault("RASA_MAX_CACHE_SIZE", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.nlu import data as D  # noqa: E402
+from bench.nlu import oos_set as O  # noqa: E402
 from bench.nlu import results as R  # noqa: E402
 
 ROOT = D.ROOT
@@ -147,7 +148,28 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         "n_train": len(D.load_rasa_examples(train_path)),
         "per_lang_train": per_lang,
         "gold_entities": gold_entities,
+        "oos_set": O.named(),
     }
+
+
+def classifier_rule(config: Path) -> str | None:
+    """The out-of-scope rule of the E5IntentClassifier in the config, in words."""
+    import yaml
+
+    cfg = yaml.safe_load(config.read_text()) or {}
+    for comp in cfg.get("pipeline") or []:
+        if str(comp.get("name", "")).endswith("E5IntentClassifier"):
+            from bot.components.intent_classifier import E5IntentClassifier
+
+            full = {**E5IntentClassifier.get_default_config(), **comp}
+            sims = ", ".join(f"{k} {v}" for k, v in (full.get("similarity_thresholds") or {}).items())
+            sim = f"similarity {full['similarity_threshold']}" + (f" ({sims})" if sims else "")
+            if full.get("gate"):
+                gate = full["gate"]
+                weights = ", ".join(f"{k} {v}" for k, v in gate["weights"].items())
+                return f"Out-of-scope rule: {sim}, and the gate (weights {weights}; bias {gate['bias']})."
+            return f"Shipped thresholds: {sim}, confidence {full['confidence_threshold']}."
+    return None
 
 
 def classifier_thresholds(config: Path) -> tuple[float, float] | None:
@@ -174,6 +196,7 @@ def run_config(args: argparse.Namespace, prep: dict[str, Any], config: Path, nam
     live = E.LiveModel(model)
     res: dict[str, Any] = {"name": name, "config": config, "train_s": seconds, "train_cpu_s": cpu_seconds, "tests": {}}
     all_texts = [t for ins, oos in prep["tests"].values() for t, _ in list(ins) + list(oos)]
+    all_texts += [t for items in prep.get("oos_set", {}).values() for t, _ in items]
     if prep.get("val"):
         all_texts += [t for t, _ in prep["val"][0] + prep["val"][1]]
     # latency: interleave the test sets, cold cache (these texts were never embedded)
@@ -184,6 +207,7 @@ def run_config(args: argparse.Namespace, prep: dict[str, Any], config: Path, nam
         p_in, p_oos = live.parse(ins), live.parse(oos)
         res["tests"][tname] = {"metrics": E.metrics(p_in, p_oos), "in": p_in, "oos": p_oos}
         print(f"[bench.nlu] {name} {tname}: {res['tests'][tname]['metrics']}", flush=True)
+    res["oos_set"] = {name: live.parse(items) for name, items in prep.get("oos_set", {}).items()}
     if prep.get("val") and args.sweep:
         res["val"] = (live.parse(prep["val"][0]), live.parse(prep["val"][1]))
     live.close()
@@ -387,11 +411,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.dataset == "clinc150" and not args.train:
         lines = clinc_table(runs, prep, thresholds)
         if thresholds:
-            lines.insert(
-                0,
-                f"Shipped thresholds: similarity {thresholds[0]}, confidence "
-                f"{thresholds[1]} (E5IntentClassifier config).\n",
-            )
+            lines.insert(0, f"{classifier_rule(args.config)}\n")
         if args.sweep and thresholds and runs[0].get("val"):
             lines += ["", f"#### Fallback threshold sweep ({prep['label']})", ""]
             lines += sweep_tables(runs[0], thresholds, args.min_answered)
@@ -403,8 +423,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         lines = []
         for r in runs:
             lines += shipped_table(r, prep) + [""]
+            if r.get("oos_set"):
+                lines += O.live_table(r["oos_set"]) + [""]
         if thresholds:
-            lines.insert(0, f"Shipped thresholds: similarity {thresholds[0]}, confidence {thresholds[1]}.\n")
+            lines.insert(0, f"{classifier_rule(args.config)}\n")
         key = (
             (f"shipped-k{args.shots}-s{args.seed}" if args.shots else "shipped")
             if not args.train

@@ -82,3 +82,21 @@ def clinc_splits(shots: int | None, seed: int) -> dict[str, list[Example]]:
         "test": d["test"],
         "test_oos": d["oos_test"],
     }
+
+
+def nlu_data_at(rev: str) -> Path:
+    """nlu_data/ of a git revision, written to a temporary directory."""
+    import subprocess
+    import tempfile
+
+    names = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev, "nlu_data"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split()
+    if not names:
+        raise OSError(f"no nlu_data/ files at {rev}")
+    out = Path(tempfile.mkdtemp(prefix="nlu_data_"))
+    for name in names:
+        blob = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True, capture_output=True).stdout
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(blob)
+    return out / "nlu_data"

@@ -47,7 +47,7 @@ def command_line() -> str:
     return ".venv-rasa/bin/python -m bench.nlu " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def header(title: str, load_at_start: str) -> list[str]:
+def header(title: str, load_at_start: str, command: str | None = None) -> list[str]:
     m = machine()
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return [
@@ -57,7 +57,7 @@ def header(title: str, load_at_start: str) -> list[str]:
         f"Rasa venv Python {m['python']}; load average at start {load_at_start}, at the end "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (other jobs share these cores, so "
         f"wall-clock times are upper bounds; CPU times are not stretched by them).",
-        f"- Reproduce (from the project root): `{command_line()}`",
+        f"- Reproduce (from the project root): `{command or command_line()}`",
         "",
     ]
 

@@ -1,30 +1,26 @@
 """E5IntentClassifier: logistic regression on e5 sentence features, with out-of-scope gating.
 
-* Features: the dense sentence features of the configured featurizer origins (default: the two
-  e5 views, ``e5_query`` and ``e5_passage``). Each view is centred on the training mean and
-  re-normalised (e5's vectors share a large common component; centring made the per-class
-  directions stand out: +0.3 to +4 points at 10-shot, see bench/RESULTS.md), then the views
-  are concatenated.
+* Features: the dense sentence features of the configured origins (default: e5 views ``e5_query``
+  and ``e5_passage``), each centred on the training mean and re-normalised (e5's vectors share a
+  large common component: +0.3 to +4 points at 10-shot, bench/RESULTS.md), concatenated.
 * Classifier: multinomial logistic regression (scikit-learn, lbfgs) with a weak regulariser
   (C=100): with 10 examples per intent a high C was worth +6 points over C=1. Beside it, an
-  ensemble of ``mlp_ensemble`` one-hidden-layer MLPs (1024 ReLU units, seeds 0..k-1) on the same
+  ensemble of ``mlp_ensemble`` one-hidden-layer MLPs (1024 ReLU units, seeded) on the same
   features: the intent is the argmax of the MLPs' mean log-probability plus the logistic
   regression's (CLINC150 10-shot, chosen on the validation split: +0.6 points in-scope accuracy
   over the regression alone; text augmentation, embedding noise, mixup and other heads did not
   help, bench/RESULTS.md). The ranking's confidences are the normalised geometric mean of the
   two (the MLPs alone are overconfident).
-* Out of scope: a message is answered with ``nlu_fallback`` when its cosine similarity to the
-  nearest training example (raw ``e5_query`` space) is below the similarity threshold of its
-  script or when the logistic regression's top probability is below ``confidence_threshold``
-  (the better calibrated of the two: gating on the blend let half of the out-of-scope queries
-  through). The similarity threshold is per writing system (``similarity_thresholds``: han,
-  cyrillic, latin; ``similarity_threshold`` for a script not listed): e5 puts short Chinese
-  texts closer to everything than Latin or Cyrillic ones (median nearest-example cosine of
-  in-scope test messages 0.96 in Chinese against 0.94 in English and Russian), so one threshold
-  declined the least in Chinese (bench/RESULTS.md, "Out-of-scope gate (issue 13)"). As Rasa's FallbackClassifier does,
-  ``nlu_fallback`` is put on top of ``intent_ranking`` and the real intents stay below it, so the
-  two-stage fallback can offer the best guess. The parse result's ``intent`` carries
-  ``similarity``, ``gate_confidence``, ``script`` (and ``fallback_reason`` when it fell back).
+* Out of scope: ``nlu_fallback`` when the cosine similarity to the nearest training example (raw
+  ``e5_query`` space) is below the threshold of the message's script (``similarity_thresholds``:
+  han, cyrillic, latin, else ``similarity_threshold``; e5 puts short Chinese texts closer to
+  everything), or when the out-of-scope gate declines it (``gate``, bot/components/intent_gate.py:
+  a logistic model on the regression's and the MLPs' top probabilities and the similarity, fitted
+  by ``python -m bench.nlu.gate_fit``); without a ``gate``, when the regression's top probability
+  < ``confidence_threshold``. As Rasa's FallbackClassifier does, ``nlu_fallback`` goes on top of
+  ``intent_ranking`` with the real intents below it (the two-stage fallback offers the best
+  guess). ``intent`` carries ``similarity``, ``gate_confidence`` (the regression's top
+  probability), ``gate_score``, ``script`` and ``fallback_reason`` (similarity, gate, confidence).
 * Persistence: plain numpy arrays (``np.savez``, loaded with ``allow_pickle=False``) and JSON in
   the component's model-storage resource: no pickle, nothing executable is ever loaded.
   Prediction is numpy only.
@@ -34,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from typing import Any, Dict, List, Optional, Text, Tuple, Type
 
@@ -57,29 +52,20 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.components.intent_gate import SCRIPTS, InScopeGate, decline_reason, gate_features, text_script
+
 logger = logging.getLogger(__name__)
 
 SIMILARITY_KEY = "similarity"
 # the logistic regression's top probability: what confidence_threshold is compared with
 GATE_KEY = "gate_confidence"
+# the out-of-scope gate's in-scope score (answered when >= 0), with a configured gate
+GATE_SCORE_KEY = "gate_score"
 FALLBACK_REASON_KEY = "fallback_reason"
 # the writing system whose similarity threshold was applied
 SCRIPT_KEY = "script"
-SCRIPTS = ("han", "cyrillic", "latin")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 MODEL_FILE = "e5_intent_classifier.npz"
 META_FILE = "e5_intent_classifier.json"
-
-
-def text_script(text: Text) -> Text:
-    """han, cyrillic or latin (anything else, digits and emoji included): the gateway's rule for
-    the language (conversations/language.py), more Han than Cyrillic characters is Chinese."""
-    han = len(_HAN.findall(text or ""))
-    cyrillic = len(_CYRILLIC.findall(text or ""))
-    if han and han >= cyrillic:
-        return "han"
-    return "cyrillic" if cyrillic else "latin"
 
 
 def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
@@ -140,19 +126,23 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             # ... per writing system of the message ({han|cyrillic|latin: threshold}); a script
             # not listed uses similarity_threshold
             "similarity_thresholds": {},
-            # ... or when the top intent probability < this
+            # ... or when the out-of-scope gate's score < 0: {weights: {lr_logit, mlp_logit,
+            # similarity: number}, bias: number} (bot/components/intent_gate.py)
+            "gate": {},
+            # ... or, without a gate, when the regression's top probability < this
             "confidence_threshold": 0.3,
             # intents never answered with nlu_fallback (e.g. an explicit out_of_scope intent
             # is already a refusal); empty by default
             "no_fallback_intents": [],
             # number of intents in intent_ranking (0 = all)
             "ranking_length": 10,
-            # MLPs blended with the logistic regression (0 = the regression alone), their
-            # hidden width, L2 penalty and epochs (scikit-learn MLPClassifier, adam)
+            # MLPs blended with the regression (0 = none), hidden width, L2 penalty, epochs
+            # (scikit-learn MLPClassifier, adam); MLP k is seeded mlp_seed + k
             "mlp_ensemble": 3,
             "mlp_hidden": 1024,
             "mlp_alpha": 1e-3,
             "mlp_max_iter": 300,
+            "mlp_seed": 0,
             "random_seed": 42,
         }
 
@@ -174,6 +164,10 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         unknown = set(config.get("similarity_thresholds") or {}) - set(SCRIPTS)
         if unknown:
             raise ValueError(f"E5IntentClassifier: similarity_thresholds has unknown scripts {sorted(unknown)}, use {SCRIPTS}")
+        try:
+            self.gate = InScopeGate.from_config(config.get("gate"))
+        except ValueError as e:
+            raise ValueError(f"E5IntentClassifier: {e}") from e
 
     @classmethod
     def create(
@@ -282,7 +276,8 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         for seed in range(int(cfg["mlp_ensemble"])):
             mlp = MLPClassifier(
                 hidden_layer_sizes=(int(cfg["mlp_hidden"]),), activation="relu", solver="adam",
-                alpha=float(cfg["mlp_alpha"]), max_iter=int(cfg["mlp_max_iter"]), random_state=seed,
+                alpha=float(cfg["mlp_alpha"]), max_iter=int(cfg["mlp_max_iter"]),
+                random_state=int(cfg.get("mlp_seed", 0)) + seed,
             )
             with warnings.catch_warnings():
                 # a few-shot set is fitted exactly long before the loss stops moving
@@ -357,21 +352,27 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             return cls(config, model_storage, resource)
 
     # ------------------------------------------------------------------ inference
-    def predict(self, messages: List[Message]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[int]]:
-        """Ranking probabilities (n, n_intents), the logistic regression's top probability (n,)
-        that gates the fallback, nearest-example similarity (n,), kept indices."""
+    def predict(self, messages: List[Message]) -> Tuple[np.ndarray, Dict[Text, np.ndarray], List[int]]:
+        """Ranking probabilities (n, n_intents), the out-of-scope scores of each message (n,):
+        ``lr_top`` (the regression's top probability), ``mlp_top`` (the MLPs', when there are
+        MLPs), ``similarity`` (to the nearest training example); and the kept indices."""
         assert self.model is not None
         blocks, keep = self._blocks(messages)
         if not keep:
-            return np.zeros((0, len(self.labels))), np.zeros(0), np.zeros(0), keep
+            return np.zeros((0, len(self.labels))), {"lr_top": np.zeros(0), "similarity": np.zeros(0)}, keep
         means = [self.model[f"mean_{k}"] for k in range(len(self.origins))]
         X = self._design(blocks, means)
         lr_log = _log_softmax(X @ self.model["coef"].T + self.model["intercept"])
         mlp_log = self._mlp_log_probs(X)
         probs = np.exp(lr_log) if mlp_log is None else _softmax((lr_log + mlp_log) / 2)
         sim_raw = np.stack([_sentence_block(messages[i], self.component_config["similarity_origin"]) for i in keep])
-        sims = (_l2(sim_raw) @ self.model["sim_vectors"].T).max(axis=1)
-        return probs, np.exp(lr_log.max(axis=1)), sims, keep
+        scores = {
+            "lr_top": np.exp(lr_log.max(axis=1)),
+            "similarity": (_l2(sim_raw) @ self.model["sim_vectors"].T).max(axis=1),
+        }
+        if mlp_log is not None:
+            scores["mlp_top"] = np.exp(_log_softmax(mlp_log).max(axis=1))
+        return probs, scores, keep
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets ``intent`` and ``intent_ranking`` on each message."""
@@ -380,10 +381,20 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
-        probs, gate, sims, keep = self.predict(messages)
+        probs, scores, keep = self.predict(messages)
+        gate_scores = None
+        if self.gate is not None:
+            features = gate_features(scores["lr_top"], scores.get("mlp_top"), scores["similarity"])
+            gate_scores = self.gate.score(features)
         done = set()
         for row, i in enumerate(keep):
-            self._set_prediction(messages[i], probs[row], float(gate[row]), float(sims[row]))
+            self._set_prediction(
+                messages[i],
+                probs[row],
+                float(scores["lr_top"][row]),
+                float(scores["similarity"][row]),
+                None if gate_scores is None else float(gate_scores[row]),
+            )
             done.add(i)
         for i, message in enumerate(messages):
             if i not in done:
@@ -396,7 +407,10 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         cfg = self.component_config
         return float((cfg.get("similarity_thresholds") or {}).get(script, cfg["similarity_threshold"]))
 
-    def _set_prediction(self, message: Message, probs: np.ndarray, gate: float, similarity: float) -> None:
+    def _set_prediction(
+        self, message: Message, probs: np.ndarray, gate: float, similarity: float, gate_score: Optional[float] = None
+    ) -> None:
+        """gate: the regression's top probability; gate_score: the gate's score (declined < 0)."""
         cfg = self.component_config
         order = np.argsort(-probs)
         n = int(cfg["ranking_length"]) or len(order)
@@ -404,14 +418,15 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         top = dict(ranking[0])
         top[SIMILARITY_KEY] = round(similarity, 4)
         top[GATE_KEY] = round(gate, 4)
+        if gate_score is not None:
+            top[GATE_SCORE_KEY] = round(gate_score, 4)
         script = text_script(message.get(TEXT))
         top[SCRIPT_KEY] = script
         reason = None
         if top[INTENT_NAME_KEY] not in (cfg.get("no_fallback_intents") or []):
-            if similarity < self.similarity_threshold(script):
-                reason = "similarity"
-            elif gate < float(cfg["confidence_threshold"]):
-                reason = "confidence"
+            reason = decline_reason(
+                similarity, self.similarity_threshold(script), gate_score, gate, float(cfg["confidence_threshold"])
+            )
         if reason:
             # like FallbackClassifier: nlu_fallback on top, the real intents kept below it;
             # its confidence is the threshold it fell under, or the top intent's confidence
@@ -424,6 +439,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
                 **fallback,
                 SIMILARITY_KEY: top[SIMILARITY_KEY],
                 GATE_KEY: top[GATE_KEY],
+                **({GATE_SCORE_KEY: top[GATE_SCORE_KEY]} if gate_score is not None else {}),
                 SCRIPT_KEY: script,
                 FALLBACK_REASON_KEY: reason,
             }
