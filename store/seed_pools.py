@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 POOL_RANDOM_SEED = 20240613
 # pool name (scenarios/pools.py) → orders added for it
 POOL_ORDERS: dict[str, int] = {
-    "processing": 90,
+    "processing": 100,
     "shipped": 6,
-    "refundable": 30,
+    "refundable": 45,
     "refund_above_limit": 6,
     "outside_refund_window": 6,
 }

@@ -7,9 +7,7 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,15 +19,26 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from scenarios.system import free_port, rasa_pids, wait_ready  # shared with the scenario runner's own system
+# The one launcher of the whole system, shared with the scenario runner and the benchmarks.
+from scenarios.system import (  # noqa: F401 - free_port and rasa_pids are imported from here by tests
+    KB_CACHE,
+    LOCAL_CUSTOMERS,
+    MODEL_CACHE,
+    ROOT,
+    STARTUP_TIMEOUT_S,
+    free_port,
+    rasa_pids,
+    running_gateway,
+    start_gateway,
+    wait_ready,
+)
+from tests.fakes.http import service_fixture
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.telegram_api import FakeBotApi
+from tests.fakes.wechat_api import FakeWeChatApi
 
-ROOT = Path(__file__).resolve().parent.parent
-# Trained models are cached outside the checkout so CI's fresh clones reuse them (keyed by hash).
-MODEL_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_MODEL_DIR", Path.home() / ".cache" / "supportbot" / "models"))
-KB_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_KB_DIR", Path.home() / ".cache" / "supportbot" / "kb"))
 # The pipeline under test: the project's config.yml unless RASA_CONFIG names another.
 RASA_CONFIG = Path(os.environ.get("RASA_CONFIG", ROOT / "config.yml")).resolve()
-STARTUP_TIMEOUT_S = 300
 ADMIN_TOKEN = "test-admin-token"
 # Handoff accounts of the live system (demo agents alice/wei/olga, and admin); agents claim tickets
 # (no automatic assignment), so a test decides who takes which chat.
@@ -82,19 +91,15 @@ class LiveSystem:
 
 @contextmanager
 def gateway_process(data_dir: Path, ready: str = "/readyz", timeout_s: float = 120, **env_: str) -> Iterator[str]:
-    """`python server.py` as `make run` starts it, with ``env_`` over this process's environment; yields
-    its URL once ``ready`` answers 200."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "DATA_DIR": str(data_dir), "RASA_TELEMETRY_ENABLED": "false", **env_}
-    url = f"http://127.0.0.1:{port}"
-    with open(data_dir / "gateway.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        try:
-            wait_ready(url, proc, data_dir, timeout_s, path=ready)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    """`python server.py` as `make run` starts it, with ``env_`` over this process's environment (which
+    names RASA_URL); yields its URL once ``ready`` answers 200."""
+    with running_gateway(data_dir, env_, ready=ready, timeout_s=timeout_s, embedded_rasa=False) as gateway:
+        yield gateway.url
+
+
+# A local Telegram Bot API / WeChat API server per test (the live channel modules keep one per module).
+bot_api = service_fixture(FakeBotApi, "bot_api")
+wx_api = service_fixture(FakeWeChatApi, "wx_api")
 
 
 def texts(reply: dict[str, Any]) -> str:
@@ -151,35 +156,29 @@ def _build_help_centre_index(target: Path) -> None:
 @pytest.fixture(scope="session")
 def live(trained_model: Path, help_centre_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
     data_dir = tmp_path_factory.mktemp("live")
-    shutil.copytree(help_centre_index, data_dir, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
-    port, rasa_port = free_port(), free_port()
-    env = dict(os.environ)
-    env.update(
-        PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir), MODEL_DIR=str(MODEL_CACHE),
-        RASA_CONFIG=str(RASA_CONFIG),
-        RASA_TOKEN="test-token", ADMIN_API_TOKEN=ADMIN_TOKEN, RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5", RASA_TELEMETRY_ENABLED="false",
+    env = dict(
+        MODEL_DIR=str(MODEL_CACHE), RASA_CONFIG=str(RASA_CONFIG),
+        RASA_TOKEN="test-token", ADMIN_API_TOKEN=ADMIN_TOKEN, RASA_RESTART_BACKOFF_S="1", RETRY_AFTER_S="5",
         SUPPORTBOT_DEMO_AGENT_PASSWORD=AGENT_PASSWORD, HANDOFF_ADMIN_PASSWORD=HANDOFF_ADMIN_PASSWORD,
         HANDOFF_AUTO_ASSIGN="false", SUPPORTBOT_DEMO="true",
         # Every live test is a customer at 127.0.0.1: the per-address limits and ticket caps are tested
         # on their own gateways (tests/test_security_limits.py), not on the suite's shared one.
-        RATE_LIMIT_PER_IP="1000000/minute", RATE_LIMIT_GLOBAL="1000000/minute", TICKETS_PER_ADDRESS_PER_DAY="1000000",
-        RATE_LIMIT_LOGIN_PER_IP="100000/minute",
+        **LOCAL_CUSTOMERS,
     )
-    env.pop("RASA_URL", None)
-    env.pop("DATABASE_URL", None)
-    log = open(data_dir / "gateway.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen([sys.executable, "server.py"], cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-    system = LiveSystem(f"http://127.0.0.1:{port}", rasa_port, data_dir, proc, create_engine(f"sqlite:///{data_dir / 'supportbot.db'}"))
+    gateway = start_gateway(data_dir, env, kb_index=help_centre_index)
+    assert gateway.rasa_port is not None
+    system = LiveSystem(gateway.url, gateway.rasa_port, data_dir, gateway.proc, create_engine(gateway.database_url))
     try:
         system.wait_ready()
         yield system
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in rasa_pids(rasa_port):  # never leave a Rasa behind, whatever happened
-            os.kill(pid, signal.SIGKILL)
+        gateway.stop()
         system.db.dispose()
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def rasa_proxy(live: LiveSystem) -> Iterator[TcpProxy]:
+    """The live Rasa behind a TCP forwarder, so that a channel test can take it down and bring it back."""
+    proxy = TcpProxy("127.0.0.1", live.rasa_port).up()
+    yield proxy
+    proxy.down()

@@ -38,7 +38,7 @@ from handoff.models import Agent, Ticket
 from handoff.service import AgentIdentity, HandoffService
 from settings import Settings
 from storage.db import make_engine, make_session_factory, transaction, upgrade
-from tests.fakes.gateway import ChannelGateway, closed_port_url, wait_for
+from tests.fakes.gateway import QUICK_RETRIES, ChannelGateway, closed_port_url, wait_for
 from tests.fakes.telegram_api import FakeBotApi, callback_update, photo_update, text_update
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatPush, text_xml
 
@@ -111,20 +111,6 @@ def attach_desk(gw: ChannelGateway) -> Desk:
 
 
 @pytest.fixture
-def bot_api() -> Iterator[FakeBotApi]:
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
-def wx_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi().start()
-    yield api
-    api.stop()
-
-
-@pytest.fixture
 def gateway(tmp_path: Path, bot_api: FakeBotApi, wx_api: FakeWeChatApi) -> Iterator[tuple[ChannelGateway, Desk]]:
     gw = ChannelGateway(
         tmp_path,
@@ -137,10 +123,7 @@ def gateway(tmp_path: Path, bot_api: FakeBotApi, wx_api: FakeWeChatApi) -> Itera
         wechat_app_secret=APP_SECRET,
         wechat_encoding_aes_key=AES_KEY,
         wechat_api_base=wx_api.url,
-        outbox_retry_base_s=0.1,
-        outbox_retry_max_s=0.5,
-        outbox_poll_s=0.2,
-        channel_inbound_retry_s=0.3,
+        **QUICK_RETRIES,
         **HANDOFF_SETTINGS,
     ).start()
     desk = attach_desk(gw)

@@ -14,24 +14,17 @@ import pytest
 
 from channels.telegram import MAX_TEXT, split_text
 from conversations.service import OutboundMessage
-from tests.fakes.gateway import ChannelGateway, closed_port_url, wait_for
+from tests.fakes.gateway import QUICK_RETRIES, ChannelGateway, closed_port_url, wait_for
 from tests.fakes.telegram_api import FakeBotApi, callback_update, photo_update, text_update, utf16_len, visible_text
 
 SECRET = "s3cret-Token_for-tests"
 CHAT = 5550001
 
 
-@pytest.fixture
-def bot_api() -> Iterator[FakeBotApi]:
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
-
-
 def make_gateway(tmp_path: Path, bot_api: FakeBotApi, **settings: Any) -> ChannelGateway:
     defaults: dict[str, Any] = {
         "telegram_bot_token": bot_api.token, "telegram_webhook_secret": SECRET, "telegram_api_base": bot_api.url,
-        "outbox_retry_base_s": 0.1, "outbox_retry_max_s": 0.5, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.3,
+        **QUICK_RETRIES,
     }
     return ChannelGateway(tmp_path, closed_port_url(), **{**defaults, **settings}).start()
 

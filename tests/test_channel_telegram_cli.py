@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,6 @@ from tests.fakes.telegram_api import FakeBotApi, text_update
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "cli-Secret_token"
-
-
-@pytest.fixture
-def bot_api() -> Iterator[FakeBotApi]:
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
 
 
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,8 @@ import pytest
 
 from store.seed import DEMO
 from tests.conftest import LiveSystem
-from tests.fakes.gateway import ChannelGateway, wait_for
+from tests.fakes.gateway import LIVE_RETRIES, ChannelGateway, wait_for
+from tests.fakes.http import service_fixture
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import FakeBotApi, callback_update, text_update
 
@@ -24,32 +25,16 @@ SECRET = "live-Secret"
 SHIPPED = DEMO["shipped"]
 
 
-
-@pytest.fixture(scope="module")
-def rasa_proxy(live: LiveSystem) -> Iterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", live.rasa_port).up()
-    yield proxy
-    proxy.down()
-
-
-@pytest.fixture(scope="module")
-def bot_api() -> Iterator[FakeBotApi]:
-    api = FakeBotApi().start()
-    yield api
-    api.stop()
+bot_api = service_fixture(FakeBotApi, "bot_api", scope="module")  # one Bot API server for the module's gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, live: LiveSystem, rasa_proxy: TcpProxy,
             bot_api: FakeBotApi) -> Iterator[ChannelGateway]:
-    gw = ChannelGateway(
-        tmp_path_factory.mktemp("tg-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
-        telegram_bot_token=bot_api.token,
-        telegram_webhook_secret=SECRET, telegram_api_base=bot_api.url, outbox_retry_base_s=0.2,
-        outbox_retry_max_s=1.0, outbox_poll_s=0.2, channel_inbound_retry_s=0.5,
-    ).start()
-    yield gw
-    gw.stop()
+    with ChannelGateway(tmp_path_factory.mktemp("tg-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
+                        telegram_bot_token=bot_api.token, telegram_webhook_secret=SECRET,
+                        telegram_api_base=bot_api.url, **LIVE_RETRIES) as gw:
+        yield gw
 
 
 def new_chat() -> int:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conversations.service import OutboundMessage
-from tests.fakes.gateway import ChannelGateway, closed_port_url, wait_for
+from tests.fakes.gateway import QUICK_RETRIES, ChannelGateway, closed_port_url, wait_for
 from tests.fakes.telegram_api import FakeBotApi
 from tests.fakes.wechat_api import (
     AES_KEY,
@@ -55,19 +55,12 @@ XXE = """<?xml version="1.0"?>
 <MsgId>6000000000000000002</MsgId></xml>""".replace("OPENID", OPENID)
 
 
-@pytest.fixture
-def wx_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi().start()
-    yield api
-    api.stop()
-
-
 def make_gateway(tmp_path: Path, wx_api: FakeWeChatApi, safe: bool = True, **settings: Any) -> ChannelGateway:
     defaults: dict[str, Any] = {
         "wechat_token": TOKEN, "wechat_app_id": APP_ID, "wechat_app_secret": APP_SECRET,
         "wechat_encoding_aes_key": AES_KEY if safe else "", "wechat_api_base": wx_api.url,
         "wechat_allow_plaintext": not safe,  # plaintext mode must be allowed explicitly
-        "outbox_retry_base_s": 0.1, "outbox_retry_max_s": 0.5, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.3,
+        **QUICK_RETRIES,
     }
     return ChannelGateway(tmp_path, closed_port_url(), **{**defaults, **settings}).start()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,6 @@ from channels.outbox import Delivery, Outbox
 from storage.db import make_engine, make_session_factory, upgrade
 from tests.fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChatApi
 from tests.test_channel_telegram_cli import cli
-
-
-@pytest.fixture
-def wx_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi().start()
-    yield api
-    api.stop()
 
 
 def test_check_fetches_a_token_without_printing_it(wx_api: FakeWeChatApi) -> None:

@@ -11,41 +11,26 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import LiveSystem
-from tests.fakes.gateway import ChannelGateway, wait_for
+from tests.fakes.gateway import LIVE_RETRIES, ChannelGateway, wait_for
+from tests.fakes.http import service_fixture
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatPush, text_xml
 
 pytestmark = pytest.mark.rasa
 
 
-
-@pytest.fixture(scope="module")
-def rasa_proxy(live: LiveSystem) -> Iterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", live.rasa_port).up()
-    yield proxy
-    proxy.down()
-
-
-@pytest.fixture(scope="module")
-def wx_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi().start()
-    yield api
-    api.stop()
+wx_api = service_fixture(FakeWeChatApi, "wx_api", scope="module")  # one WeChat API server for the module's gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, live: LiveSystem, rasa_proxy: TcpProxy,
             wx_api: FakeWeChatApi) -> Iterator[ChannelGateway]:
-    gw = ChannelGateway(
-        tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
-        wechat_token=TOKEN, wechat_app_id=APP_ID,
-        wechat_app_secret=APP_SECRET, wechat_encoding_aes_key=AES_KEY, wechat_api_base=wx_api.url,
-        # Generous so a loaded test machine still answers passively; the slow-path test lowers it.
-        wechat_passive_timeout_s=20.0, outbox_retry_base_s=0.2, outbox_retry_max_s=1.0, outbox_poll_s=0.2,
-        channel_inbound_retry_s=0.5,
-    ).start()
-    yield gw
-    gw.stop()
+    settings = {"wechat_token": TOKEN, "wechat_app_id": APP_ID, "wechat_app_secret": APP_SECRET,
+                "wechat_encoding_aes_key": AES_KEY, "wechat_api_base": wx_api.url}
+    # Generous so a loaded test machine still answers passively; the slow-path test lowers it.
+    with ChannelGateway(tmp_path_factory.mktemp("wx-live"), rasa_proxy.url, rasa_channel_token=live.channel_token,
+                        wechat_passive_timeout_s=20.0, **settings, **LIVE_RETRIES) as gw:
+        yield gw
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ verifies the timestamped HMAC signature; and the outbox with the peer down, then
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,15 +21,10 @@ from handoff.adapters.email import EmailAdapter
 from handoff.adapters.outbox import OutboxWorker
 from handoff.adapters.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookAdapter, verify
 from handoff.models import OutboxItem
+from scenarios.system import free_port
 from tests.test_handoff_service import World, make_world, runs, says
 
 SECRET = b"webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Receiver:

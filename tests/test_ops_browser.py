@@ -11,7 +11,6 @@ Screenshots go to tests/artifacts/ops-*.png for review.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from scenarios.system import free_port
 from tests.test_ops_api import TOKEN, _ranked, _resolved_ticket, embedder, make_app  # noqa: F401  (embedder: fixture)
 from tests.test_ops_fixtures import Chat
 
@@ -48,9 +48,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def site(tmp_path: Path, embedder: Any) -> Iterator[dict[str, Any]]:  # noqa: F811
     parts = make_app(tmp_path, embedder)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(parts["app"], host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

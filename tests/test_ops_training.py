@@ -9,7 +9,6 @@ Each test stays under two minutes on two cores (one Rasa process start is ~25 s 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.rasa_process import RasaSupervisor
 from conversations.rasa_client import RasaClient, RasaUnavailable
-from conversations.rasa_process import RasaSupervisor
 from conversations.service import ConversationService, InboundMessage
 from kb_index import make_embedder
 from ops.annotations import NluWriter
@@ -30,6 +29,7 @@ from ops.inbox import Filters, ReviewInbox
 from ops.redaction import Redactor
 from ops.registry import BlueGreenSwapper, ModelRegistry
 from ops.training import TrainingService, TrainPaths
+from scenarios.system import free_port
 from storage.db import make_engine, make_session_factory, upgrade
 from tests.test_ops_fixtures import NEW_PHRASING, NEW_PHRASING_2, build
 
@@ -37,12 +37,6 @@ pytestmark = pytest.mark.rasa
 
 TOKEN = "ops-training-test-token"
 CHANNEL_TOKEN = "ops-test-channel-token"  # what the Rasa gateway channel accepts from us
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Loop:
@@ -60,7 +54,7 @@ class Loop:
         self.asyncio_loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.asyncio_loop.run_forever, daemon=True)
         self.thread.start()
-        self.port = _free_port()
+        self.port = free_port()
         self.supervisor: RasaSupervisor | None = None
         self.registry = ModelRegistry(self.sessions, root / "pin.json")
         self.training = TrainingService(self.sessions, self.registry, self.paths, GatePolicy())

@@ -19,7 +19,6 @@ import csv
 import io
 import os
 import re
-import socket
 import stat
 import threading
 import time
@@ -37,7 +36,7 @@ from kb_index.admin_routes import router as kb_admin_router
 from ops.csv_export import FORMULA_START
 from ops.models import AuditEntry
 from settings import Settings
-from tests.conftest import LiveSystem
+from tests.conftest import LiveSystem, free_port
 from tests.test_ops_api import ADMIN_PASSWORD, AUTH, _resolved_ticket, embedder, make_app  # noqa: F401 (fixture)
 from tests.test_ops_fixtures import Chat
 
@@ -264,9 +263,7 @@ def test_docs_render_in_a_browser_under_the_csp(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     app = _docs_app(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

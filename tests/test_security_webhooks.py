@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from handoff.adapters.webhook import WebhookAdapter, sign, verify
 from handoff.models import OutboxItem
 from handoff.tokens import LEGACY_FILE
 from storage.db import make_engine, make_session_factory, transaction, upgrade
-from tests.fakes.gateway import ChannelGateway, closed_port_url, wait_for
+from tests.fakes.gateway import QUICK_RETRIES, ChannelGateway, closed_port_url, wait_for
 from tests.fakes.telegram_api import FakeBotApi, text_update
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatPush, image_xml, text_xml
 from tests.test_handoff_adapters import SECRET, Receiver, free_port
@@ -133,17 +133,10 @@ async def test_the_adapter_signs_each_attempt_with_its_time(tmp_path: Path) -> N
 
 
 # --- WeChat: plaintext refused unless allowed, nonces used once --------------------------------------
-@pytest.fixture
-def wx_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi().start()
-    yield api
-    api.stop()
-
-
 def wechat_gateway(tmp_path: Path, wx_api: FakeWeChatApi, **settings: Any) -> ChannelGateway:
     values: dict[str, Any] = {
         "wechat_token": TOKEN, "wechat_app_id": APP_ID, "wechat_app_secret": APP_SECRET, "wechat_api_base": wx_api.url,
-        "outbox_retry_base_s": 0.1, "outbox_retry_max_s": 0.5, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.3,
+        **QUICK_RETRIES,
     }
     return ChannelGateway(tmp_path, closed_port_url(), **{**values, **settings}).start()
 
@@ -344,53 +337,50 @@ def defer_all(sessions: sessionmaker[Session], seconds: float) -> None:
                                                 attempts=3))
 
 
-async def test_a_due_row_behind_150_deferred_rows_goes_out_and_the_loop_sleeps(
-    channel_db: tuple[sessionmaker[Session], list[str]],
-) -> None:
-    sessions, statements = channel_db
-    api = FakeBotApi().start()
-    client = BotApi(api.token, api.url)
-    try:
-        outbox = Outbox(sessions)
-        for chat in range(1, 151):  # 150 customers whose messages wait in backoff (Telegram was failing)
-            outbox.enqueue_sync("telegram", f"telegram:{chat}", message(chat, f"later {chat}"))
-        defer_all(sessions, 3600)
-        outbox.enqueue_sync("telegram", "telegram:999", message(999, "due now"))
-        worker = OutboxWorker(outbox, sessions, retry_base_s=1, retry_max_s=300, poll_s=2)
-        worker.register("telegram", TelegramDeliverer(client))
+@pytest.fixture
+async def telegram_outbox(channel_db: tuple[sessionmaker[Session], list[str]],
+                          bot_api: FakeBotApi) -> AsyncIterator[tuple[Outbox, OutboxWorker]]:
+    """The channel outbox and a worker delivering to the local Bot API (backoff 1 s to 300 s, poll 2 s)."""
+    sessions, _ = channel_db
+    client = BotApi(bot_api.token, bot_api.url)
+    outbox = Outbox(sessions)
+    worker = OutboxWorker(outbox, sessions, retry_base_s=1, retry_max_s=300, poll_s=2)
+    worker.register("telegram", TelegramDeliverer(client))
+    yield outbox, worker
+    await client.close()
 
-        first = await worker.drain("telegram")
-        assert api.texts(999) == ["due now"] and len(api.sent) == 1  # found in the first pass
-        assert first == 0.0  # it sent something: look once more for that customer's next row
-        statements.clear()
-        second = await worker.drain("telegram")
-        assert second > worker.poll_s  # nothing due: the loop waits (poll_s at most), it does not spin
-        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
-        assert len(api.sent) == 1
-    finally:
-        await client.close()
-        api.stop()
+
+async def test_a_due_row_behind_150_deferred_rows_goes_out_and_the_loop_sleeps(
+    channel_db: tuple[sessionmaker[Session], list[str]], telegram_outbox: tuple[Outbox, OutboxWorker],
+    bot_api: FakeBotApi,
+) -> None:
+    (sessions, statements), (outbox, worker), api = channel_db, telegram_outbox, bot_api
+    for chat in range(1, 151):  # 150 customers whose messages wait in backoff (Telegram was failing)
+        outbox.enqueue_sync("telegram", f"telegram:{chat}", message(chat, f"later {chat}"))
+    defer_all(sessions, 3600)
+    outbox.enqueue_sync("telegram", "telegram:999", message(999, "due now"))
+
+    first = await worker.drain("telegram")
+    assert api.texts(999) == ["due now"] and len(api.sent) == 1  # found in the first pass
+    assert first == 0.0  # it sent something: look once more for that customer's next row
+    statements.clear()
+    second = await worker.drain("telegram")
+    assert second > worker.poll_s  # nothing due: the loop waits (poll_s at most), it does not spin
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+    assert len(api.sent) == 1
 
 
 async def test_a_customers_later_row_waits_for_their_deferred_one_without_spinning(
-    channel_db: tuple[sessionmaker[Session], list[str]],
+    channel_db: tuple[sessionmaker[Session], list[str]], telegram_outbox: tuple[Outbox, OutboxWorker],
+    bot_api: FakeBotApi,
 ) -> None:
-    sessions, _ = channel_db
-    api = FakeBotApi().start()
-    client = BotApi(api.token, api.url)
-    try:
-        outbox = Outbox(sessions)
-        outbox.enqueue_sync("telegram", "telegram:1", message(1, "first"))
-        defer_all(sessions, 600)
-        outbox.enqueue_sync("telegram", "telegram:1", message(1, "second"))  # due, but must not overtake
-        worker = OutboxWorker(outbox, sessions, retry_base_s=1, retry_max_s=300, poll_s=2)
-        worker.register("telegram", TelegramDeliverer(client))
-        assert await worker.drain("telegram") > 500
-        assert api.sent == []
-        defer_all(sessions, -1)  # the first one's retry time has come
-        waits = [await worker.drain("telegram") for _ in range(3)]
-        assert waits == [0.0, 0.0, worker.poll_s]  # a row per pass for this customer, in order, then it sleeps
-        assert api.texts(1) == ["first", "second"]
-    finally:
-        await client.close()
-        api.stop()
+    (sessions, _), (outbox, worker), api = channel_db, telegram_outbox, bot_api
+    outbox.enqueue_sync("telegram", "telegram:1", message(1, "first"))
+    defer_all(sessions, 600)
+    outbox.enqueue_sync("telegram", "telegram:1", message(1, "second"))  # due, but must not overtake
+    assert await worker.drain("telegram") > 500
+    assert api.sent == []
+    defer_all(sessions, -1)  # the first one's retry time has come
+    waits = [await worker.drain("telegram") for _ in range(3)]
+    assert waits == [0.0, 0.0, worker.poll_s]  # a row per pass for this customer, in order, then it sleeps
+    assert api.texts(1) == ["first", "second"]

@@ -37,9 +37,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,10 +50,14 @@ import httpx
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
+import scenarios.system
+from bench import results
+from bench.results import git_revision, percentile
+from scenarios.system import LOCAL_CUSTOMERS, Gateway, StartError, cached_kb_index, start_gateway, tail
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "bench" / "RESULTS.md"
 SECTION = "Handoff latency"
-KB_CACHE = Path(os.environ.get("SUPPORTBOT_TEST_KB_DIR", Path.home() / ".cache" / "supportbot" / "kb"))
 ESCALATE_TEXT = "I want to talk to a human"
 AGENT_CAPACITY = 50  # the admin API's maximum per agent
 T = TypeVar("T")
@@ -71,100 +72,46 @@ def log(msg: str) -> None:
 class System:
     url: str
     admin_password: str
-    proc: subprocess.Popen[bytes] | None = None
-    data_dir: Path | None = None
-    log_path: Path | None = None
+    gateway: Gateway | None = None  # None: a running gateway (--url)
     cold_start_s: float | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cached_kb_index() -> Path | None:
-    """The newest complete help-centre index the tests cached; the gateway updates a stale one itself."""
-    if not KB_CACHE.is_dir():
-        return None
-    done = [d for d in KB_CACHE.iterdir() if d.is_dir() and (d / "CURRENT").exists() and "." not in d.name]
-    return max(done, key=lambda d: d.stat().st_mtime) if done else None
-
-
 def launch() -> System:
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-handoff-"))
+    """The whole system by the project's launcher, with the help-centre index the tests cached (if any)."""
     kb = cached_kb_index()
-    if kb is not None:
-        shutil.copytree(kb, data_dir / "kb", ignore=shutil.ignore_patterns(".lock"))
-    port, rasa_port = free_port(), free_port()
-    while rasa_port == port:
-        rasa_port = free_port()
     admin_password = secrets.token_urlsafe(18)
     model_dir = Path(os.environ.get("MODEL_DIR") or ROOT / "models")
-    env = dict(os.environ)
-    env.pop("RASA_URL", None)
-    env.update(
-        PORT=str(port), RASA_PORT=str(rasa_port), DATA_DIR=str(data_dir),
-        MODEL_DIR=str(model_dir if model_dir.is_absolute() else ROOT / model_dir),
-        DATABASE_URL=f"sqlite:///{data_dir / 'supportbot.db'}", RASA_TOKEN=secrets.token_urlsafe(18),
-        RASA_TELEMETRY_ENABLED="false", PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING",
-        HANDOFF_AUTO_ASSIGN="false", HANDOFF_ADMIN_PASSWORD=admin_password,
-        SUPPORTBOT_DEMO_AGENT_PASSWORD=secrets.token_urlsafe(18),
-        # every simulated customer comes from 127.0.0.1 and asks for a person
-        RATE_LIMIT_PER_IP="1000000/minute", TICKETS_PER_ADDRESS_PER_DAY="1000000",
-    )
-    log_path = data_dir / "gateway.log"
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "server.py"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    log(f"gateway starting on :{port} (DATA_DIR {data_dir}, KB index {'copied from ' + str(kb) if kb else 'built at start'})")
-    return System(f"http://127.0.0.1:{port}", admin_password, proc, data_dir, log_path)
+    env = {
+        "MODEL_DIR": str(model_dir if model_dir.is_absolute() else ROOT / model_dir),
+        "RASA_TOKEN": secrets.token_urlsafe(18), "LOG_LEVEL": "WARNING",
+        "HANDOFF_AUTO_ASSIGN": "false", "HANDOFF_ADMIN_PASSWORD": admin_password,
+        "SUPPORTBOT_DEMO_AGENT_PASSWORD": secrets.token_urlsafe(18),
+        **LOCAL_CUSTOMERS,  # every simulated customer comes from 127.0.0.1 and asks for a person
+    }
+    gateway = start_gateway(Path(tempfile.mkdtemp(prefix="bench-handoff-")), env, kb_index=kb)
+    log(f"gateway starting on :{gateway.port} (DATA_DIR {gateway.data_dir}, "
+        f"KB index {'copied from ' + str(kb) if kb else 'built at start'})")
+    return System(gateway.url, admin_password, gateway)
 
 
-async def wait_ready(system: System, timeout_s: float = 900) -> None:
-    started = time.monotonic()
-    async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() - started < timeout_s:
-            if system.proc is not None and system.proc.poll() is not None:
-                raise SystemExit(f"the gateway exited with {system.proc.returncode}:\n{tail(system.log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{system.url}/readyz")).status_code == 200:
-                    system.cold_start_s = time.monotonic() - started
-                    return
-            await asyncio.sleep(0.5)
-    raise SystemExit(f"{system.url}/readyz not 200 after {timeout_s:.0f} s:\n{tail(system.log_path)}")
+def wait_ready(system: System, timeout_s: float = 900) -> None:
+    gateway = system.gateway
+    try:
+        if gateway is None:
+            scenarios.system.wait_ready(system.url, None, None, timeout_s)
+        else:
+            system.cold_start_s = gateway.wait_ready(timeout_s)
+    except StartError as err:
+        raise SystemExit(f"{err}\n{tail(gateway.log_path) if gateway else ''}") from None
 
 
 def stop(system: System) -> None:
     """SIGTERM the gateway (it stops its Rasa), then kill anything of ours still alive, by pid."""
-    if system.proc is None:
+    if system.gateway is None:
         return
-    try:
-        ours = psutil.Process(system.proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        ours = []
-    if system.proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(system.proc.pid, signal.SIGTERM)
-        try:
-            system.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(system.proc.pid, signal.SIGKILL)
-            system.proc.wait()
-    _, alive = psutil.wait_procs(ours, timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-            log(f"killed leftover process {p.pid}")
-    if system.data_dir is not None:
-        shutil.rmtree(system.data_dir, ignore_errors=True)
-
-
-def tail(path: Path | None, n: int = 30) -> str:
-    with contextlib.suppress(OSError, TypeError):
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])  # type: ignore[arg-type]
-    return ""
+    for note in system.gateway.stop():
+        log(note)
+    shutil.rmtree(system.gateway.data_dir, ignore_errors=True)
 
 
 # ================================================================================================ clients
@@ -345,8 +292,8 @@ async def run(args: argparse.Namespace) -> tuple[Samples, System]:
     system = System(args.url.rstrip("/"), args.admin_password) if args.url else launch()
     samples = Samples()
     try:
-        await wait_ready(system)
-        if system.cold_start_s is not None and system.proc is not None:
+        wait_ready(system)
+        if system.cold_start_s is not None:
             log(f"gateway ready after {system.cold_start_s:.0f} s")
         limits = httpx.Limits(max_connections=args.chats * 2 + 10, max_keepalive_connections=args.chats * 2 + 10)
         async with httpx.AsyncClient(base_url=system.url, timeout=120, limits=limits) as client:
@@ -379,40 +326,14 @@ async def run(args: argparse.Namespace) -> tuple[Samples, System]:
 
 
 # ================================================================================================ report
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def ms(v: float) -> str:
-    return "–" if math.isnan(v) else f"{v * 1000:,.0f}"
+    return results.ms(v, ",.0f")
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    m = results.machine()
     ram = psutil.virtual_memory().total / 2**30
-    return f"{len(os.sched_getaffinity(0))} cores ({cpu}), {ram:.1f} GiB RAM, Linux {os.uname().release}"
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{rev}{' + uncommitted changes' if dirty else ''}" if rev else "unknown"
+    return f"{m['nproc']} cores ({m['cpu']}), {ram:.1f} GiB RAM, Linux {m['kernel']}"
 
 
 def render(args: argparse.Namespace, samples: Samples, system: System, started: datetime, busy_before: float,
@@ -439,7 +360,7 @@ def render(args: argparse.Namespace, samples: Samples, system: System, started: 
         f"{args.chats * args.rounds} chats in all; agents claim (`HANDOFF_AUTO_ASSIGN=false`); "
         f"{'a running gateway at ' + args.url if args.url else 'gateway + embedded Rasa started by the benchmark'}"
         + (f", ready {system.cold_start_s:.0f} s after start (training included when the model was not cached)"
-           if system.cold_start_s and system.proc else "") + ".",
+           if system.cold_start_s else "") + ".",
         "",
         "| measure (ms) | n | p50 | p90 | p99 | max |",
         "|---|---:|---:|---:|---:|---:|",
@@ -466,22 +387,6 @@ def render(args: argparse.Namespace, samples: Samples, system: System, started: 
         f"{args.chats * args.rounds} samples lies between the two largest.",
     ]
     return "\n".join(out)
-
-
-def replace_section(path: Path, title: str, body: str) -> None:
-    """Put ``## {title}`` + body in place of that section, or append it (other sections untouched)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = f"## {title}\n\n{body.strip()}\n\n"
-    match = re.search(rf"^## {re.escape(title)}\s*$", text, flags=re.M)
-    if match is None:
-        new = text.rstrip() + "\n\n" + block
-    else:
-        following = re.search(r"^## ", text[match.end():], flags=re.M)
-        end = match.end() + following.start() if following else len(text)
-        new = text[: match.start()] + block + text[end:]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new.rstrip() + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def busy_cores(seconds: float = 2.0) -> float:
@@ -521,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(args, samples, system, started, busy_before, busy_during, duration)
     print(f"## {SECTION}\n\n{section}")
     if not args.no_write:
-        replace_section(args.out, SECTION, section)
+        results.replace_section(SECTION, section, args.out)
         log(f"wrote the '## {SECTION}' section of {args.out}")
     return 1 if samples.failures else 0
 

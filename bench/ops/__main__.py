@@ -22,8 +22,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,19 +35,13 @@ from typing import Any
 
 import httpx
 
-from scenarios.system import wait_ready
+from scenarios.system import LOCAL_CUSTOMERS, start_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
     ("en", "hi"), ("en", "where is my order?"), ("en", "what is your return policy for gold members?"),
     ("zh", "你好"), ("zh", "我的订单在哪里"), ("ru", "привет"), ("ru", "где мой заказ?"), ("en", "thanks"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -121,22 +113,15 @@ def run(customers: int) -> dict[str, Any]:
     with open(config, "a", encoding="utf-8") as f:
         f.write("\n# bench.ops: baseline\n")
     token = secrets.token_urlsafe(16)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATA_DIR": str(tmp / "data"), "MODEL_DIR": str(model_dir), "PORT": str(port),
-           "RASA_PORT": str(_free_port()), "ADMIN_API_TOKEN": token, "RASA_CONFIG": str(config),
-           "LOG_LEVEL": "WARNING", "RASA_TELEMETRY_ENABLED": "false",
-           # the simulated customers all come from 127.0.0.1
-           "RATE_LIMIT_PER_IP": "1000000/minute", "RATE_LIMIT_GLOBAL": "1000000/minute"}
-    log = open(tmp / "gateway.log", "wb")  # noqa: SIM115  (closed in the finally below)
-    t0 = time.monotonic()
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "server.py"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    env = {"MODEL_DIR": str(model_dir), "ADMIN_API_TOKEN": token, "RASA_CONFIG": str(config), "LOG_LEVEL": "WARNING",
+           **LOCAL_CUSTOMERS}  # the simulated customers all come from 127.0.0.1
+    gateway = start_gateway(tmp / "data", env)
+    url = gateway.url
     out: dict[str, Any] = {"load_before": os.getloadavg()[0]}
     try:
-        wait_ready(url, proc, tmp, 1800)
-        out["ready_s"] = round(time.monotonic() - t0, 1)
-        startup_log = (tmp / "gateway.log").read_text(errors="replace")
+        gateway.wait_ready(1800)
+        out["ready_s"] = round(time.monotonic() - gateway.spawned_at, 1)
+        startup_log = gateway.log_path.read_text(errors="replace")
         m = re.search(r"\[train\] done in (\d+) s", startup_log)
         out["startup_training_s"] = int(m.group(1)) if m else None
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
@@ -185,13 +170,8 @@ def run(customers: int) -> dict[str, Any]:
         out["customers"] = customers
         return out
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        out["log"] = str(tmp / "gateway.log")
+        gateway.stop(grace_s=60)
+        out["log"] = str(gateway.log_path)
 
 
 def markdown(r: dict[str, Any]) -> str:

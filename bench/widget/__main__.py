@@ -48,20 +48,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.load.__main__ import (
-    ProcessWatch,
-    background_cpu,
-    git_revision,
-    launch,
-    machine,
-    percentile,
-    pid_listening_on,
-    rasa_child_of,
-    rss_bytes,
-    stop_system,
-    tail,
-    wait_ready,
-)
+from bench.load.cluster import launch, stop_system
+from bench.load.processes import ProcessWatch, background_cpu, pid_listening_on, rasa_child_of, rss_bytes
+from bench.results import git_revision, machine, ms, percentile
+from scenarios.system import tail
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "bench" / "RESULTS.md"
@@ -288,29 +278,26 @@ async def main_async(args: argparse.Namespace) -> Run:
         run.duration_s = time.monotonic() - t0
         return run
     sut = launch()
-    log(f"started gateway pid {sut.proc.pid} on {sut.gateway_url}; logs in {sut.data_dir}")
-    watch = ProcessWatch(lambda: sut.proc.pid if sut.proc.poll() is None else None, rasa_child_of)
+    gateway = sut.gateway
+    log(f"started gateway pid {gateway.proc.pid} on {gateway.url}; logs in {gateway.data_dir}")
+    watch = ProcessWatch(lambda: gateway.proc.pid if gateway.proc.poll() is None else None, rasa_child_of)
     watch.start()
     failed = True
     try:
-        run.cold_start_s = await wait_ready(sut, args.start_timeout)
+        run.cold_start_s = gateway.wait_ready(args.start_timeout, interval=0.1)
         watch.mark_ready()
-        await measure(run, sut.gateway_url, sut.proc.pid)
+        await measure(run, gateway.url, gateway.proc.pid)
         failed = False
     finally:
-        run.notes += stop_system(sut, watch)
+        run.notes += stop_system(sut)
         watch.stop()
         if failed:
-            log(f"gateway log tail ({sut.log_path}):\n{tail(sut.log_path)}")
+            log(f"gateway log tail ({gateway.log_path}):\n{tail(gateway.log_path)}")
     run.duration_s = time.monotonic() - t0
     return run
 
 
 # --- report ----------------------------------------------------------------------------------------
-def ms(v: float) -> str:
-    return "–" if v != v else f"{v * 1000:.0f}"  # NaN → dash
-
-
 def row(name: str, sample: Sample, what: str) -> str:
     s = sample.summary()
     rate = s["n"] / sample.wall_s if sample.wall_s else float("nan")

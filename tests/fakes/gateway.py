@@ -11,7 +11,6 @@ or a closed port (Rasa down: messages stay pending).
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -30,14 +29,17 @@ from channels.wechat import router as wechat_router
 from conversations import language
 from conversations.rasa_client import RasaClient
 from conversations.service import ConversationService
+from scenarios.system import free_port
 from settings import Settings
 from storage.db import make_engine, make_session_factory, upgrade
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Outbox and inbound retries quick enough for a test to watch them happen (the live Rasa is slower).
+QUICK_RETRIES: dict[str, Any] = {
+    "outbox_retry_base_s": 0.1, "outbox_retry_max_s": 0.5, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.3,
+}  # fmt: skip
+LIVE_RETRIES: dict[str, Any] = {
+    "outbox_retry_base_s": 0.2, "outbox_retry_max_s": 1.0, "outbox_poll_s": 0.2, "channel_inbound_retry_s": 0.5,
+}  # fmt: skip
 
 
 def closed_port_url() -> str:
@@ -96,6 +98,12 @@ class ChannelGateway:
                 raise RuntimeError("channel gateway did not start")
             time.sleep(0.05)
         return self
+
+    def __enter__(self) -> ChannelGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self._server is not None:

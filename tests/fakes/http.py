@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 
 class _Server(ThreadingHTTPServer):
@@ -45,6 +48,12 @@ class FakeService:
         self._thread.start()
         return self
 
+    def __enter__(self) -> Any:  # the subclass itself
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self._httpd is None:
             return
@@ -60,6 +69,16 @@ class FakeService:
     @staticmethod
     def json_response(status: int, data: Any) -> tuple[int, dict[str, str], bytes]:
         return status, {"Content-Type": "application/json"}, json.dumps(data, ensure_ascii=False).encode()
+
+
+def service_fixture(cls: type[FakeService], name: str, scope: Literal["function", "module"] = "function") -> Any:
+    """A pytest fixture ``name`` that serves a started ``cls`` to a test (or to a module's tests) and stops it after."""
+
+    def serve() -> Iterator[FakeService]:
+        with cls() as service:
+            yield service
+
+    return pytest.fixture(serve, scope=scope, name=name)
 
 
 class _Handler(BaseHTTPRequestHandler):
