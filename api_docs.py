@@ -16,9 +16,11 @@ import re
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
+
+from api_errors import ApiError
 
 STATIC = "/docs/static"
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -43,12 +45,12 @@ def install(app: FastAPI) -> None:
     ).body)  # fmt: skip
     page_headers = {**HEADERS, "Content-Security-Policy": _csp(html)}
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     async def docs() -> HTMLResponse:
         return HTMLResponse(html, headers=page_headers)
 
-    @app.get(STATIC + "/{name}", include_in_schema=False)
+    @app.get(STATIC + "/{name}", include_in_schema=False, response_class=FileResponse)
     async def docs_file(name: str) -> FileResponse:
         if name not in FILES:
-            raise HTTPException(404, "no such docs file")
+            raise ApiError(404, "no such docs file")
         return FileResponse(ASSETS / name, media_type=FILES[name], headers=HEADERS)

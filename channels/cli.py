@@ -166,7 +166,7 @@ async def _forward(http: httpx.AsyncClient, target: str, secret: str, update: di
 @wechat_app.command("check")
 def wechat_check() -> None:
     """Fetch an access token with WECHAT_APP_ID / WECHAT_APP_SECRET (the token is not printed)."""
-    from channels.wechat import WeChatApi, WeChatApiError
+    from channels.wechat_api import WeChatApi, WeChatApiError
 
     settings = get_settings()
     if not settings.wechat_app_id or not settings.wechat_app_secret.get_secret_value():

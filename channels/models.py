@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base
-from store.models import UTCDateTime
+from storage.types import UTCDateTime
 
 
 class ChannelInbound(Base):

@@ -30,6 +30,8 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from settings import SecuritySettings
+
 if TYPE_CHECKING:
     from settings import Settings
 
@@ -108,7 +110,7 @@ class Quota:
     ``ahit`` runs a networked storage (Redis) in a worker thread so the event loop never waits on it.
     """
 
-    def __init__(self, storage_uri: str = "memory://") -> None:
+    def __init__(self, storage_uri: str = SecuritySettings().rate_limit_storage) -> None:
         self.storage_uri = storage_uri
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self._in_memory = storage_uri.startswith("memory://")

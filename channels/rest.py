@@ -24,6 +24,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from api_errors import ApiError, ErrorBody
 from channels.registry import PUSH_CHANNELS
 from conversations.service import ConversationService, InboundMessage, MessagePending
 from settings import Settings
@@ -112,17 +113,25 @@ def token_valid(service: ConversationService, sender_id: str, token: str | None)
     return hmac.compare_digest(service.hooks.conversation_token(sender_id).encode(), token.encode())
 
 
-def _refuse(detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "X-Conversation-Token"})
+class ChatPending(BaseModel):
+    """The 503 while Rasa restarts: the message is stored; resend it with the same ``message_id``."""
+
+    detail: str
+    message_id: str
+    conversation_token: str | None = None  # when this message started the conversation
+
+
+def _refuse(detail: str) -> ApiError:
+    return ApiError(401, detail, headers={"WWW-Authenticate": "X-Conversation-Token"})
 
 
 @router.post(
     "/chat", response_model=ChatResponse,
-    responses={401: {"description": "an existing conversation without its X-Conversation-Token (or a wrong "
-                                    "X-Api-Key)"},
-               413: {"description": "body over MAX_BODY_BYTES"},
-               429: {"description": "too many messages from this address"},
-               503: {"description": "Rasa is not available"}},
+    responses={401: {"model": ErrorBody, "description": "an existing conversation without its X-Conversation-Token "
+                                                         "(or a wrong X-Api-Key)"},
+               413: {"model": ErrorBody, "description": "body over MAX_BODY_BYTES"},
+               429: {"model": ErrorBody, "description": "too many messages from this address"},
+               503: {"model": ChatPending, "description": "Rasa is not available; the message is stored"}},
 )
 async def chat(
     body: ChatRequest, request: Request,
@@ -136,7 +145,7 @@ async def chat(
     trusted = False
     if x_api_key is not None:
         if not api_key_valid(x_api_key, settings):
-            return _refuse(API_KEY_WRONG)
+            raise _refuse(API_KEY_WRONG)
         trusted = True
     sender = body.sender_id
     if await to_thread.run_sync(service.conversation_state, sender) is not None:
@@ -153,7 +162,7 @@ async def _turn(
     request: Request, service: ConversationService, body: ChatRequest, token: str | None, trusted: bool, created: bool
 ) -> ChatResponse | JSONResponse:
     if not created and not trusted and not token_valid(service, body.sender_id, token):
-        return _refuse(TOKEN_WRONG if token else TOKEN_MISSING)
+        raise _refuse(TOKEN_WRONG if token else TOKEN_MISSING)
     metadata = {"client_address": request.client.host} if request.client else {}
     inbound = InboundMessage(
         sender_id=body.sender_id, channel="rest", text=body.text, payload=body.payload,

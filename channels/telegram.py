@@ -32,11 +32,13 @@ from urllib.parse import urlsplit
 
 import httpx
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from api_errors import ERROR_RESPONSES, ApiError, ErrorBody
 from channels import notices
 from channels.channel import ChannelMessage, PushChannel, render_script, service_language
 from channels.models import ChannelButton
@@ -45,12 +47,13 @@ from channels.relay import ChannelRelay
 from channels.text import size, split, utf16
 from channels.webhook import channel_on, read_limited, same
 from conversations.service import OutboundMessage
-from settings import Settings
+from settings import ChannelsSettings, Settings
 from storage.db import transaction
 
 __all__ = ["BotApi", "TelegramApiError", "TelegramChannel", "TelegramDeliverer", "router", "split_text"]
 
 log = logging.getLogger(__name__)
+_CHANNELS = ChannelsSettings()  # the defaults, written once in settings/sections.py (no environment read here)
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096  # sendMessage text limit, in UTF-16 code units after entity parsing
@@ -76,7 +79,8 @@ class TelegramApiError(Exception):
 class BotApi:
     """A thin Bot API client on httpx: ``call(method, params)`` → ``result``; base URL configurable."""
 
-    def __init__(self, token: str, base_url: str = "https://api.telegram.org", timeout_s: float = 10.0) -> None:
+    def __init__(self, token: str, base_url: str = _CHANNELS.telegram_api_base,
+                 timeout_s: float = _CHANNELS.api_timeout_s) -> None:
         if not token:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
         self._token = token
@@ -156,14 +160,14 @@ def parse_update(body: bytes) -> Update:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
-        raise HTTPException(400, f"body is not JSON: {err}") from err
+        raise ApiError(400, f"body is not JSON: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-        raise HTTPException(400, "not a Telegram Update: an object with an integer update_id is required")
+        raise ApiError(400, "not a Telegram Update: an object with an integer update_id is required")
     wanted = {k: v for k, v in data.items() if k == "update_id" or k in HANDLED_UPDATES}
     try:
         return Update.de_json(wanted, None)
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise HTTPException(400, f"malformed Telegram Update: {err}") from err
+        raise ApiError(400, f"malformed Telegram Update: {err}") from err
 
 
 # --- the channel ----------------------------------------------------------------------------------
@@ -195,9 +199,9 @@ class TelegramChannel(PushChannel):
     def verify(self, given_secret: str) -> None:
         """The secret we gave ``setWebhook``, checked before the body is read."""
         if not self.webhook_secret:
-            raise HTTPException(403, "TELEGRAM_WEBHOOK_SECRET is not set: the webhook accepts nothing without it")
+            raise ApiError(403, "TELEGRAM_WEBHOOK_SECRET is not set: the webhook accepts nothing without it")
         if not same(given_secret, self.webhook_secret):
-            raise HTTPException(401, f"missing or wrong {SECRET_HEADER}")
+            raise ApiError(401, f"missing or wrong {SECRET_HEADER}")
 
     async def receive(self, body: bytes) -> None:
         """One verified update: parsed, then answered through the relay (or acknowledged and ignored)."""
@@ -321,7 +325,13 @@ class TelegramChannel(PushChannel):
         await self.api.close()
 
 
-@router.post("/webhooks/telegram", responses={401: {"description": "missing or wrong secret token"}})
+class WebhookAck(BaseModel):
+    ok: bool
+
+
+@router.post("/webhooks/telegram", response_model=WebhookAck, responses={
+    **ERROR_RESPONSES, 401: {"model": ErrorBody, "description": "missing or wrong secret token"},
+    400: {"model": ErrorBody, "description": "not a Telegram Update"}})
 async def telegram_webhook(request: Request) -> dict[str, bool]:
     """Bot API webhook. 200 for every authentic update, handled or ignored; Telegram retries non-2xx."""
     channel = channel_on(request, TelegramChannel)

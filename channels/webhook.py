@@ -11,8 +11,9 @@ from __future__ import annotations
 import hmac
 from typing import TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
+from api_errors import ApiError
 from channels.channel import PushChannel
 
 __all__ = ["channel_on", "read_limited", "same"]
@@ -24,9 +25,9 @@ def channel_on(request: Request, kind: type[C]) -> C:
     """The running ``kind`` channel (``app.state.<name>``, set by ``start_channels``)."""
     channel: C | None = getattr(request.app.state, kind.name, None)
     if channel is None:
-        raise HTTPException(404, kind.not_configured)
+        raise ApiError(404, kind.not_configured)
     if channel.refused:
-        raise HTTPException(503, channel.refused)
+        raise ApiError(503, channel.refused)
     return channel
 
 
@@ -39,10 +40,10 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) anything longer than ``limit`` before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes")
+        raise ApiError(413, f"body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
-            raise HTTPException(413, f"body larger than {limit} bytes")
+            raise ApiError(413, f"body larger than {limit} bytes")
     return bytes(body)

@@ -15,9 +15,8 @@ after 5 s with the same ``MsgId``; the relay processes it once.
 The 5-second rule: WeChat waits 5 s for the HTTP answer. If the bot's reply is ready within
 ``WECHAT_PASSIVE_TIMEOUT_S`` (4 s) and fits one message, it is the passive reply; otherwise we
 answer ``success`` at once and the reply goes through the outbox to the customer-service message
-API (``/cgi-bin/message/custom/send``), as do agents' replies during a handoff. The access token
-is fetched from ``/cgi-bin/token``, cached until shortly before it expires, and refreshed at once
-when WeChat says it is invalid or expired (40001, 40014, 42001).
+API (``/cgi-bin/message/custom/send``, ``channels/wechat_api.py``), as do agents' replies during a
+handoff.
 
 Buttons: WeChat text messages have none, so options are shown numbered ("1. …") and a reply
 that is just one of those numbers is sent to the bot as that button's payload.
@@ -38,22 +37,18 @@ A turn: ``wechat_message`` → ``WeChatChannel.check_signature`` → ``open`` �
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
 import re
 import time
 import unicodedata
 import xml.etree.ElementTree as StdET
 from datetime import UTC, datetime
-from typing import Any
 
 import defusedxml.ElementTree as SafeET
-import httpx
 from anyio import to_thread
 from defusedxml import DefusedXmlException
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,30 +56,30 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 
+from api_errors import ERROR_RESPONSES, ApiError, ErrorBody
 from channels import notices
 from channels.channel import ChannelMessage, PushChannel, render_script, service_language
 from channels.models import ChannelButton
 from channels.nonces import NonceCache
-from channels.outbox import Delivery, Rejected, RetryLater
+from channels.outbox import Delivery
 from channels.relay import ChannelRelay
 from channels.text import split, utf8
 from channels.webhook import channel_on, read_limited, same
+from channels.wechat_api import WeChatApi, WeChatApiError
 from conversations.service import OutboundMessage
-from settings import Settings
+from settings import ChannelsSettings, Settings
 from storage.db import transaction
 
 __all__ = ["NonceCache", "WeChatApi", "WeChatApiError", "WeChatChannel", "parse_xml", "router"]
 
 log = logging.getLogger(__name__)
+_CHANNELS = ChannelsSettings()  # the defaults, written once in settings/sections.py (no environment read here)
 
 CHANNEL = "wechat"
 CUSTOM_SEND = "message/custom/send"
 MAX_BODY_BYTES = 64 * 1024
 MAX_CONTENT_BYTES = 2048  # WeChat's limit for one text message
 OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access token: refresh and resend
-# The message itself can never be delivered: bad openid, unfollowed, outside the 48-hour window…
-PERMANENT_ERRORS = {40003, 40008, 43004, 45002, 45015, 47001}
 UNSUPPORTED_TYPES = {"image", "voice", "video", "shortvideo", "location", "link", "file", "music", "miniprogrampage"}
 PLAINTEXT_REFUSED = ("WeChat plaintext mode (no WECHAT_ENCODING_AES_KEY) is refused: its signature covers nothing of the "
                      "message. Set WECHAT_ENCODING_AES_KEY (safe mode), or WECHAT_ALLOW_PLAINTEXT=true to accept it")
@@ -98,11 +93,11 @@ def parse_xml(raw: bytes | str) -> dict[str, str]:
     try:
         root = SafeET.fromstring(raw, forbid_dtd=True)
     except DefusedXmlException as err:
-        raise HTTPException(400, f"XML refused: {err.__class__.__name__} (DTDs and entities are not allowed)") from err
+        raise ApiError(400, f"XML refused: {err.__class__.__name__} (DTDs and entities are not allowed)") from err
     except StdET.ParseError as err:
-        raise HTTPException(400, f"malformed XML: {err}") from err
+        raise ApiError(400, f"malformed XML: {err}") from err
     if root.tag != "xml":
-        raise HTTPException(400, "not a WeChat message: the root element must be <xml>")
+        raise ApiError(400, "not a WeChat message: the root element must be <xml>")
     return {child.tag: (child.text or "") for child in root}
 
 
@@ -115,93 +110,6 @@ def _cdata_safe(text: str) -> str:
 def signature(*parts: str) -> str:
     """WeChat's SHA-1 over the sorted, concatenated parts (token, timestamp, nonce[, ciphertext])."""
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
-# --- API client ----------------------------------------------------------------------------------
-class WeChatApiError(Exception):
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(f"WeChat error {errcode}: {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
-
-
-class WeChatApi:
-    """Access token (cached, refreshed) and the customer-service message API."""
-
-    def __init__(self, app_id: str, app_secret: str, base_url: str = "https://api.weixin.qq.com",
-                 timeout_s: float = 10.0) -> None:
-        self.app_id = app_id
-        self._secret = app_secret
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(timeout=timeout_s)
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def close(self) -> None:
-        await self._http.aclose()
-
-    async def access_token(self) -> str:
-        async with self._lock:  # one fetch at a time: each fetch invalidates the previous token
-            if self._token is None or time.monotonic() >= self._expires_at:
-                resp = await self._http.get(f"{self.base_url}/cgi-bin/token", params={
-                    "grant_type": "client_credential", "appid": self.app_id, "secret": self._secret})
-                data = self._json(resp)
-                if "access_token" not in data:
-                    raise WeChatApiError(int(data.get("errcode", -1)), str(data.get("errmsg", "no access_token")))
-                expires_in = float(data.get("expires_in", 7200))
-                # Refresh a little early: WeChat's clock and ours disagree, and a send takes time.
-                self._token = str(data["access_token"])
-                self._expires_at = time.monotonic() + max(expires_in - min(300.0, expires_in / 10), 1.0)
-            return self._token
-
-    def invalidate(self, token: str) -> None:
-        if self._token == token:
-            self._token = None
-
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON (UTF-8, not \\u-escaped: WeChat shows escapes literally) with the access token.
-
-        A token WeChat calls invalid or expired is dropped and the call made once more with a new one.
-        """
-        for attempt in (1, 2):
-            token = await self.access_token()
-            resp = await self._http.post(
-                f"{self.base_url}/cgi-bin/{path}", params={"access_token": token},
-                content=json.dumps(body, ensure_ascii=False).encode(), headers={"Content-Type": "application/json"},
-            )
-            data = self._json(resp)
-            errcode = int(data.get("errcode", 0))
-            if errcode in TOKEN_ERRORS and attempt == 1:
-                self.invalidate(token)
-                continue
-            if errcode != 0:
-                raise WeChatApiError(errcode, str(data.get("errmsg", "")))
-            return data
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def _json(resp: httpx.Response) -> dict[str, Any]:
-        try:
-            data = resp.json()
-        except ValueError as err:
-            raise WeChatApiError(-1, f"HTTP {resp.status_code}, not JSON: {resp.text[:200]!r}") from err
-        if not isinstance(data, dict):
-            raise WeChatApiError(-1, f"HTTP {resp.status_code}, unexpected answer")
-        return data
-
-    async def deliver(self, delivery: Delivery) -> None:
-        """One outbox row → the customer-service API, with WeChat's answer as the outbox's verdict."""
-        try:
-            await self.post(delivery.method, delivery.body)
-        except WeChatApiError as err:
-            if err.errcode in PERMANENT_ERRORS:
-                raise Rejected(str(err)) from err
-            if err.errcode == 45047:  # too many messages to this customer without a reply from them
-                raise RetryLater(str(err), after_s=60.0) from err
-            raise RetryLater(str(err), channel_wide=True) from err  # busy (-1), quota, credentials, token
-        except httpx.HTTPError as err:
-            raise RetryLater(f"WeChat unreachable: {err.__class__.__name__}", channel_wide=True) from err
 
 
 def sender_id_of(openid: str) -> str:
@@ -226,8 +134,9 @@ class WeChatChannel(PushChannel):
 
     def __init__(
         self, *, token: str, api: WeChatApi, sessions: sessionmaker[Session], relay: ChannelRelay,
-        crypto: WeChatCrypto | None, passive_timeout_s: float = 4.0, max_clock_skew_s: int = 300,
-        default_language: str = "zh", allow_plaintext: bool = False, nonces: NonceCache | None = None,
+        crypto: WeChatCrypto | None, passive_timeout_s: float = _CHANNELS.wechat_passive_timeout_s,
+        max_clock_skew_s: int = _CHANNELS.wechat_max_clock_skew_s, default_language: str = _CHANNELS.wechat_default_language,
+        allow_plaintext: bool = _CHANNELS.wechat_allow_plaintext, nonces: NonceCache | None = None,
     ) -> None:
         super().__init__(relay, sessions, default_language)
         if max_clock_skew_s <= 0:
@@ -266,22 +175,22 @@ class WeChatChannel(PushChannel):
     # --- inbound: verify, parse, the passive reply ------------------------------------------------
     def check_signature(self, signature_: str | None, timestamp: str | None, nonce: str | None) -> None:
         if not signature_ or not timestamp or not nonce:
-            raise HTTPException(403, "signature, timestamp and nonce are required")
+            raise ApiError(403, "signature, timestamp and nonce are required")
         if not same(signature_, signature(self.token, timestamp, nonce)):
-            raise HTTPException(403, "wrong signature")
+            raise ApiError(403, "wrong signature")
         if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-            raise HTTPException(403, "timestamp is not a number")
+            raise ApiError(403, "timestamp is not a number")
         skew = abs(time.time() - int(timestamp))
         if skew > self.max_clock_skew_s:
-            raise HTTPException(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
+            raise ApiError(403, f"timestamp is {int(skew)} s away from our clock (replay?)")
         if len(nonce) > 64:
-            raise HTTPException(403, "nonce is too long")
+            raise ApiError(403, "nonce is too long")
 
     def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
         """After the request is verified: True when it is new, False for a retry of one already taken."""
         verdict = self.nonces.check(timestamp, nonce, content)
         if verdict == "replay":
-            raise HTTPException(403, "replayed request: this timestamp and nonce were already used")
+            raise ApiError(403, "replayed request: this timestamp and nonce were already used")
         return verdict == "new"
 
     def open(self, body: bytes, encrypt_type: str | None, msg_signature: str | None, timestamp: str,
@@ -290,18 +199,18 @@ class WeChatChannel(PushChannel):
         outer = parse_xml(body)
         if self.crypto is None:
             if encrypt_type == "aes":
-                raise HTTPException(400, "encrypted message, but WECHAT_ENCODING_AES_KEY is not set")
+                raise ApiError(400, "encrypted message, but WECHAT_ENCODING_AES_KEY is not set")
             return outer
         if encrypt_type != "aes" or "Encrypt" not in outer:
-            raise HTTPException(400, "safe mode: the message must be encrypted (encrypt_type=aes)")
+            raise ApiError(400, "safe mode: the message must be encrypted (encrypt_type=aes)")
         if not same(msg_signature, signature(self.token, timestamp, nonce, outer["Encrypt"])):
-            raise HTTPException(403, "wrong msg_signature")
+            raise ApiError(403, "wrong msg_signature")
         try:
             plain = self.crypto.decrypt_message({"Encrypt": outer["Encrypt"]}, msg_signature, timestamp, nonce)
         except (InvalidSignatureException, InvalidAppIdException) as err:
-            raise HTTPException(403, f"message refused: {err.__class__.__name__}") from err
+            raise ApiError(403, f"message refused: {err.__class__.__name__}") from err
         except Exception as err:  # bad padding, bad base64: not something WeChat sent
-            raise HTTPException(400, f"cannot decrypt: {err.__class__.__name__}") from err
+            raise ApiError(400, f"cannot decrypt: {err.__class__.__name__}") from err
         return parse_xml(plain)
 
     async def receive(self, fields: dict[str, str], nonce: str, timestamp: str) -> Response:
@@ -319,7 +228,7 @@ class WeChatChannel(PushChannel):
         """WeChat fields → ChannelMessage; None for events we only acknowledge."""
         openid = fields.get("FromUserName", "")
         if not OPENID.match(openid):
-            raise HTTPException(400, "FromUserName is not an openid")
+            raise ApiError(400, "FromUserName is not an openid")
         sender = sender_id_of(openid)
         msg_type = fields.get("MsgType", "")
         msg_id = fields.get("MsgId", "")
@@ -330,11 +239,11 @@ class WeChatChannel(PushChannel):
                 return None
             created = fields.get("CreateTime", "")
             if not created.isdigit():
-                raise HTTPException(400, "CreateTime must be a number")
+                raise ApiError(400, "CreateTime must be a number")
             return ChannelMessage(CHANNEL, f"ev:{openid}:{created}:subscribe", sender, payload="/greet",
                                   language=service_language(hint), language_hint=hint)
         if not msg_id.isdigit():
-            raise HTTPException(400, "MsgId must be a number")
+            raise ApiError(400, "MsgId must be a number")
         if msg_type == "text" or (msg_type == "voice" and fields.get("Recognition", "").strip()):
             text = fields.get("Content", "") if msg_type == "text" else fields["Recognition"]
             if not text.strip():
@@ -344,7 +253,7 @@ class WeChatChannel(PushChannel):
                                   language_hint=hint)
         if msg_type in UNSUPPORTED_TYPES:
             return ChannelMessage(CHANNEL, msg_id, sender, language_hint=hint, supported=False)
-        raise HTTPException(400, f"unknown MsgType {msg_type!r}")
+        raise ApiError(400, f"unknown MsgType {msg_type!r}")
 
     def choice(self, sender_id: str, text: str) -> str | None:
         """The payload of the option whose number the customer sent, if the text is just that number."""
@@ -412,7 +321,8 @@ class WeChatChannel(PushChannel):
         await self.api.close()
 
 
-@router.get("/webhooks/wechat", response_class=PlainTextResponse)
+@router.get("/webhooks/wechat", response_class=PlainTextResponse, responses={
+    **ERROR_RESPONSES, 200: {"content": {"text/plain": {}}, "description": "the echostr, echoed"}})
 async def wechat_verify(
     request: Request, signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
     echostr: str | None = None,
@@ -421,13 +331,17 @@ async def wechat_verify(
     channel = channel_on(request, WeChatChannel)
     channel.check_signature(signature, timestamp, nonce)
     if echostr is None:
-        raise HTTPException(400, "echostr is required")
+        raise ApiError(400, "echostr is required")
     assert timestamp is not None and nonce is not None
     channel.check_nonce(timestamp, nonce, b"GET\n" + echostr.encode())  # its URL must not sign a POST later
     return echostr
 
 
-@router.post("/webhooks/wechat", responses={403: {"description": "wrong signature"}, 400: {"description": "bad XML"}})
+@router.post("/webhooks/wechat", response_class=PlainTextResponse, responses={
+    **ERROR_RESPONSES,
+    200: {"content": {"text/plain": {}, "application/xml": {}},
+          "description": "``success`` (the reply goes through the customer-service API), or the passive reply's XML"},
+    403: {"model": ErrorBody, "description": "wrong signature"}, 400: {"model": ErrorBody, "description": "bad XML"}})
 async def wechat_message(
     request: Request,
     signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base
-from store.models import UTCDateTime
+from storage.types import UTCDateTime
 
 
 class Conversation(Base):

@@ -82,8 +82,8 @@ def build(sessions: sessionmaker[Session], settings: Settings, *, pushers: Any =
 
 async def start(app: FastAPI, sessions: sessionmaker[Session], settings: Settings, conversations: ConversationService,
                 orders: OrdersService | None) -> Running:
-    """Wire the handoff into a running gateway: turn hooks, actions, routes' state, background tasks."""
-    from bot.actions import runtime as action_runtime
+    """Wire the handoff into a running gateway: turn hooks, routes' state, background tasks (the
+    gateway gives ``running.service`` to the handoff actions: server.py)."""
     from handoff import timeouts
     from handoff.accounts import Accounts
     from handoff.api import HandoffApp
@@ -94,7 +94,6 @@ async def start(app: FastAPI, sessions: sessionmaker[Session], settings: Setting
         lambda: build(sessions, settings, pushers=pushers, orders=orders)
     )
     conversations.hooks = service
-    action_runtime.update(handoff=service)
     app.state.handoff = HandoffApp(
         service=service,
         accounts=Accounts(sessions, settings.handoff_session_hours, service.clock),

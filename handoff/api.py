@@ -5,47 +5,64 @@ service, return JSON.
 Agent authentication: ``POST /api/v1/agent/login`` returns a session token and sets it as the
 ``agent_session`` cookie (HttpOnly, SameSite=Strict, Secure unless ``agent_cookie_secure`` is off);
 every other agent route takes the cookie or ``Authorization: Bearer <token>``. A write made with the
-cookie must also pass the cross-site check (handoff/auth.py: the console's ``X-Requested-With``
+cookie must also pass the cross-site check (deps.py: the console's ``X-Requested-With``
 header or a same-origin ``Origin``). The websocket takes the cookie (its ``Origin`` must be ours or
 allowed), the bearer header, or a first frame ``{"type": "auth", "token": ...}``; never a query
 string, which would land in access logs. Failed sign-ins are throttled per address and per account
 before any hashing, and audited. 401 without a valid session, 403 for an agent on an admin route or
-a ticket outside their queues. Shared pieces (who is calling) are in handoff/deps.py.
+a ticket outside their queues. Who is calling and the services are ``deps.py``'s; the bodies answered
+are ``handoff/api_models.py``; a refusal is an ``ApiError`` (a service's ``HandoffError`` included).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from handoff.auth import LoginBusy, csrf_refusal, origin_allowed
-from handoff.customer_api import customer_router
-from handoff.deps import (
+from api_errors import ERROR_RESPONSES, ApiError
+from deps import (
     COOKIE,
-    Admin_,
-    Agent_,
-    HandoffApp,
+    AgentIdentity,
     Username,
     bearer_token,
-    call,
     client_address,
+    csrf_refusal,
     first_frame_token,
     handoff_app,
-    run_blocking,
+    origin_allowed,
     session_token,
 )
+from deps import AdminAgent as Admin_
+from deps import Agent as Agent_
+from handoff import api_models as out
+from handoff.auth import LoginBusy
+from handoff.customer_api import customer_router
 from handoff.events import AGENTS
-from handoff.service import AgentIdentity
 from storage.ids import OptionalRowId, RowId
+
+if TYPE_CHECKING:
+    from handoff.accounts import Accounts
+    from handoff.auth import LoginThrottle
+    from handoff.service import HandoffService
 
 __all__ = ["HandoffApp", "agent_router", "customer_router"]  # customer routes live in handoff/customer_api.py
 
-agent_router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+agent_router = APIRouter(prefix="/api/v1/agent", tags=["agent"], responses=ERROR_RESPONSES)
+
+
+@dataclass
+class HandoffApp:
+    """What the handoff's routes need, kept on ``app.state.handoff`` (``deps.handoff_app`` returns it)."""
+
+    service: HandoffService
+    accounts: Accounts
+    limiter: LoginThrottle
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -110,15 +127,15 @@ def _throttled(h: HandoffApp, address: str, username: str) -> None:
     wait, scope = h.limiter.retry_after(address, username)
     if wait:
         what = "from this address" if scope == "address" else "for this account"
-        raise HTTPException(429, f"too many failed sign-ins {what}; try again in {wait} s",
-                            headers={"Retry-After": str(wait)})
+        raise ApiError(429, f"too many failed sign-ins {what}; try again in {wait} s",
+                       headers={"Retry-After": str(wait)})
 
 
-def _busy() -> HTTPException:
-    return HTTPException(503, "too many sign-ins at once; try again shortly", headers={"Retry-After": "2"})
+def _busy() -> ApiError:
+    return ApiError(503, "too many sign-ins at once; try again shortly", headers={"Retry-After": "2"})
 
 
-@agent_router.post("/login")
+@agent_router.post("/login", response_model=out.LoginOut)
 async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     h = handoff_app(request)
     settings = h.service.settings
@@ -126,7 +143,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict[s
     if request.headers.get("origin") or request.headers.get("referer"):
         refusal = csrf_refusal(request.method, request.headers, settings.console_allowed_origins)
         if refusal:
-            raise HTTPException(403, refusal)
+            raise ApiError(403, refusal)
     address = client_address(request)
     _throttled(h, address, body.username)  # before any hashing: a refused try costs no argon2 work
     try:
@@ -137,7 +154,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict[s
     if result is None:
         locked = h.limiter.failed(address, body.username)
         await to_thread.run_sync(h.accounts.login_failed, body.username, address, locked)
-        raise HTTPException(401, "wrong username or password")
+        raise ApiError(401, "wrong username or password")
     token, expires, agent = result
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", secure=settings.agent_cookie_secure,
                         max_age=int((expires - h.service.clock()).total_seconds()))
@@ -150,7 +167,7 @@ def _forget_cookie(h: HandoffApp, response: Response) -> None:
                            samesite="strict")
 
 
-@agent_router.post("/logout")
+@agent_router.post("/logout", response_model=out.StatusOut)
 async def logout(agent: Agent_, request: Request, response: Response) -> dict[str, str]:
     h = handoff_app(request)
     await to_thread.run_sync(h.accounts.logout, session_token(request) or "", agent)
@@ -158,7 +175,7 @@ async def logout(agent: Agent_, request: Request, response: Response) -> dict[st
     return {"status": "signed out"}
 
 
-@agent_router.post("/password")
+@agent_router.post("/password", response_model=out.StatusOut)
 async def change_password(body: PasswordBody, agent: Agent_, request: Request) -> dict[str, str]:
     """Change one's own password (the current one is required); every other session is signed out."""
     h = handoff_app(request)
@@ -166,46 +183,46 @@ async def change_password(body: PasswordBody, agent: Agent_, request: Request) -
     _throttled(h, address, agent.username)  # a stolen session must not become a password-guessing oracle
     try:
         async with h.limiter.hashing():
-            ok = await run_blocking(h.accounts.change_password, agent, session_token(request) or "", body.current_password,
-                             body.new_password)
+            ok = await to_thread.run_sync(h.accounts.change_password, agent, session_token(request) or "",
+                                          body.current_password, body.new_password)
     except LoginBusy:
         raise _busy() from None
     if not ok:
         h.limiter.failed(address, agent.username)
-        raise HTTPException(403, "the current password is wrong")
+        raise ApiError(403, "the current password is wrong")
     return {"status": "password changed; other sessions were signed out"}
 
 
-@agent_router.post("/sessions/revoke")
+@agent_router.post("/sessions/revoke", response_model=out.RevokedOut)
 async def sign_out_everywhere(agent: Agent_, request: Request, response: Response) -> dict[str, Any]:
     """Sign out on every device, this one included."""
     h = handoff_app(request)
-    revoked = await run_blocking(h.accounts.revoke_sessions, agent, None)
+    revoked = await to_thread.run_sync(h.accounts.revoke_sessions, agent, None)
     _forget_cookie(h, response)
     return {"status": "signed out everywhere", "sessions": revoked}
 
 
-@agent_router.get("/me")
+@agent_router.get("/me", response_model=out.AgentView)
 async def me(agent: Agent_, request: Request) -> dict[str, Any]:
     return await to_thread.run_sync(handoff_app(request).accounts.me, agent)
 
 
-@agent_router.post("/status")
+@agent_router.post("/status", response_model=out.AgentView)
 async def set_status(body: StatusBody, agent: Agent_, request: Request) -> dict[str, Any]:
     h = handoff_app(request)
-    view = await run_blocking(h.accounts.set_status, agent, body.status)
+    view = await to_thread.run_sync(h.accounts.set_status, agent, body.status)
     if body.status == "online":
         await h.service.assign_waiting()
     return view
 
 
 # --- queues and tickets ---------------------------------------------------------------------------
-@agent_router.get("/queues")
+@agent_router.get("/queues", response_model=list[out.QueueView])
 async def queues(agent: Agent_, request: Request) -> list[dict[str, Any]]:
     return await to_thread.run_sync(handoff_app(request).service.queues_overview)
 
 
-@agent_router.get("/tickets")
+@agent_router.get("/tickets", response_model=list[out.TicketRow])
 async def tickets(
     agent: Agent_, request: Request,
     status: Annotated[Literal["open", "mine", "queued", "assigned", "resolved", "handed_back", "abandoned", "closed", "all"],
@@ -215,85 +232,86 @@ async def tickets(
     return await to_thread.run_sync(handoff_app(request).service.list_tickets, agent, status, queue)
 
 
-@agent_router.get("/tickets/{ticket_id}")
+@agent_router.get("/tickets/{ticket_id}", response_model=out.TicketDocument)
 async def ticket(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await run_blocking(handoff_app(request).service.ticket_detail, agent, ticket_id)
+    return await to_thread.run_sync(handoff_app(request).service.ticket_detail, agent, ticket_id)
 
 
-@agent_router.post("/tickets/{ticket_id}/claim")
+@agent_router.post("/tickets/{ticket_id}/claim", response_model=out.TicketSummary)
 async def claim(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await call(handoff_app(request).service.claim, agent, ticket_id)
+    return await handoff_app(request).service.claim(agent, ticket_id)
 
 
-@agent_router.post("/tickets/{ticket_id}/reply")
+@agent_router.post("/tickets/{ticket_id}/reply", response_model=out.MessageView,
+                   response_model_exclude_unset=True)
 async def reply(ticket_id: RowId, body: ReplyBody, agent: Agent_, request: Request) -> dict[str, Any]:
     service = handoff_app(request).service
     text = body.text
     if body.canned_id is not None:
-        lang = await run_blocking(service.ticket_language, agent, ticket_id)
-        text = await call(service.canned_text, body.canned_id, lang)
-    return await call(service.reply, agent, ticket_id, text or "")
+        lang = await to_thread.run_sync(service.ticket_language, agent, ticket_id)
+        text = service.canned_text(body.canned_id, lang)
+    return await service.reply(agent, ticket_id, text or "")
 
 
-@agent_router.post("/tickets/{ticket_id}/notes")
+@agent_router.post("/tickets/{ticket_id}/notes", response_model=out.NoteView)
 async def note(ticket_id: RowId, body: NoteBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await call(handoff_app(request).service.note, agent, ticket_id, body.text)
+    return await handoff_app(request).service.note(agent, ticket_id, body.text)
 
 
-@agent_router.post("/tickets/{ticket_id}/transfer")
+@agent_router.post("/tickets/{ticket_id}/transfer", response_model=out.TicketSummary)
 async def transfer(ticket_id: RowId, body: TransferBody, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await call(handoff_app(request).service.transfer, agent, ticket_id, body.queue, body.agent)
+    return await handoff_app(request).service.transfer(agent, ticket_id, body.queue, body.agent)
 
 
-@agent_router.post("/tickets/{ticket_id}/resolve")
+@agent_router.post("/tickets/{ticket_id}/resolve", response_model=out.TicketSummary)
 async def resolve(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await call(handoff_app(request).service.resolve, agent, ticket_id)
+    return await handoff_app(request).service.resolve(agent, ticket_id)
 
 
-@agent_router.post("/tickets/{ticket_id}/handback")
+@agent_router.post("/tickets/{ticket_id}/handback", response_model=out.TicketSummary)
 async def hand_back(ticket_id: RowId, agent: Agent_, request: Request) -> dict[str, Any]:
-    return await call(handoff_app(request).service.hand_back, agent, ticket_id)
+    return await handoff_app(request).service.hand_back(agent, ticket_id)
 
 
-@agent_router.get("/canned")
+@agent_router.get("/canned", response_model=list[out.CannedReply])
 async def canned(agent: Agent_, request: Request, language: Literal["en", "zh", "ru"] | None = None) -> list[dict[str, str]]:
     return handoff_app(request).service.canned_replies(language)
 
 
 # --- admin ----------------------------------------------------------------------------------------
-@agent_router.get("/admin/agents")
+@agent_router.get("/admin/agents", response_model=list[out.AgentView])
 async def list_agents(admin: Admin_, request: Request) -> list[dict[str, Any]]:
     return await to_thread.run_sync(handoff_app(request).accounts.list_agents)
 
 
-@agent_router.post("/admin/agents", status_code=201)
+@agent_router.post("/admin/agents", status_code=201, response_model=out.AgentView)
 async def create_agent(body: NewAgentBody, admin: Admin_, request: Request) -> dict[str, Any]:
-    return await run_blocking(handoff_app(request).accounts.create_agent, admin, body.model_dump())
+    return await to_thread.run_sync(handoff_app(request).accounts.create_agent, admin, body.model_dump())
 
 
-@agent_router.post("/admin/agents/{username}/disable")
+@agent_router.post("/admin/agents/{username}/disable", response_model=out.AgentView)
 async def disable_agent(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
     """The agent can no longer sign in and is signed out everywhere at once."""
-    return await run_blocking(handoff_app(request).accounts.set_active, admin, username, False)
+    return await to_thread.run_sync(handoff_app(request).accounts.set_active, admin, username, False)
 
 
-@agent_router.post("/admin/agents/{username}/enable")
+@agent_router.post("/admin/agents/{username}/enable", response_model=out.AgentView)
 async def enable_agent(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
-    return await run_blocking(handoff_app(request).accounts.set_active, admin, username, True)
+    return await to_thread.run_sync(handoff_app(request).accounts.set_active, admin, username, True)
 
 
-@agent_router.post("/admin/agents/{username}/sessions/revoke")
+@agent_router.post("/admin/agents/{username}/sessions/revoke", response_model=out.AgentSessionsOut)
 async def revoke_agent_sessions(username: Username, admin: Admin_, request: Request) -> dict[str, Any]:
     """Sign an agent out on every device (e.g. a lost laptop); they may sign in again."""
-    return {"agent": username, "sessions": await run_blocking(handoff_app(request).accounts.revoke_sessions, admin, username)}
+    return {"agent": username, "sessions": await to_thread.run_sync(handoff_app(request).accounts.revoke_sessions, admin, username)}
 
 
-@agent_router.post("/admin/queues", status_code=201)
+@agent_router.post("/admin/queues", status_code=201, response_model=out.QueueOut)
 async def create_queue(body: NewQueueBody, admin: Admin_, request: Request) -> dict[str, Any]:
-    return await run_blocking(handoff_app(request).accounts.create_queue, admin, body.model_dump())
+    return await to_thread.run_sync(handoff_app(request).accounts.create_queue, admin, body.model_dump())
 
 
-@agent_router.get("/admin/audit")
+@agent_router.get("/admin/audit", response_model=list[out.AuditEntryView])
 async def audit(admin: Admin_, request: Request, ticket_id: OptionalRowId = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     return await to_thread.run_sync(handoff_app(request).accounts.audit_log, ticket_id, limit)

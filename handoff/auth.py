@@ -1,4 +1,4 @@
-"""Agent accounts: argon2 password hashes, session tokens, the sign-in throttle and the cross-site checks.
+"""Agent accounts: argon2 password hashes, session tokens and the sign-in throttle.
 
 Sign-in throttle: failed sign-ins are counted per client address and per account (moving windows
 of the ``limits`` library, memory or Redis storage), and checked *before* the password is hashed,
@@ -7,11 +7,7 @@ more than its budget, and a refused attempt costs no argon2 work. At most
 ``login_max_concurrent_hashes`` argon2 checks run at once (each takes ~64 MiB and a core); a
 sign-in that cannot get a slot within ``HASH_WAIT_S`` is answered 503 with Retry-After.
 
-Cross-site checks: the session cookie is SameSite=Strict, but that is not relied on alone. A
-state-changing request authenticated by the cookie must carry ``X-Requested-With: supportbot-console``
-(a custom header, which a browser sends cross-origin only after a CORS preflight that this gateway
-never grants) or an ``Origin``/``Referer`` of the gateway itself or of ``console_allowed_origins``.
-Bearer-token requests are exempt (a browser never adds that header by itself).
+The cross-site checks of cookie-authenticated requests are ``deps.py``'s (``csrf_refusal``).
 """
 
 from __future__ import annotations
@@ -22,9 +18,8 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 from argon2 import PasswordHasher
@@ -33,15 +28,16 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from settings import SecuritySettings
+
+_SECURITY = SecuritySettings()  # the defaults, written once in settings/sections.py (no environment read here)
+
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_CHARS = 10
 HASH_WAIT_S = 3.0  # a sign-in waits at most this long for a free hashing slot, then 503
-CSRF_HEADER = "x-requested-with"
-CSRF_VALUE = "supportbot-console"  # what the console and ops pages send
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def hash_password(password: str) -> str:
@@ -72,8 +68,9 @@ class LoginBusy(Exception):
 class LoginThrottle:
     """Failed sign-ins per client address and per account, and a bound on concurrent password checks."""
 
-    def __init__(self, per_ip: str = "30/15minutes", per_account: str = "10/15minutes", *,
-                 storage: str = "memory://", max_concurrent_hashes: int = 2, hash_wait_s: float = HASH_WAIT_S) -> None:
+    def __init__(self, per_ip: str = _SECURITY.rate_limit_login_per_ip, per_account: str = _SECURITY.rate_limit_login_per_account,
+                 *, storage: str = _SECURITY.rate_limit_storage, max_concurrent_hashes: int = _SECURITY.login_max_concurrent_hashes,
+                 hash_wait_s: float = HASH_WAIT_S) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage))
         self._limits = (("address", parse(per_ip)), ("account", parse(per_account)))
         self._slots = threading.BoundedSemaphore(max(1, max_concurrent_hashes))
@@ -131,43 +128,3 @@ class LoginThrottle:
             yield
         finally:
             self._slots.release()
-
-
-# --- cross-site checks -------------------------------------------------------------------------------
-def _origin_parts(origin: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        return None
-    secure = parts.scheme in ("https", "wss")
-    return ("https" if secure else "http"), parts.hostname.lower(), port or (443 if secure else 80)
-
-
-def origin_allowed(origin: str, host: str | None, allowed: Iterable[str] = ()) -> bool:
-    """Whether ``origin`` (an Origin header, or a Referer) is this gateway (its Host) or one of ``allowed``."""
-    mine = _origin_parts(origin)
-    if mine is None:  # "null", garbage: never trusted
-        return False
-    if any(_origin_parts(a) == mine for a in allowed):
-        return True
-    if not host:
-        return False
-    seen = _origin_parts(f"{mine[0]}://{host}")
-    # Same host and port; the scheme is not compared because a TLS proxy in front makes ours "http".
-    return seen is not None and seen[1:] == mine[1:]
-
-
-def csrf_refusal(method: str, headers: Mapping[str, str], allowed: Iterable[str] = ()) -> str | None:
-    """Why a cookie-authenticated request must be refused as possibly cross-site, or None when it may pass."""
-    if method.upper() in SAFE_METHODS:
-        return None
-    if headers.get(CSRF_HEADER, "").strip().lower() == CSRF_VALUE:
-        return None
-    origin = headers.get("origin") or headers.get("referer")
-    if origin and origin_allowed(origin, headers.get("host"), allowed):
-        return None
-    return (f"cross-site request refused: requests signed in with the session cookie must come from the console "
-            f"(X-Requested-With: {CSRF_VALUE}) or use Authorization: Bearer")

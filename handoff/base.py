@@ -1,6 +1,7 @@
-"""What every part of the handoff service shares: its error, the agent's identity, the escalation's
-outcome, and ``HandoffBase`` (the service's state: sessions, settings, policy memory, event bus)
-with the lookups the parts use (the open ticket, a ticket an agent may see, a ticket's summary).
+"""What every part of the handoff service shares: its error, the agent's identity (``deps.AgentIdentity``,
+who signed in), the escalation's outcome, and ``HandoffBase`` (the service's state: sessions,
+settings, policy memory, event bus) with the lookups the parts use (the open ticket, a ticket an
+agent may see, a ticket's summary).
 
 The parts (``escalation``, ``turns``, ``assignment``, ``agent_actions``, ``delivery``, ``views``,
 ``audit``, ``helpdesk``) are mixins of ``HandoffService`` (``handoff/service.py``) over this base;
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.ratelimit import Quota
 from conversations.models import Message
 from conversations.service import OutboundMessage
+from deps import AgentIdentity
 from handoff import context as ctx
 from handoff import lifecycle, routing
 from handoff.config import HandoffConfig
@@ -56,15 +58,6 @@ class EscalationOutcome:
     agent: str | None
     open_now: bool
     messages: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AgentIdentity:
-    id: int
-    username: str
-    display_name: str
-    role: str
-    queues: tuple[str, ...]
 
 
 class HandoffBase:

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api_errors import ApiError
 
 router = APIRouter(tags=["agent console"])
 
@@ -50,7 +52,7 @@ def _read(name: str, mtime_ns: int) -> StaticFile:
 def _serve(request: Request, name: str, media_type: str) -> Response:
     path = CONSOLE_DIR / name
     if not path.is_file():
-        raise HTTPException(404, f"console file {name} is missing from this installation")
+        raise ApiError(404, f"console file {name} is missing from this installation")
     f = _read(name, path.stat().st_mtime_ns)  # re-read only when the file changes
     headers = {**SECURITY_HEADERS, "ETag": f.etag}
     if request.headers.get("if-none-match") == f.etag:
@@ -58,20 +60,20 @@ def _serve(request: Request, name: str, media_type: str) -> Response:
     return Response(f.body, media_type=media_type, headers=headers)
 
 
-@router.get("/console", include_in_schema=False)
+@router.get("/console", include_in_schema=False, response_class=HTMLResponse)
 async def console_page(request: Request) -> Response:
     """The console (sign-in, queue, chat, context); all data comes from the agent API."""
     return _serve(request, "index.html", "text/html; charset=utf-8")
 
 
-@router.get("/console/", include_in_schema=False)
+@router.get("/console/", include_in_schema=False, response_class=RedirectResponse)
 async def console_slash() -> RedirectResponse:
     return RedirectResponse("/console", status_code=308)
 
 
-@router.get("/console/{name}", include_in_schema=False)
+@router.get("/console/{name}", include_in_schema=False, response_class=Response)
 async def console_asset(name: str, request: Request) -> Response:
     media_type = FILES.get(name)
     if media_type is None:
-        raise HTTPException(404, "no such console file")
+        raise ApiError(404, "no such console file")
     return _serve(request, name, media_type)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.actions.labels import INTENT, label
+from conversations.labels import INTENT, label
 from conversations.models import Conversation, KbAnswer, Message, Turn
 from handoff.models import Agent, Ticket, TicketNote
 from store.service import OrdersService

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 
-from handoff.deps import SenderId, bearer_token, first_frame_token, handoff_app
+from api_errors import ERROR_RESPONSES, ApiError
+from deps import SenderId, bearer_token, first_frame_token, handoff_app
+from handoff.api_models import CustomerMessages
 from handoff.events import conversation_topic
 from storage.ids import MAX_ROW_ID, AfterId
 
-customer_router = APIRouter(prefix="/api/v1/conversations", tags=["chat"])
+customer_router = APIRouter(prefix="/api/v1/conversations", tags=["chat"], responses=ERROR_RESPONSES)
 
 
 def _customer_token(request: Request | WebSocket) -> str | None:
@@ -27,18 +29,17 @@ def _customer_token(request: Request | WebSocket) -> str | None:
     return request.headers.get("x-conversation-token") or bearer_token(request)
 
 
-@customer_router.get("/{sender_id}/messages")
-async def customer_messages(sender_id: SenderId, request: Request,
-                            after: AfterId = 0) -> JSONResponse:
+@customer_router.get("/{sender_id}/messages", response_model=CustomerMessages, response_model_exclude_unset=True)
+async def customer_messages(sender_id: SenderId, request: Request, after: AfterId = 0) -> dict[str, Any]:
     """Messages after id ``after`` (agent replies, queue updates, everything), oldest first."""
     h = handoff_app(request)
     token = _customer_token(request)
     if not token:
-        raise HTTPException(401, "conversation token required (issued with the chat's first answer)")
+        raise ApiError(401, "conversation token required (issued with the chat's first answer)")
     if not h.service.tokens.check(sender_id, token):
-        raise HTTPException(403, "this token is not for this conversation")
+        raise ApiError(403, "this token is not for this conversation")
     state, messages = await to_thread.run_sync(h.service.customer_messages, sender_id, after)
-    return JSONResponse({"sender_id": sender_id, "state": state, "messages": messages})
+    return {"sender_id": sender_id, "state": state, "messages": messages}
 
 
 @customer_router.websocket("/{sender_id}/ws")

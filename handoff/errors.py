@@ -1,11 +1,9 @@
-"""The handoff's one error type: an operation that cannot be done, with the HTTP status the API answers."""
+"""The handoff's error: an operation that cannot be done, with the HTTP status the API answers (an ``ApiError``)."""
 
 from __future__ import annotations
 
+from api_errors import ApiError
 
-class HandoffError(Exception):
+
+class HandoffError(ApiError):
     """An agent operation that cannot be done; ``status`` is the HTTP status the API answers."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 import conversations.models  # noqa: F401  (tickets reference conversations.id)
 from storage.db import Base
-from store.models import UTCDateTime
+from storage.types import UTCDateTime
 
 # Ticket statuses: open ones first.
 OPEN_STATUSES = ("queued", "assigned")

@@ -1,6 +1,6 @@
 """Timeout rules, run every ``handoff_sweep_interval_s`` by a background task in the gateway.
 
-Defaults (minutes, settings.py):
+Defaults (minutes, the settings' handoff section):
 - a queued customer silent for ``handoff_queued_abandon_min`` while the queue is open, whom we
   cannot reach later (no push channel, no email) → ticket ``abandoned``, bot resumes;
   outside hours the ticket waits (the customer was told when the team is back);

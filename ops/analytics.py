@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conversations.models import Conversation, KbAnswer, Message, Turn
 from ops import csv_export
+from settings import OpsSettings
 
 DIMENSIONS = ("day", "language", "channel")
 FALLBACK = "nlu_fallback"
@@ -131,8 +132,8 @@ def _aware(dt: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class AnalyticsConfig:
-    session_gap: timedelta = timedelta(minutes=30)
-    durable_days: int = 7
+    session_gap: timedelta = timedelta(minutes=OpsSettings().session_gap_min)  # defaults: settings/sections.py
+    durable_days: int = OpsSettings().durable_days
 
 
 @dataclass

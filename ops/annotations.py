@@ -9,19 +9,20 @@ in the held-out test split (training on it would inflate the very figures the ga
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from api_errors import ApiError
+from storage.files import file_lock
 
 REVIEWED = "reviewed.yml"
 LANGUAGES = ("en", "zh", "ru")
@@ -34,10 +35,8 @@ HEADER = (
 )
 
 
-class AnnotationError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class AnnotationError(ApiError):
+    """A refused annotation operation; its ``status`` is the HTTP status the API answers."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ class NluWriter:
                 path = self.nlu_dir / lang / REVIEWED
                 # The lock lives outside nlu_data/ so that Rasa and git never see it.
                 lock = Path(tempfile.gettempdir()) / f"ops-reviewed-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.lock"
-                with _file_lock(lock):
+                with file_lock(lock):
                     blocks = self._read_blocks(path)
                     for ex in exs:
                         lines = blocks.setdefault(ex.intent, [])
@@ -195,17 +194,6 @@ def render(blocks: dict[str, list[str]]) -> str:
     text = "\n".join(out) + "\n"
     yaml.safe_load(text)  # never write a file Rasa cannot read
     return text
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -16,21 +16,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api_errors import ApiError
 from conversations.models import KbAnswer, Message
 from ops import audit
 from ops.inbox import last_question
 from ops.models import KbDraft
 from ops.redaction import Redactor
-from storage.db import transaction
+from storage.db import get_or_raise, transaction
 
 ARTICLE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,100}$")
 DEFAULT_URL = "https://help.demo-store.example/{language}/articles/{id}"
 
 
-class DraftError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class DraftError(ApiError):
+    """A refused draft operation; its ``status`` is the HTTP status the API answers."""
 
 
 def _now() -> datetime:
@@ -102,10 +101,7 @@ class KbDrafts:
 
     def get(self, draft_id: int) -> dict[str, Any]:
         with self._sessions() as db:
-            d = db.get(KbDraft, draft_id)
-            if d is None:
-                raise DraftError(404, f"no KB draft {draft_id}")
-            return draft_view(d)
+            return draft_view(self._draft(db, draft_id))
 
     def update(self, draft_id: int, actor: str, **fields: Any) -> dict[str, Any]:
         allowed = {"title", "question", "answer", "article_id", "language"}
@@ -174,7 +170,4 @@ class KbDrafts:
 
     @staticmethod
     def _draft(db: Session, draft_id: int) -> KbDraft:
-        d = db.get(KbDraft, draft_id)
-        if d is None:
-            raise DraftError(404, f"no KB draft {draft_id}")
-        return d
+        return get_or_raise(db, KbDraft, draft_id, DraftError(404, f"no KB draft {draft_id}"))

@@ -15,12 +15,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from settings import OpsSettings
+
+_OPS = OpsSettings()  # the defaults, written once in settings/sections.py (no environment read here)
+
 
 @dataclass(frozen=True)
 class GatePolicy:
-    margin_points: float = 1.0
-    strong_f1: float = 0.9
-    floor_f1: float = 0.8
+    margin_points: float = _OPS.gate_accuracy_margin
+    strong_f1: float = _OPS.gate_strong_f1
+    floor_f1: float = _OPS.gate_floor_f1
 
 
 @dataclass

@@ -45,6 +45,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from conversations.language import to_simplified
 from kb_index.models import KBError
 from ops.annotations import REVIEWED, read_examples
+from settings import OpsSettings
 
 try:
     from handoff.policy import unintelligible
@@ -58,8 +59,8 @@ log = logging.getLogger(__name__)
 FALLBACK_INTENT = "nlu_fallback"
 _MASKS = re.compile(r"\[(?:EMAIL|PHONE|CARD|ADDRESS|ORDER_ID|PERSON)\]")
 # Chosen on the tuning half of bench/ops/inbox_items.yml (see the module docstring).
-DEFAULT_DISTANCE: dict[str, float] = {"en": 0.74, "zh": 0.87, "ru": 0.74}
-DEFAULT_ATTACH: float | None = 0.85
+DEFAULT_DISTANCE: dict[str, float] = dict(OpsSettings().cluster_distance)  # settings/sections.py, once
+DEFAULT_ATTACH: float | None = OpsSettings().cluster_attach or None
 
 
 def embedding_text(masked: str, language: str | None = None) -> str:

@@ -30,12 +30,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api_errors import ApiError
 from conversations.models import Conversation, KbAnswer, Message, Turn
 from ops.annotations import AnnotationError, NluWriter
 from ops.grouping import DEFAULT_ATTACH, DEFAULT_DISTANCE, Member, Reference, describe, embedding_text, group, item_kind
 from ops.models import AuditEntry, Cursor, ReviewItem
 from ops.redaction import Redactor
-from storage.db import transaction
+from settings import OpsSettings
+from storage.db import get_or_raise, transaction
 
 FALLBACK_INTENT = "nlu_fallback"
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "nlu_data"
@@ -48,19 +50,15 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class InboxError(Exception):
+class InboxError(ApiError):
     """A refused inbox action; ``status`` is the HTTP status the API answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
 class InboxConfig:
-    low_confidence: float = 0.5
-    rephrase_window_turns: int = 3
-    rephrase_similarity: float = 0.85
+    low_confidence: float = OpsSettings().low_confidence  # defaults: settings/sections.py
+    rephrase_window_turns: int = OpsSettings().rephrase_window_turns
+    rephrase_similarity: float = OpsSettings().rephrase_similarity
     # ops.grouping: cosine distance (centred e5 vectors) per language at which groups are cut, and
     # under which a message left alone joins its closest group (None: never).
     cluster_distance: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DISTANCE))
@@ -296,10 +294,7 @@ class ReviewInbox:
 
     def item(self, item_id: int) -> ReviewItem:
         with self._sessions() as db:
-            item = db.get(ReviewItem, item_id)
-        if item is None:
-            raise InboxError(404, f"no review item {item_id}")
-        return item
+            return get_or_raise(db, ReviewItem, item_id, InboxError(404, f"no review item {item_id}"))
 
     def clusters(self, filters: Filters, limit_items: int = 5000, kb: Any = None) -> list[dict[str, Any]]:
         """Groups to act on (``ops.grouping``), biggest first (ties: most recent first), each group's
@@ -361,9 +356,7 @@ class ReviewInbox:
     def reopen(self, item_id: int, actor: str) -> dict[str, Any]:
         """Undo a dismissal or knowledge-gap mark (an annotation is undone by editing the YAML file)."""
         with transaction(self._sessions) as db:
-            item = db.get(ReviewItem, item_id)
-            if item is None:
-                raise InboxError(404, f"no review item {item_id}")
+            item = get_or_raise(db, ReviewItem, item_id, InboxError(404, f"no review item {item_id}"))
             if item.status not in ("dismissed", "knowledge_gap"):
                 raise InboxError(409, f"item {item_id} is {item.status}; only dismissed or knowledge-gap items reopen")
             item.status, item.resolution, item.resolved_by, item.resolved_at = "open", {}, None, None

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base
-from store.models import UTCDateTime
+from storage.types import UTCDateTime
 
 # Why an item is in the inbox.
 SOURCES = ("fallback", "low_confidence", "kb_declined", "kb_unhelpful", "handoff", "rephrased")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Response
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api_errors import ApiError
 
 router = APIRouter(tags=["support ops"])
 
@@ -30,20 +32,20 @@ HEADERS = {
 def _file(name: str) -> Response:
     path = STATIC / name
     if name not in FILES or not path.is_file():
-        raise HTTPException(404, "no such ops page file")
+        raise ApiError(404, "no such ops page file")
     return Response(path.read_bytes(), media_type=FILES[name], headers=HEADERS)
 
 
-@router.get("/ops", include_in_schema=False)
+@router.get("/ops", include_in_schema=False, response_class=HTMLResponse)
 async def page() -> Response:
     return _file("index.html")
 
 
-@router.get("/ops/", include_in_schema=False)
+@router.get("/ops/", include_in_schema=False, response_class=RedirectResponse)
 async def page_slash() -> RedirectResponse:
     return RedirectResponse("/ops", status_code=308)
 
 
-@router.get("/ops/{name}", include_in_schema=False)
+@router.get("/ops/{name}", include_in_schema=False, response_class=Response)
 async def asset(name: str) -> Response:
     return _file(name)

@@ -26,17 +26,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api_errors import ApiError
 from ops import audit
 from ops.models import ModelVersion
-from storage.db import transaction
+from storage.db import get_or_raise, transaction
 
 log = logging.getLogger(__name__)
 
 
-class RegistryError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class RegistryError(ApiError):
+    """A refused registry operation; its ``status`` is the HTTP status the API answers."""
 
 
 class ModelSwapper(Protocol):
@@ -50,7 +49,7 @@ class RasaModelSwapper:
 
     base_url: str
     token: str
-    supervisor: Any = None  # conversations.rasa_process.RasaSupervisor in embedded mode
+    supervisor: Any = None  # bot.rasa_process.RasaSupervisor in embedded mode
     timeout_s: float = 300.0
 
     def swap(self, model_path: Path) -> str:
@@ -179,10 +178,7 @@ class ModelRegistry:
 
     def get(self, model_id: str) -> ModelVersion:
         with self._sessions() as db:
-            m = db.get(ModelVersion, model_id)
-        if m is None:
-            raise RegistryError(404, f"no model {model_id!r}")
-        return m
+            return get_or_raise(db, ModelVersion, model_id, RegistryError(404, f"no model {model_id!r}"))
 
     def active(self) -> ModelVersion | None:
         with self._sessions() as db:

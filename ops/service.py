@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ops.analytics import Analytics, AnalyticsConfig
 from ops.annotations import NluWriter
+from ops.audit import add as add_audit_row
 from ops.drafts import KbDrafts
 from ops.gate import GatePolicy
 from ops.inbox import InboxConfig, ReviewInbox
@@ -57,7 +58,7 @@ class OpsApp:
 
     def audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         with transaction(self.sessions) as db:
-            db.add(AuditEntry(actor=actor, action=action, target=target, detail=detail, created_at=datetime.now(UTC)))
+            add_audit_row(db, actor, action, target, detail)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         with self.sessions() as db:

@@ -31,12 +31,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api_errors import ApiError
 from bot.training import ROOT, model_hash, rasa_env, rasa_executable
 from ops import audit
 from ops.gate import GatePolicy, decide
 from ops.models import TrainingJob
 from ops.registry import ModelRegistry, RegistryError
-from storage.db import transaction
+from settings import OpsSettings
+from storage.db import get_or_raise, transaction
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,8 @@ log = logging.getLogger(__name__)
 _TRAIN_SHARE, _EVAL_SHARE = 0.7, 0.15
 
 
-class JobError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class JobError(ApiError):
+    """A refused job operation; its ``status`` is the HTTP status the API answers."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class TrainPaths:
     nlu_test_dir: Path
     stories: Path | None
     venv: Path | None = None
-    timeout_s: float = 3600.0
+    timeout_s: float = OpsSettings().train_timeout_s  # default: settings/sections.py
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def test_hash(self) -> str:
@@ -115,10 +115,7 @@ class TrainingService:
 
     def job(self, job_id: int) -> dict[str, Any]:
         with self._sessions() as db:
-            job = db.get(TrainingJob, job_id)
-            if job is None:
-                raise JobError(404, f"no training job {job_id}")
-            return job_view(job)
+            return job_view(get_or_raise(db, TrainingJob, job_id, JobError(404, f"no training job {job_id}")))
 
     def next_queued(self) -> int | None:
         with self._sessions() as db:

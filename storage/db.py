@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -43,6 +44,17 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+T = TypeVar("T")
+
+
+def get_or_raise(db: Session, model: type[T], key: Any, missing: Exception) -> T:
+    """The row of ``model`` whose primary key is ``key``; ``missing`` is raised when there is none."""
+    row = db.get(model, key)
+    if row is None:
+        raise missing
+    return row
 
 
 @contextmanager

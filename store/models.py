@@ -4,54 +4,29 @@
 Statuses, levels and methods are stored as short strings (the values of the enums in
 ``store.policies``) rather than database enums, so that adding a value never needs an
 ``ALTER TYPE`` on PostgreSQL or a table rebuild on SQLite. Money is ``Numeric(10, 2)``.
-Timestamps are stored as naive UTC and always read back as timezone-aware UTC (``UTCDateTime``),
+Timestamps are stored as naive UTC and always read back as timezone-aware UTC (``storage.types.UTCDateTime``),
 which behaves the same on SQLite (no time zones) and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
     Numeric,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Naive UTC in the database, aware UTC in Python; naive input is taken as UTC already."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
+from storage.types import UTCDateTime
 
 Money = Numeric(10, 2)
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 import handoff
+from deps import admin_session_check
 from handoff.accounts import Accounts
 from handoff.api import HandoffApp
 from handoff.auth import LoginThrottle
@@ -23,7 +24,6 @@ from handoff.models import Ticket
 from kb_index import Article, KnowledgeBase, make_embedder
 from ops import service as ops_service
 from ops.api import metrics_router, router
-from ops.auth import admin_session_check
 from ops.page import router as page_router
 from ops.training import TrainPaths
 from settings import Settings

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from bot.actions.handoff import ActionHandoffRequest
 from channels.rest import router as rest_router
+from deps import admin_session_check
 from handoff import config as handoff_config
 from handoff.accounts import Accounts
 from handoff.api import HandoffApp, agent_router, customer_router
@@ -32,7 +33,6 @@ from handoff.auth import LoginThrottle
 from handoff.models import Agent, AuditEntry
 from handoff.seed import CREDENTIALS_FILE, seed_handoff
 from kb_index.admin_routes import require_admin
-from ops.auth import admin_session_check
 from storage.db import make_engine, make_session_factory, upgrade
 from tests.test_handoff_service import World, make_settings, make_world, runs
 

@@ -23,8 +23,8 @@ from rasa_sdk.forms import REQUESTED_SLOT, FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from bot.actions import change_of_mind, extract, identity, knowledge
-from bot.actions.labels import MEMBERSHIP, STATUS, label
 from bot.actions.runtime import services
+from conversations.labels import MEMBERSHIP, STATUS, label
 from store import policies
 from store.service import OrderView
 from store.verification import VerificationOutcome

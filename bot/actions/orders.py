@@ -19,9 +19,9 @@ from rasa_sdk.types import DomainDict
 from bot.actions import identity
 from bot.actions.forms import refusal_vars
 from bot.actions.handoff import say
-from bot.actions.labels import REFUND_METHOD, label, language
 from bot.actions.offer import offer
 from bot.actions.runtime import services
+from conversations.labels import REFUND_METHOD, label, language
 from store.policies import PolicyViolation
 from store.service import OrderView
 

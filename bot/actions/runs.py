@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from storage.db import Base, transaction
-from store.models import UTCDateTime
+from storage.types import UTCDateTime
 
 __all__ = ["ActionRun", "ActionRuns", "run_key"]
 

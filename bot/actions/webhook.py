@@ -12,21 +12,23 @@ nothing runs. Each action runs once per customer message (bot/actions/runs.py).
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionMissingDomainException, ActionNotFoundException
 
+from api_errors import ApiError
 from bot.actions import runtime
 from bot.actions.runs import ActionRuns, run_key
+from deps import require_action_token
 
-router = APIRouter()
-TOKEN_HEADER = "x-action-token"
+# Only our Rasa may call (``deps.require_action_token``), checked before the body is read.
+router = APIRouter(dependencies=[Depends(require_action_token)])
 # A call carries the whole tracker and domain: far more than a chat message, still bounded.
 MAX_CALL_BYTES = 8 * 1024 * 1024
 _executor: ActionExecutor | None = None
@@ -40,28 +42,39 @@ def executor() -> ActionExecutor:
     return _executor
 
 
-def check_token(request: Request) -> None:
-    expected = getattr(request.app.state, "action_server_token", "") or ""
-    given = request.headers.get(TOKEN_HEADER, "")
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "the action server answers only the bot's Rasa server (X-Action-Token)")
+class ActionResult(BaseModel):
+    """rasa-sdk's answer to an action call (``null`` for an action Rasa already had the answer of)."""
+
+    events: list[dict[str, Any]]
+    responses: list[dict[str, Any]]
+
+
+class ActionFailed(BaseModel):
+    """rasa-sdk's refusal (400 rejected, 404 unknown action, 449 the domain is needed)."""
+
+    error: str
+    action_name: str
+
+
+class ActionName(BaseModel):
+    name: str
 
 
 async def _read_call(request: Request) -> dict[str, Any]:
     size = request.headers.get("content-length")
     if size is not None and (not size.isdigit() or int(size) > MAX_CALL_BYTES):
-        raise HTTPException(413, f"an action call is limited to {MAX_CALL_BYTES} bytes")
+        raise ApiError(413, f"an action call is limited to {MAX_CALL_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_CALL_BYTES:
-            raise HTTPException(413, f"an action call is limited to {MAX_CALL_BYTES} bytes")
+            raise ApiError(413, f"an action call is limited to {MAX_CALL_BYTES} bytes")
     try:
         call = json.loads(body)
     except ValueError as err:
-        raise HTTPException(400, "the action call must be JSON") from err
+        raise ApiError(400, "the action call must be JSON") from err
     if not isinstance(call, dict):
-        raise HTTPException(400, "the action call must be a JSON object")
+        raise ApiError(400, "the action call must be a JSON object")
     return call
 
 
@@ -79,9 +92,9 @@ def _runs() -> ActionRuns | None:
     return _action_runs
 
 
-@router.post("/actions/webhook", include_in_schema=False)
+@router.post("/actions/webhook", include_in_schema=False, response_model=ActionResult | None,
+             responses={400: {"model": ActionFailed}, 404: {"model": ActionFailed}, 449: {"model": ActionFailed}})
 async def run_action(request: Request) -> JSONResponse:
-    check_token(request)
     action_call = await _read_call(request)
     runs, key = _runs(), run_key(action_call)
     if runs is not None and key is not None:
@@ -103,7 +116,6 @@ async def run_action(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/actions", include_in_schema=False)
-async def list_actions(request: Request) -> list[dict[str, str]]:
-    check_token(request)
+@router.get("/actions", include_in_schema=False, response_model=list[ActionName])
+async def list_actions() -> list[dict[str, str]]:
     return [{"name": name} for name in executor().actions]

@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.websockets import WebSocket
 
+from api_errors import ApiError, ErrorBody
 from channels.http_guards import limits_for
 from channels.notices import notice, pick_language
 from channels.push import ChannelPushers
@@ -59,6 +60,7 @@ from .protocol import (
     error_detail,
     history_item,
 )
+from .responses import ErrorFrame, PendingFrame, ReadyFrame, ReplyFrame
 
 __all__ = ["install", "router"]
 
@@ -71,7 +73,7 @@ MAX_IN_FLIGHT = 8  # unanswered messages one socket may have; more is a misbehav
 DEMO_LANGS = ("en", "zh-Hans", "zh-Hant", "ru")
 DEMO_USERS = frozenset(order.username for order in DEMO.values())
 
-M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", RestChat, RestIdentity)  # the REST fallback's frames
 
 
 def install(app: FastAPI) -> WidgetHub:
@@ -106,7 +108,7 @@ def asset(name: str) -> Asset:
     return _load_asset(name, (STATIC_DIR / name).stat().st_mtime_ns)
 
 
-@router.get("/widget.js", include_in_schema=False)
+@router.get("/widget.js", include_in_schema=False, response_class=Response)
 async def widget_js(request: Request) -> Response:
     js = asset("widget.js")
     headers = {"ETag": js.etag, "Cache-Control": "public, max-age=300", "Vary": "Accept-Encoding",
@@ -128,14 +130,14 @@ async def demo_page(
     """The sample store page. Signing happens only for the demo store's own customers (store.seed.DEMO)."""
     settings: Settings = request.app.state.settings
     if not (settings.widget_demo and settings.demo):  # it signs demo customers' ids: never in production
-        raise HTTPException(404, "the demo page exists only in demo mode (SUPPORTBOT_DEMO=true, WIDGET_DEMO=true)")
+        raise ApiError(404, "the demo page exists only in demo mode (SUPPORTBOT_DEMO=true, WIDGET_DEMO=true)")
     if lang not in DEMO_LANGS:
-        raise HTTPException(422, f"lang must be one of {', '.join(DEMO_LANGS)}")
+        raise ApiError(422, f"lang must be one of {', '.join(DEMO_LANGS)}")
     attrs: dict[str, str] = {"src": "/widget.js", "data-title": "Demo Store", "data-color": "#0f766e"}
     secret = settings.widget_user_secret.get_secret_value()
     if user is not None:
         if user not in DEMO_USERS:
-            raise HTTPException(422, f"user must be one of the demo store's customers: {', '.join(sorted(DEMO_USERS))}")
+            raise ApiError(422, f"user must be one of the demo store's customers: {', '.join(sorted(DEMO_USERS))}")
         if secret:
             attrs.update({"data-user-id": user, "data-user-sig": sign_user_id(user, secret)})
             who = f"Signed in as <b>{html.escape(user)}</b> (user id signed by the gateway with WIDGET_USER_SECRET)."
@@ -335,17 +337,31 @@ def _cors_headers(request: Request) -> dict[str, str] | None:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
 
 
-async def _parse(request: Request, model: type[M], headers: dict[str, str]) -> M | JSONResponse:
+_REST_REFUSALS: dict[int | str, dict[str, Any]] = {  # what ``_read`` refuses, in both routes' docs
+    401: {"model": ErrorBody, "description": "no valid identity (token, or signed user id)"},
+    403: {"model": ErrorBody, "description": "this page's origin may not use the chat"},
+}
+
+
+async def _read(request: Request, model: type[R]) -> tuple[dict[str, str], R, WidgetIdentity]:
+    """A REST call's CORS headers, frame and customer; refused (``ApiError``, with the CORS headers once the
+    origin is allowed): origin 403, body over ``MAX_FRAME_BYTES`` 413, not the frame 422, no identity 401."""
+    headers = _cors_headers(request)
+    if headers is None:
+        raise ApiError(403, "this page's origin may not use the chat")
     raw = await request.body()
     if len(raw) > MAX_FRAME_BYTES:
-        return JSONResponse({"detail": f"body over {MAX_FRAME_BYTES} bytes"}, status_code=413, headers=headers)
+        raise ApiError(413, f"body over {MAX_FRAME_BYTES} bytes", headers=headers)
     try:
-        return model.model_validate_json(raw)
+        body = model.model_validate_json(raw)
+        return headers, body, identify(body, request.app.state.settings)
     except ValidationError as err:
-        return JSONResponse({"detail": error_detail(err)}, status_code=422, headers=headers)
+        raise ApiError(422, error_detail(err), headers=headers) from None
+    except IdentityError as err:
+        raise ApiError(401, str(err), headers=headers) from None
 
 
-@router.options("/api/v1/widget/{route}", include_in_schema=False)
+@router.options("/api/v1/widget/{route}", include_in_schema=False, response_class=Response)
 async def widget_preflight(route: str, request: Request) -> Response:
     headers = _cors_headers(request)
     if headers is None or route not in ("chat", "history"):
@@ -355,20 +371,17 @@ async def widget_preflight(route: str, request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-@router.post("/api/v1/widget/chat", responses={401: {}, 403: {}, 422: {}, 503: {}})
+@router.post("/api/v1/widget/chat", response_model=ReplyFrame, responses={
+    **_REST_REFUSALS,
+    413: {"model": ErrorBody, "description": "body too large"},
+    422: {"model": ErrorBody, "description": "not a chat frame"},
+    429: {"model": ErrorFrame, "description": "too many messages (Retry-After)"},
+    503: {"model": PendingFrame, "description": "the assistant is restarting; resend the same id (Retry-After)"},
+})
 async def widget_chat(request: Request) -> Response:
     """REST fallback for one message (when websockets are blocked): the same reply frame, or 503 pending."""
-    headers = _cors_headers(request)
-    if headers is None:
-        return JSONResponse({"detail": "this page's origin may not use the chat"}, status_code=403)
-    body = await _parse(request, RestChat, headers)
-    if isinstance(body, JSONResponse):
-        return body
+    headers, body, identity = await _read(request, RestChat)
     settings: Settings = request.app.state.settings
-    try:
-        identity = identify(body, settings)
-    except IdentityError as err:
-        return JSONResponse({"detail": str(err)}, status_code=401, headers=headers)
     hub: WidgetHub = request.app.state.widget_hub
     address = request.client.host if request.client else None
     refused = await limits_for(request.app).customer_message(address)
@@ -385,17 +398,11 @@ async def widget_chat(request: Request) -> Response:
     return JSONResponse(reply_frame(body.id, result), headers=headers)
 
 
-@router.post("/api/v1/widget/history", responses={401: {}, 403: {}, 422: {}})
+@router.post("/api/v1/widget/history", response_model=ReadyFrame, responses={
+    **_REST_REFUSALS,
+    422: {"model": ErrorBody, "description": "not an identity frame"},
+})
 async def widget_history(request: Request) -> Response:
     """REST fallback for the ready frame: the conversation's state and history (polled while on REST)."""
-    headers = _cors_headers(request)
-    if headers is None:
-        return JSONResponse({"detail": "this page's origin may not use the chat"}, status_code=403)
-    body = await _parse(request, RestIdentity, headers)
-    if isinstance(body, JSONResponse):
-        return body
-    try:
-        identity = identify(body, request.app.state.settings)
-    except IdentityError as err:
-        return JSONResponse({"detail": str(err)}, status_code=401, headers=headers)
+    headers, _, identity = await _read(request, RestIdentity)
     return JSONResponse(await ready_frame(request.app.state.conversations, identity), headers=headers)

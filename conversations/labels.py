@@ -1,5 +1,6 @@
 """Words the actions put into responses (statuses, membership levels, refund methods, intent
-descriptions) in each language. Sentences themselves live in bot/domain.yml."""
+descriptions) in each language. Sentences themselves live in bot/domain.yml. Shared by the bot's actions
+and the agent's ticket summary (handoff/context.py)."""
 
 from __future__ import annotations
 
