@@ -10,7 +10,7 @@ Modules: ``kb.py`` (the KnowledgeBase and its concurrency model), ``storage.py``
 ``versions.py`` (listing, rollback), ``snapshot.py`` (one loaded version), ``search.py`` (ranking),
 ``lexical.py`` (incremental BM25), ``dense.py`` (the choice of FAISS index), ``language_bias.py``
 (why cross-lingual search failed and the correction), ``content_questions.py``, ``questions.py``
-and ``ops_questions.py`` (where questions come from), ``decision.py`` and ``answering.py`` (the
+and ``ops/kb_questions.py`` (where questions come from), ``decision.py`` and ``answering.py`` (the
 answer decision), ``cli.py``/``ask.py`` (``python -m kb_index --help``).
 """
 

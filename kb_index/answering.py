@@ -67,6 +67,8 @@ class Ranked:
     question: float  # mean of its best question scores (the passage score when it has none)
     question_cosine: float
     passage_cosine: float
+    question_relative: float = -1.0
+    passage_relative: float = -1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Evidence:
     passage: float
     question_cosine: float
     passage_cosine: float
+    question_relative: float = -1.0  # relative cosines (kb_index/search.py, ArticleEvidence)
+    passage_relative: float = -1.0
 
 
 def rank_evidence(evidence: list[Evidence], policy: AnswerPolicy) -> list[Ranked]:
@@ -85,7 +89,7 @@ def rank_evidence(evidence: list[Evidence], policy: AnswerPolicy) -> list[Ranked
         top = [s for s, _ in weighted[: max(1, policy.question_top_k)]]
         question = sum(top) / len(top) if top else e.passage
         ranked.append(Ranked(e.article_id, article_score(weighted, e.passage, policy), e.passage, question,
-                             e.question_cosine, e.passage_cosine))  # fmt: skip
+                             e.question_cosine, e.passage_cosine, e.question_relative, e.passage_relative))  # fmt: skip
     return sorted(ranked, key=lambda r: (-r.score, r.article_id))
 
 
@@ -94,10 +98,13 @@ def features_of(ranked: list[Ranked]) -> Features | None:
         return None
     top, rest = ranked[0], ranked[1:]
     if not rest:
-        return Features(top.score, 1.0, top.question_cosine, top.passage_cosine, 1.0, 1.0)
+        return Features(
+            top.score, 1.0, top.question_cosine, top.passage_cosine, 1.0, 1.0, top.question_relative, top.passage_relative
+        )  # fmt: skip
     return Features(
         top.score, top.score - rest[0].score, top.question_cosine, top.passage_cosine,
         top.passage - max(r.passage for r in rest), top.question - max(r.question for r in rest),
+        top.question_relative, top.passage_relative,
     )  # fmt: skip
 
 
@@ -166,16 +173,18 @@ class Answerer:
         passage score: what the ranking and the decision are computed from."""
         p = self.policy
         qa = self.kb.centre_query(q, language)
-        hand = self.questions.match(q, qa) if self.questions is not None and self.questions.size else {}
+        has_hand = self.questions is not None and self.questions.size
+        hand = self.questions.match(q, qa, language_means=self.kb.language_means()) if has_hand else {}  # type: ignore[union-attr]
         extra = sorted(hand, key=lambda a: -hand[a].scores[0])[: p.articles_considered]
         found = self.kb.evidence(query, q, language, n_articles=p.articles_considered, extra_articles=extra)
         out = []
         for aid, ev in found.items():
-            scores, q_cos = list(ev.questions), ev.question_cosine
+            scores, q_cos, q_rel = list(ev.questions), ev.question_cosine, ev.question_relative
             if aid in hand:
                 scores += [(s, "hand") for s in hand[aid].scores]
-                q_cos = max(q_cos, hand[aid].best_cosine)
-            out.append(Evidence(aid, sorted(scores, reverse=True), ev.passage, q_cos, ev.passage_cosine))
+                q_cos, q_rel = max(q_cos, hand[aid].best_cosine), max(q_rel, hand[aid].best_relative)
+            scores.sort(reverse=True)
+            out.append(Evidence(aid, scores, ev.passage, q_cos, ev.passage_cosine, q_rel, ev.passage_relative))
         return out
 
     def _rank(self, query: str, q: np.ndarray, language: str) -> list[Ranked]:

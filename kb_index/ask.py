@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from kb_index.answering import Answerer
+from kb_index.config import answer_policy
 from kb_index.kb import KnowledgeBase
 from kb_index.questions import QuestionIndex, load_questions
 from kb_index.text import detect_language
@@ -111,7 +112,7 @@ def build_answerer(kb: KnowledgeBase, settings: Any, questions_dir: Path | None)
             raise AskError(f"{questions_dir}: no such questions folder (use --no-questions to go without)")
         questions = QuestionIndex(kb.embedder, cache_dir=kb.data_dir.parent / "kb-questions")
         questions.build(load_questions(questions_dir), known_articles={a.id for a in kb.articles()})
-    return Answerer(kb, questions, settings.kb_answer_policy())
+    return Answerer(kb, questions, answer_policy(settings))
 
 
 def decide_all(kb: KnowledgeBase, items: list[AskItem], settings: Any, questions_dir: Path | None) -> list[dict[str, Any]]:

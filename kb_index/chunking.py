@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 
 from kb_index.models import Article, Chunk
+from settings import KbSettings
+
+_KB = KbSettings()  # the defaults, written once in settings/sections.py (no environment read here)
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -114,7 +117,7 @@ def _is_cjk(ch: str) -> bool:
     return bool(ch) and "\u3000" <= ch <= "\u9fff"
 
 
-def chunk_text(text: str, max_chars: int = 900, overlap_chars: int = 150) -> list[tuple[list[str], str]]:
+def chunk_text(text: str, max_chars: int = _KB.chunk_max_chars, overlap_chars: int = _KB.chunk_overlap_chars) -> list[tuple[list[str], str]]:
     """(heading path, chunk text) pairs for a Markdown/plain body."""
     if max_chars < 50:
         raise ValueError("max_chars must be at least 50")
@@ -127,7 +130,9 @@ def chunk_text(text: str, max_chars: int = 900, overlap_chars: int = 150) -> lis
     return out
 
 
-def chunk_article(article: Article, max_chars: int = 900, overlap_chars: int = 150) -> list[Chunk]:
+def chunk_article(
+    article: Article, max_chars: int = _KB.chunk_max_chars, overlap_chars: int = _KB.chunk_overlap_chars
+) -> list[Chunk]:
     """Chunks of one article, in reading order, each with the article's id, title, language, url
     and its heading path. ``chunk_id`` is -1 until the index assigns one."""
     return [

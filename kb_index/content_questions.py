@@ -7,7 +7,7 @@ back?", "退货运费谁出？", "Сколько ждать возврата?"),
 (``ops/drafts.py``), the customer's question it was written for. They are indexed on e5's query
 side beside the chunks (``KnowledgeBase``), where a customer's question meets them as a question
 rather than as prose; hand-written questions (``help_centre/questions``) and questions from the
-ops inbox (``kb_index/ops_questions.py``) are added to them by the answerer.
+ops inbox (``ops/kb_questions.py``) are added to them by the answerer.
 """
 
 from __future__ import annotations

