@@ -21,16 +21,21 @@ import stat  # noqa: E402
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Literal
 
 import uvicorn
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
 
 import api_docs
+import api_errors
 import handoff
 from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
+from bot.rasa_process import RasaSupervisor
 from bot.training import ensure_model
 from channels import http_guards
 from channels.registry import routers as push_channel_routers
@@ -39,7 +44,6 @@ from channels.runtime import start_channels
 from channels.widget import routes as widget
 from conversations import language
 from conversations.rasa_client import RasaClient, RasaUnavailable
-from conversations.rasa_process import RasaSupervisor
 from conversations.service import ConversationService
 from handoff.api import agent_router as handoff_agent_router
 from handoff.api import customer_router as handoff_customer_router
@@ -47,11 +51,12 @@ from handoff.console_routes import router as handoff_console_router
 from kb_index import KBConfig, KnowledgeBase, load_path, make_embedder
 from kb_index.admin_routes import router as kb_admin_router
 from kb_index.answering import Answerer
-from kb_index.questions import QuestionIndex, load_questions
+from kb_index.config import answer_policy
+from kb_index.questions import QuestionIndex, load_questions, merge_questions
 from ops import service as ops_service
 from ops.api import metrics_router as ops_metrics_router
 from ops.api import router as ops_router
-from ops.auth import admin_session_check
+from ops.kb_questions import load_ops_questions
 from ops.page import router as ops_page_router
 from settings import Settings, get_settings
 from storage.db import make_engine, make_session_factory, upgrade
@@ -99,12 +104,14 @@ async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
     return RasaClient(supervisor.url, token, settings.rasa_timeout_s, channel_token=channel_token)
 
 
-def _open_knowledge(settings: Settings) -> Answerer:
+def _open_knowledge(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Answerer:
     """Open the saved index and bring it up to date with the help centre folder.
 
     Upsert re-embeds only articles whose content changed, and leaves articles uploaded through the
     admin API alone, so a restart is cheap and loses nothing. The question index (questions each
-    article answers) is refitted in a second; its embeddings are cached on disk.
+    article answers: the help centre's hand-written ones merged with the ops inbox's, i.e. published
+    drafts' and resolved knowledge gaps' questions) is refitted in a second; its embeddings are
+    cached on disk.
     """
     embedder = make_embedder(settings.kb_embedder)
     kb = KnowledgeBase.open(settings.data_dir / "kb", embedder, config=KBConfig.from_settings(settings))
@@ -113,15 +120,16 @@ def _open_knowledge(settings: Settings) -> Answerer:
         log.warning("help centre file skipped", extra={"path": str(path), "reason": str(reason)})
     kb.upsert(report.articles)
     questions = QuestionIndex(embedder, cache_dir=settings.data_dir / "kb-questions")
-    questions.build(load_questions(settings.kb_source_dir / "questions"))
+    ops_questions = load_ops_questions(sessions) if sessions is not None else {}
+    questions.build(merge_questions(load_questions(settings.kb_source_dir / "questions"), ops_questions))
     log.info("knowledge base ready", extra={**kb.stats(), "questions": questions.size})
-    return Answerer(kb, questions, settings.kb_answer_policy())
+    return Answerer(kb, questions, answer_policy(settings))
 
 
-async def _start_knowledge(app: FastAPI, settings: Settings) -> None:
+async def _start_knowledge(app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
     """Runs beside start-up: the bot says "search is starting" until it is done, never guesses."""
     try:
-        answerer = await to_thread.run_sync(_open_knowledge, settings)
+        answerer = await to_thread.run_sync(_open_knowledge, settings, sessions)
     except Exception:
         log.exception("knowledge base failed to load")
         app.state.knowledge_error = "knowledge base failed to load (see the log)"
@@ -144,6 +152,26 @@ def _private_data_dir(data_dir: Path) -> None:
         log.warning("could not make data files private", extra={"files": refused[:20], "count": len(refused)})
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class KbCounts(BaseModel):
+    articles: int
+    chunks: int
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    model: str | None  # the loaded Rasa model's id
+    kb: KbCounts
+
+
+class NotReady(BaseModel):
+    status: Literal["unavailable"]
+    missing: str  # what is not ready yet
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -161,10 +189,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings, sessions=sessions
         )
         app.state.knowledge = None
-        knowledge_task = asyncio.create_task(_start_knowledge(app, settings))
+        knowledge_task = asyncio.create_task(_start_knowledge(app, settings, sessions))
         await to_thread.run_sync(language.warm_up)
         rasa = await _start_rasa(app, settings)
-        app.state.conversations = ConversationService(sessions, rasa, max_attempts=settings.rasa_max_attempts)
+        app.state.conversations = ConversationService(
+            sessions, rasa, max_attempts=settings.rasa_max_attempts,
+            knowledge=lambda: action_runtime.services().knowledge,  # a task, or a problem it answers
+        )
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
@@ -172,9 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handoff_running = await handoff.start(
             app, sessions, settings, app.state.conversations, action_runtime.services().orders
         )
+        action_runtime.update(handoff=handoff_running.service)
         # Support ops: review inbox collection, training jobs, model registry (ops/service.py).
-        if getattr(app.state, "admin_session_check", None) is None:
-            app.state.admin_session_check = admin_session_check  # admin agents may use admin routes
         ops_running = await ops_service.start(app, settings, sessions)
         try:
             yield
@@ -193,6 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_docs.install(app)
     app.state.settings = settings
     http_guards.install(app)  # body caps, per-address rate limits, 422s that never echo the input
+    # Every refusal of a route, a dependency or a service is an ApiError: answered here, once.
+    app.add_exception_handler(api_errors.ApiError, api_errors.handle)
     # What Rasa must present to run actions (bot/actions/webhook.py); known before Rasa starts.
     app.state.action_server_token = key_for(settings, "action-server", settings.action_server_token.get_secret_value())
     app.include_router(rest_router)
@@ -208,13 +240,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_page_router)
     app.include_router(handoff_console_router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health)
     async def healthz() -> dict[str, str]:
         """The process is alive (says nothing about Rasa)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
-    async def readyz(request: Request) -> JSONResponse:
+    @app.get("/readyz", tags=["ops"], response_model=Ready,
+             responses={503: {"model": NotReady, "description": "Rasa or the knowledge base is not ready"}})
+    async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
         """200 only when Rasa has a model loaded and answers; 503 says what is missing."""
         service: ConversationService = request.app.state.conversations
         # Unauthenticated: status, model id and counts only (no paths, addresses or versions).
@@ -227,8 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             missing = getattr(request.app.state, "knowledge_error", "knowledge base still loading")
             return JSONResponse({"status": "unavailable", "missing": missing}, status_code=503)
         kb = request.app.state.knowledge.stats()
-        return JSONResponse({"status": "ready", "model": status.get("model_id"),
-                             "kb": {"articles": kb["articles"], "chunks": kb["chunks"]}})
+        return {"status": "ready", "model": status.get("model_id"), "kb": {"articles": kb["articles"], "chunks": kb["chunks"]}}
 
     return app
 

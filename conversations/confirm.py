@@ -17,7 +17,7 @@ import unicodedata
 from enum import StrEnum
 from typing import Any
 
-from conversations.language import to_simplified
+from conversations.language import to_mandarin
 
 
 class Answer(StrEnum):
@@ -287,9 +287,10 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
 def normalise(text: str) -> str:
-    """Casefolded, NFKC, ё as е, Chinese as Simplified: the form every pattern here is written for."""
+    """Casefolded, NFKC, ё as е, Chinese as Simplified Mandarin (``to_mandarin``: "係 冇錯" is "是 没错"):
+    the form every pattern here is written for."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'").replace("ё", "е")
-    return to_simplified(text)
+    return to_mandarin(text)
 
 
 def _scripts(text: str) -> list[str]:

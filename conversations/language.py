@@ -104,8 +104,38 @@ def to_simplified(text: str) -> str:
     return _converter("t2s").convert(text)
 
 
+# Written Cantonese (Hong Kong customers type it: "條褲拉鏈壞咗 我想退錢", "係 冇錯", "有冇人喺度")
+# in Mandarin words, after conversion to Simplified: what the intent classifier, the yes/no reader
+# and the handoff rules are trained and written on. Only characters and words that are Cantonese
+# and not Mandarin are replaced; 系 becomes 是 only as a Cantonese copula (not in 关系, 系统).
+_CANTONESE_WORDS = (
+    ("唔该", "谢谢"), ("唔系", "不是"), ("系咪", "是不是"), ("系唔系", "是不是"), ("有冇", "有没有"),
+    ("佢哋", "他们"), ("我哋", "我们"), ("你哋", "你们"), ("乜嘢", "什么"), ("咩嘢", "什么"),
+    ("点解", "为什么"), ("点样", "怎么样"), ("点算", "怎么办"), ("边度", "哪里"), ("边个", "谁"),
+    ("而家", "现在"), ("啱啱", "刚刚"), ("质素", "质量"), ("喺度", "在"), ("睇下", "看看"),
+)
+_CANTONESE_CHARS = str.maketrans({
+    "咗": "了", "冇": "没", "嘅": "的", "啲": "些", "佢": "他", "唔": "不", "喺": "在", "畀": "给",
+    "俾": "给", "睇": "看", "搵": "找", "揾": "找", "咩": "什么", "乜": "什么", "嚟": "来", "攞": "拿",
+    "啱": "对", "嘢": "东西", "褛": "外套", "咁": "这么",
+})
+_CANTONESE_COPULA = re.compile(r"(?:(?<=^)|(?<=[\s，,。.!！?？~、:：就都即仲真应该唔]))系(?![统列数])")
+
+
+def to_mandarin(text: str) -> str:
+    """Chinese as the bot reads it: Simplified, and written Cantonese in Mandarin words."""
+    text = to_simplified(text)
+    if not _HAN.search(text):
+        return text
+    for cantonese, mandarin in _CANTONESE_WORDS:
+        text = text.replace(cantonese, mandarin)
+    return _CANTONESE_COPULA.sub("是", text).translate(_CANTONESE_CHARS)
+
+
 def to_traditional(text: str) -> str:
-    return _converter("s2t").convert(text)
+    """Traditional Chinese as Taiwan and Hong Kong write it (OpenCC s2tw: 為, 核對, 裡), not OpenCC's
+    own standard forms (爲, 覈對, 裏) that no customer types."""
+    return _converter("s2tw").convert(text)
 
 
 def chinese_script(text: str) -> Script:

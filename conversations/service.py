@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from conversations import confirm, requests
+from conversations import confirm, requests, topic
 from conversations import language as lang
 from conversations.models import Conversation, Message, Turn
 from conversations.rasa_client import RasaClient, RasaFailed, RasaReply, RasaUnavailable
@@ -138,9 +139,11 @@ class TurnHooks(Protocol):
 
 
 class ConversationService:
-    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient, max_attempts: int = 3) -> None:
+    def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient, max_attempts: int = 3,
+                 knowledge: Callable[[], topic.Answerer | None] | None = None) -> None:
         self._sessions = sessions
         self.rasa = rasa
+        self.knowledge = knowledge  # the help centre, once loaded: a task or a problem it answers (topic.py)
         self.max_attempts = max(1, max_attempts)
         # Turns of one conversation are processed in order; different conversations in parallel.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -175,7 +178,7 @@ class ConversationService:
             started = time.perf_counter()
             # client_address (REST, widget) is for the gateway's own limits: kept out of Rasa's tracker.
             # typed_text is the gateway's own (below), never a channel's.
-            metadata = {**{k: v for k, v in inbound.metadata.items() if k not in ("client_address", "typed_text")},
+            metadata = {**{k: v for k, v in inbound.metadata.items() if k not in ("client_address", "typed_text", topic.QUERY_KEY)},
                         "language": stored.language}
             button = confirm.as_button(inbound.text or "", stored.last_buttons) if not inbound.payload else None
             if button and text_for_bot == stored.nlu_text:  # a typed "可以的 麻烦了🙏" to Yes/No buttons: the yes
@@ -185,6 +188,11 @@ class ConversationService:
             later: list[str] = []
             if not button and not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
                 text_for_bot, later = await requests.first_request(self.rasa, text_for_bot)
+                routed = None if stored.active_loop else await topic.route(
+                    self.rasa, self.knowledge, text_for_bot, stored.language)
+                if routed is not None:  # "tracking says delivered but nothing came": not a tracking form
+                    metadata.update({topic.QUERY_KEY: text_for_bot, "typed_text": inbound.text})
+                    text_for_bot = routed
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
             except RasaFailed as err:
@@ -293,6 +301,8 @@ class ConversationService:
                 state=state, undelivered=undelivered, created=conv is None, channel=inbound.channel,
                 pending=conv.pending_requests if conv is not None else None,
                 last_buttons=_last_buttons(conn, conv_id) if conv is not None else [],
+                active_loop=conn.execute(select(_TURN.c.active_loop).where(_TURN.c.conversation_id == conv_id)
+                                         .order_by(_TURN.c.id.desc()).limit(1)).scalar() if conv is not None else None,
             )
 
     def _replay(self, db: Session, conv: Any, inbound: Message) -> _Stored:
@@ -364,9 +374,9 @@ class ConversationService:
     @staticmethod
     def _nlu_text(text: str, detected: lang.Detected) -> str:
         """What the bot reads: the request behind a leading greeting or thanks, order numbers as plain
-        digits, Traditional Chinese as Simplified."""
+        digits, Traditional Chinese as Simplified (written Cantonese in Mandarin words)."""
         text = lang.normalise_ids(lang.strip_pleasantry(text))
-        return lang.to_simplified(text) if detected.language == "zh" and detected.script == "hant" else text
+        return lang.to_mandarin(text) if detected.language == "zh" and detected.script == "hant" else text
 
     # --- reads -----------------------------------------------------------------------------
     def transcript(self, sender_id: str) -> list[dict[str, Any]]:
@@ -420,6 +430,7 @@ class _Stored:
     pending: list[str] | None = None  # requests kept from an earlier message (conversations/requests.py)
     channel: str = ""  # the inbound message's channel; its replies are stored on the same one
     last_buttons: list[dict[str, Any]] = field(default_factory=list)  # the bot's last message's buttons
+    active_loop: str | None = None  # the form the bot's last turn left open
 
     @property
     def language(self) -> str:

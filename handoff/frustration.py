@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from conversations.language import to_simplified
+from conversations.language import to_mandarin
 
 __all__ = ["FrustrationScore", "score", "simplified"]
 
@@ -287,8 +287,9 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 def simplified(text: str) -> str:
     """``text`` with Traditional Chinese characters as Simplified (the script the word lists of the
-    frustration scorer and of the handoff rules are written in); other text unchanged."""
-    return to_simplified(text) if _HAN.search(text) else text
+    frustration scorer and of the handoff rules are written in), written Cantonese in Mandarin
+    words ("有冇人喺度" is "有没有人在"); other text unchanged."""
+    return to_mandarin(text) if _HAN.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,14 @@ def _shouting(text: str) -> bool:
     return upper / len(letters) >= 0.7
 
 
+def _phrase(text: str, lowered: str, latin: re.Pattern[str], zh: list[str]) -> str | None:
+    """The first phrase of a level found: a Latin/Cyrillic one (in ``lowered``), else a Chinese one."""
+    found = latin.search(lowered)
+    if found:
+        return found.group(0)
+    return next((w for w in zh if w in text), None)
+
+
 def score(text: str) -> FrustrationScore:
     """Score one message. Pure and fast: a few compiled regexes and substring checks."""
     if not text:
@@ -318,24 +327,11 @@ def score(text: str) -> FrustrationScore:
     value = 0.0
     text = simplified(text)
     lowered = text.lower()
-    strong = _STRONG_LATIN.search(lowered)
-    if strong:
-        signals.append(f"strong:{strong.group(0)}")
-        value += STRONG
-    else:
-        zh = next((w for w in _STRONG_ZH if w in text), None)
-        if zh:
-            signals.append(f"strong:{zh}")
-            value += STRONG
-    mild = _MILD_LATIN.search(lowered)
-    if mild:
-        signals.append(f"mild:{mild.group(0)}")
-        value += MILD
-    else:
-        zh = next((w for w in _MILD_ZH if w in text), None)
-        if zh:
-            signals.append(f"mild:{zh}")
-            value += MILD
+    for level, weight, latin, zh in (("strong", STRONG, _STRONG_LATIN, _STRONG_ZH), ("mild", MILD, _MILD_LATIN, _MILD_ZH)):
+        phrase = _phrase(text, lowered, latin, zh)
+        if phrase:
+            signals.append(f"{level}:{phrase}")
+            value += weight
     if _shouting(text):
         signals.append("shouting")
         value += MILD

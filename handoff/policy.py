@@ -43,6 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handoff import frustration
+from settings import HandoffSettings, StoreSettings
+
+_HANDOFF, _STORE = HandoffSettings(), StoreSettings()  # the defaults (settings/sections.py), no environment
 
 __all__ = [
     "Escalate",
@@ -103,10 +106,10 @@ class Offer:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    failure_turns: int = 2
-    frustration_threshold: float = 1.0
-    offer_cooldown_turns: int = 5
-    max_verification_attempts: int = 3
+    failure_turns: int = _HANDOFF.failure_turns
+    frustration_threshold: float = _HANDOFF.frustration_threshold
+    offer_cooldown_turns: int = _HANDOFF.offer_cooldown_turns
+    max_verification_attempts: int = _STORE.max_verification_attempts
     guess_confidence: float = 0.5  # small talk below this confidence is the NLU guessing
 
 
@@ -299,6 +302,9 @@ _PING_WORDS = (
     r"|когда (?:мне )?ответят|ну что|ну"
     r"|你好|您好|哈喽|哈啰|嗨|喂|在吗|在不在|在么|在嘛|有人吗|有人在吗|有人在么|有人在嘛|有没有人|有冇人|有人在不|人呢"
     r"|客服呢|人工呢|还要等多久|要等多久|等多久|还要多久|多久|还在吗|怎么还没人|怎么没人(?:理|回|回复)?|没人吗|请问"
+    # words around them ("喂 到底有沒有人在", "hello?? anyone there guys", "ну вы где вообще")
+    r"|到底|究竟|真的|还|在|啊|呀|呢|啦|吗|么|嘛|guys|folks|people|seriously|please|pls|u there"
+    r"|вы где|где все|люди|вообще|сколько можно(?: ждать)?"
 )
 _ACK_WORDS = (
     r"ok(?:ay)?|k|thanks?|thank you|thx|ty|sure|fine|alright|all right|got it|cool|great|noted|understood"

@@ -37,6 +37,10 @@ YES = re.compile(r"^\s*(?:yes|yeah|yep|sure|ok(?:ay)?|please|y|是|是的|好|�
                  re.IGNORECASE)
 NO = re.compile(r"^\s*(?:no|nope|no thanks|not now|n|不|不用|不用了|不要|算了|нет|не надо|не нужно|нет, спасибо)\s*[.!。！]*\s*$",
                 re.IGNORECASE)
+# "no thanks, track 3348917502 for me": the offer declined, and a request that follows it
+NO_THEN = re.compile(r"^\s*(?:no|nope|nah|no thanks|no thank you|not now|不用了?|不要|不需要|算了|нет|не надо|не нужно)"
+                     r"(?:\s*,?\s*(?:thanks|thank you|спасибо|谢谢|謝謝))?\s*[,.!;:，。！、]+\s*(?=\S)", re.IGNORECASE)
+MIN_REQUEST_AFTER_NO = 8  # characters (Han: 3) of what follows the "no" for it to be a request of its own
 CSAT_PAYLOAD = re.compile(r"^/csat_([1-5])$")
 CSAT_SKIP = "/csat_skip"
 HANDOFF_PAYLOAD = "/human_handoff"
@@ -74,6 +78,11 @@ class TurnHooks(HandoffBase):
                 return await self._answer_locally(stored, [self._handoff_msg(texts.text("offer_declined", stored.language))])
             if not payload and YES.match(raw):
                 return HANDOFF_PAYLOAD
+            rest = request_after_no(raw) if not payload else None
+            if rest is not None:  # declined, and the bot reads the request that follows
+                lifecycle.next_state(State.OFFERED, Event.DECLINE)
+                self.policy.declined(sig)
+                return rest
         if not payload and state in (Column.BOT, Column.QUEUED):
             rule = self.policy.rule_in_text(raw)
             if rule is not None:
@@ -298,3 +307,14 @@ class TurnHooks(HandoffBase):
                 return [OutboundMessage(m.type, m.text, (m.data or {}).get("buttons", []), (m.data or {}).get("sources", []),
                                         (m.data or {}).get("agent")) for m in rows]
         return await to_thread.run_sync(db_step)
+
+
+def request_after_no(text: str) -> str | None:
+    """What follows a "no" to the offer when it is a request of its own ("no thanks, track 3348917502
+    for me" → "track 3348917502 for me"), else None."""
+    match = NO_THEN.match(text or "")
+    if match is None:
+        return None
+    rest = text[match.end():].strip()
+    han = len(re.findall(r"[\u3400-\u9fff]", rest))
+    return rest if len(rest) >= MIN_REQUEST_AFTER_NO or han >= 3 else None

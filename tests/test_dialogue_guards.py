@@ -28,6 +28,27 @@ def test_a_switch_of_task_needs_the_nlu_sure_and_the_task_named(text: str, inten
     assert other_task(turn(text, intent, confidence), "order_status_form") == form
 
 
+@pytest.mark.parametrize(("text", "intent", "ranking", "own", "form"), [
+    # the NLU reads the old task, but the message takes it back and names another one
+    ("а хотя нет, адрес менять не надо, лучше отмените заказ совсем", "change_shipping_address",
+     ("change_shipping_address", "cancel_order", "check_order_status"), "address_form", "cancel_form"),
+    ("算了还是退货吧 鞋子尺码小了一号", "return_item", ("return_item", "request_refund", "inform"), "refund_form",
+     "return_form"),
+    # not taken back: a reason that mentions another task's word is a reason
+    ("the zip broke so i want to return it", "return_item", ("return_item", "request_refund"), "refund_form", None),
+    # taken back, but no other task named: no switch (the form ends on its own rule)
+    ("nah forget it", "deny", ("deny", "cancel_order"), "address_form", None),
+    # the order's status is never switched to from words alone ("order" names every task's order)
+    ("never mind the order", "stop", ("stop", "check_order_status"), "refund_form", None),
+])
+def test_a_task_taken_back_and_another_named_switches_whatever_the_top_intent(
+    text: str, intent: str, ranking: tuple[str, ...], own: str, form: str | None
+) -> None:
+    t = Turn(intent=intent, confidence=0.34 if intent == "return_item" else 0.99, text=text,
+             requested="refund_reason", ranking=ranking)
+    assert other_task(t, own) == form
+
+
 @pytest.mark.parametrize(("text", "question"), [
     ("кстати, через сколько приходят деньги при возврате?", True),
     ("对了，退款一般多久能到账？", True),
@@ -91,3 +112,26 @@ def test_an_unanswered_offer_of_a_person_is_repeated_when_the_bot_fails_again() 
     assert again is not None and again.reason == "repeated_failure"
     fine = {"intent": {"name": "check_order_status", "confidence": 0.95}, "actions": ["order_status_form"]}
     assert policy.after_turn(signals, fine, "where is my order") is None  # no failure: the offer stands, not repeated
+
+
+@pytest.mark.parametrize(("text", "ping"), [
+    ("喂 到底有沒有人在", True),
+    ("有冇人喺度呀", True),  # Cantonese
+    ("hello?? anyone there guys", True),
+    ("ну вы где вообще", True),
+    ("我要退款 在吗", False),  # a request: the bot keeps helping while they wait
+    ("where is my order", False),
+])
+def test_a_queued_customer_asking_whether_anyone_is_there_is_told_the_queue(text: str, ping: bool) -> None:
+    assert HandoffPolicy.queue_ping(text) is ping
+
+
+def test_a_first_message_that_takes_something_back_is_the_request_itself() -> None:
+    # the form has asked nothing yet: "changed my mind" is why they want a refund
+    first = Turn(intent="request_refund", confidence=0.99, text="can I get a refund on 9368958290? changed my mind",
+                 requested=None, ranking=("request_refund", "refund_status"))
+    assert other_task(first, "refund_form") is None
+    # a refund and its status share their words: taking one back does not start the other
+    later = Turn(intent="request_refund", confidence=0.99, text="forget the refund", requested="refund_reason",
+                 ranking=("request_refund", "refund_status"))
+    assert other_task(later, "refund_form") is None

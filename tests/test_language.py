@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.language import Detected, chinese_script, detect, to_simplified, to_traditional
+from conversations.language import Detected, chinese_script, detect, to_mandarin, to_simplified, to_traditional
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,24 @@ def test_a_plain_greeting_or_thanks_stays_what_it_is(typed: str) -> None:
     from conversations.language import strip_pleasantry
 
     assert strip_pleasantry(typed) == typed
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("係 冇錯", "是 没错"),
+        ("條褲拉鏈壞咗 我想退錢", "条裤拉链坏了 我想退钱"),
+        ("有冇人喺度", "有没有人在"),
+        ("唔好意思打錯 應該係九龍", "不好意思打错 应该是九龙"),
+        ("係咪可以退", "是不是可以退"),
+        # Mandarin words with 系 or 关系 are left alone
+        ("系統出錯 跟我們的關係", "系统出错 跟我们的关系"),
+        ("where is my order", "where is my order"),
+    ],
+)
+def test_written_cantonese_is_read_in_mandarin_words(typed: str, read: str) -> None:
+    assert to_mandarin(typed) == read
+
+
+def test_traditional_replies_use_the_forms_taiwan_and_hong_kong_type() -> None:
+    assert to_traditional("请核对：为订单退款") == "請核對：為訂單退款"

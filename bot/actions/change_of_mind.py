@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 
 from conversations import confirm
+from conversations.topic import REQUEST_WORDS, TOPICS, names_task
 
 CONFIRM_SLOT = "confirm_write"
 # The form each task intent starts.
@@ -39,31 +40,14 @@ SWITCH_CONFIDENCE = 0.6
 RETRACT_SWITCH_CONFIDENCE = 0.4
 # Under this the message must also name the task's subject to switch to it.
 SURE_SWITCH_CONFIDENCE = 0.9
-_TOPICS = {
-    intent: re.compile("|".join(words), re.IGNORECASE)
-    for intent, words in {
-        "check_order_status": (r"\border", r"\bstatus", r"\bwhere", r"заказ", r"статус", r"\bгде\b", r"订单", r"到哪", r"状态"),
-        "track_shipment": (r"\btrack", r"\bparcel", r"\bpackage", r"\bdeliver", r"\bship", r"\bcourier", r"посыл",
-                           r"трек", r"отслед", r"достав", r"курьер", r"快递", r"物流", r"包裹", r"单号", r"配送", r"发货"),
-        "refund_status": (r"\brefund", r"money", r"\bpaid back", r"возврат", r"деньг", r"退款", r"退钱", r"钱"),
-        "request_refund": (r"\brefund", r"money", r"\bpay (?:me )?back", r"возвр", r"верн", r"деньг", r"退款", r"退钱", r"钱"),
-        "return_item": (r"\breturn", r"send (?:it |them )?back", r"вернуть", r"возвр", r"退货", r"退回", r"退"),
-        "cancel_order": (r"\bcancel", r"отмен", r"取消", r"不要了"),
-        "change_shipping_address": (r"\baddress", r"адрес", r"地址"),
-        "reset_password": (r"password", r"\blog ?in", r"\bsign ?in", r"парол", r"войти", r"密码", r"登录", r"登陆"),
-    }.items()
-}
+# How far down the NLU's ranking a task named in a taking-back message is looked for.
+RANKING_DEPTH = 5
+SAME_SUBJECT = frozenset({"refund_form", "refund_status_form"})
 _ORDER_ID = re.compile(r"(?<!\d)\d(?:[\s-]?\d){9}(?!\d)")
 _QUESTION = re.compile(
     r"\?|？|^(?:(?:btw|by the way|also|oh|and|quick question)[,\s]+)?(?:how|what|when|why|which|is there|are there|do you|does)\b"
     r"|\b(?:how long|how much|how many)\b|сколько|через сколько|\bкогда\b|\bпочему\b|\bзачем\b|\bкак\b|多久|多长时间|"
     r"什么时候|为什么|怎么|吗$|呢$",
-    re.IGNORECASE,
-)
-# A request phrased as a question ("can you refund it instead?", "можете отменить?") is a switch.
-_REQUEST = re.compile(
-    r"\b(?:can|could|would|will) you\b|\b(?:can|could|may) i\b|\bi(?:'d| would)? (?:want|like|need)\b|\bplease\b|"
-    r"\binstead\b|\bactually\b|можете|можно|хочу|надо|нужно|давайте|лучше|帮我|我要|我想|可以帮|能帮|能不能|改成|换成",
     re.IGNORECASE,
 )
 # A plain "no"/"stop" only ends the form at the steps that ask for the task's own data; at the order
@@ -81,6 +65,7 @@ class Turn:
     confidence: float
     text: str
     requested: str | None
+    ranking: tuple[str, ...] = ()  # the NLU's intents, most likely first
 
 
 def latest(tracker: Tracker) -> Turn:
@@ -91,33 +76,48 @@ def latest(tracker: Tracker) -> Turn:
         confidence=float(intent.get("confidence") or 0.0),
         text=message.get("text") or "",
         requested=tracker.get_slot(REQUESTED_SLOT),
+        ranking=tuple(str(c.get("name")) for c in message.get("intent_ranking") or [] if c.get("name")),
     )
 
 
 def other_task(turn: Turn, own_form: str) -> str | None:
     """The form of another task this message asks for: the NLU is sure of it and the message names
-    the task's subject ("не буду я вам email давать" was once read as a refund status at 0.74)."""
+    the task's subject ("не буду я вам email давать" was once read as a refund status at 0.74); or
+    the message takes this task back and names another one in words, whatever the NLU's top intent
+    ("а хотя нет, адрес менять не надо, лучше отмените заказ" read as an address change)."""
     form = TASK_FORMS.get(turn.intent or "")
     if form is None or form == own_form:
-        return None
+        return named_instead(turn, own_form)
     if turn.confidence < SWITCH_CONFIDENCE:
         # "算了 地址不用改了 直接幫我取消訂單好了" (0.54): taken back, and the other task named in words
         taken_back = turn.confidence >= RETRACT_SWITCH_CONFIDENCE and confirm.retracts(turn.text)
-        return form if taken_back and names_task(turn.intent or "", turn.text) else None
+        return form if taken_back and names_task(turn.intent or "", turn.text) else named_instead(turn, own_form)
     if turn.confidence < SURE_SWITCH_CONFIDENCE and not names_task(turn.intent or "", turn.text):
         return None
     return form
 
 
-def names_task(intent: str, text: str) -> bool:
-    words = _TOPICS.get(intent)
-    return words is None or words.search(confirm.normalise(text)) is not None
+def named_instead(turn: Turn, own_form: str) -> str | None:
+    """Taken back, and another task named in words: the first such task of the NLU's ranking
+    ("算了还是退货吧 尺码小了" at the refund's reason step, return at 0.34). The order status is not
+    switched to this way: its words (order, заказ, 订单) name every task's order."""
+    if turn.requested is None or not confirm.retracts(turn.text):
+        return None  # the form has asked nothing yet: "can I get a refund on X? changed my mind" is the request
+    for name in turn.ranking[:RANKING_DEPTH]:
+        form = TASK_FORMS.get(name)
+        if form is None or form == own_form or name == "check_order_status" or name not in TOPICS:
+            continue
+        if {form, own_form} <= SAME_SUBJECT:
+            continue  # a refund and its status share every word ("refund", "деньги", "退款")
+        if names_task(name, turn.text):
+            return form
+    return None
 
 
 def asks_a_question(text: str) -> bool:
     """A general question ("by the way, how long do refunds take?"), not a request about an order."""
     norm = confirm.normalise(text)
-    return _ORDER_ID.search(norm) is None and _QUESTION.search(norm) is not None and _REQUEST.search(norm) is None
+    return _ORDER_ID.search(norm) is None and _QUESTION.search(norm) is not None and REQUEST_WORDS.search(norm) is None
 
 
 def takes_back(turn: Turn) -> bool:

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions import identity, offer
+from bot.actions.extract import typed_text
 from bot.actions.runtime import services
 from handoff import frustration
 from handoff.policy import Escalate, HandoffPolicy
@@ -60,17 +61,14 @@ def say(dispatcher: CollectingDispatcher, messages: list[str]) -> None:
         dispatcher.utter_message(json_message={"type": "handoff", "text": text})
 
 
-# Under this the classifier's "human_handoff" is not trusted as a request for a person on its own.
-SURE_REQUEST = 0.8
-
-
 def angry_not_asking(tracker: Tracker, policy: HandoffPolicy) -> bool:
     """An angry message that the NLU took for a request for a person without asking for one
-    ("ridiculous service, I've asked three times already!!!" at 0.58): it gets an offer, not a queue."""
+    ("ridiculous service, I've asked three times already!!!", at 0.58 and at 0.84 by two models): it
+    gets an offer, not a queue, however sure the classifier is. A person asked for in the words, or a
+    button, is a request."""
     latest = tracker.latest_message or {}
     text = latest.get("text") or ""
-    intent = latest.get("intent") or {}
-    if text.startswith("/") or float(intent.get("confidence") or 0.0) >= SURE_REQUEST or offer.pending_offer(tracker):
+    if text.startswith("/") or offer.pending_offer(tracker) or policy.asks_for_person(text):
         return False
     if frustration.score(text).value < policy.config.frustration_threshold:
         return False
@@ -90,7 +88,8 @@ class ActionHandoffRequest(Action):
             return []  # the gateway offers a person for the frustration (handoff.policy.after_turn)
         decision = handoff.policy.explicit_request(times_asked(tracker), membership(tracker))
         offered = handoff.take_offer(tracker.sender_id)
-        if offered and decision.rule is None:  # "yes" to the bot's offer: keep the offer's reason
+        asked_in_words = handoff.policy.asks_for_person(typed_text(tracker))  # "那帮我转人工吧": asked, not a yes
+        if offered and decision.rule is None and not asked_in_words:  # "yes" to the bot's offer: its reason
             decision = Escalate(offered, None, decision.priority, {**decision.detail, "accepted_offer": True})
         outcome = await handoff.escalate(tracker.sender_id, decision, facts(tracker))
         say(dispatcher, outcome.messages)

@@ -20,12 +20,13 @@ from sqlalchemy import select
 
 from bot.actions import runtime
 from bot.actions.change_of_mind import TASK_FORMS
-from bot.actions.labels import INTENT, label, language
+from conversations.labels import INTENT, label, language
 from conversations.models import KbAnswer
 from kb_index.answering import KbDecision
 from storage.db import transaction
 
 NONE_OF_THESE = "none"
+QUERY_KEY = "kb_query"  # conversations/topic.py: a message the gateway sent as a question, its text
 FALLBACK_INTENT = "nlu_fallback"
 # Intents worth offering back as "did you mean" when the NLU was unsure: the tasks the bot performs.
 TASK_INTENTS = frozenset(
@@ -158,6 +159,14 @@ def _record(sender_id: str, decision: KbDecision) -> int | None:
         return row.id
 
 
+def question_text(tracker: Tracker) -> str:
+    """The question: the message's text, or the text the gateway sent as a question (``/ask_question``
+    for "tracking says delivered but nothing came", conversations/topic.py)."""
+    message = tracker.latest_message or {}
+    routed = (message.get("metadata") or {}).get(QUERY_KEY)
+    return routed if isinstance(routed, str) and routed else message.get("text") or ""
+
+
 class ActionAnswerQuestion(Action):
     """Search the help centre and answer, ask which article is meant, or offer a person."""
 
@@ -175,7 +184,7 @@ class ActionAnswerQuestion(Action):
         if picked == NONE_OF_THESE:
             return self._offer_person(dispatcher, lang, text("declined", lang))
         handoff = runtime.services().handoff
-        if intent != "kb_pick" and handoff is not None and handoff.policy.asks_for_person(tracker.latest_message.get("text")):
+        if intent != "kb_pick" and handoff is not None and handoff.policy.asks_for_person(question_text(tracker)):
             return [FollowupAction("action_handoff_request")]  # "thanks. I also want to talk to someone about …"
         order_task = self._order_task(tracker, intent)
         if order_task and intent in (FALLBACK_INTENT, "inform"):  # "hi its 5120648393 wheres my order": act on the order
@@ -184,7 +193,7 @@ class ActionAnswerQuestion(Action):
             query = tracker.get_slot("kb_query") or ""
             decision = await to_thread.run_sync(answerer.decide_for_article, query, lang, picked)
         else:
-            query = tracker.latest_message.get("text") or ""
+            query = question_text(tracker)
             decision = await to_thread.run_sync(answerer.decide, query, lang)
         answer_id = await to_thread.run_sync(_record, tracker.sender_id, decision)
         if decision.outcome == "answered":

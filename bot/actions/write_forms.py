@@ -9,6 +9,7 @@ store credit") replaces the value and the question is asked again with it.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,10 @@ from rasa_sdk.types import DomainDict
 from bot.actions import address, change_of_mind, extract, identity, knowledge
 from bot.actions.extract import typed_text
 from bot.actions.forms import OrderFormValidator, Slots, entity_text, refusal_vars, window_start
-from bot.actions.labels import CONFIRM_BUTTONS, REFUND_METHOD, label, language
 from bot.actions.orders import money, order_vars
 from bot.actions.runtime import services
 from conversations import confirm
+from conversations.labels import CONFIRM_BUTTONS, REFUND_METHOD, label, language
 from store import policies
 from store.service import OrderView
 
@@ -41,6 +42,9 @@ TASKS: dict[str, tuple[str, str]] = {
 
 
 MAX_REASON_CHARS = 500
+# An answer to "why?" this short that names a refund method is the method ("退返張信用卡度", "to my card pls").
+SHORT_ANSWER_WORDS = 4
+SHORT_ANSWER_HAN = 8
 
 
 def value_before(tracker: Tracker, slot: str) -> Any:
@@ -63,6 +67,12 @@ def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
     else:
         reason = entity_text(tracker, "reason", slot_value) or ""
     return reason[:MAX_REASON_CHARS] or None
+
+
+def short_answer(text: str) -> bool:
+    """A few words only: an answer that names a refund method and little else is about the method."""
+    han = len(re.findall(r"[\u3400-\u9fff]", text))
+    return len(text.split()) <= SHORT_ANSWER_WORDS and han <= SHORT_ANSWER_HAN
 
 
 def refuse_after_shipping(
@@ -148,6 +158,12 @@ class ValidateRefundForm(WriteFormValidator):
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
+        # Asked why, told where the money should go ("退返張信用卡度", "to my card please"): that is the
+        # method, not the reason; the reason is asked again.
+        typed = " ".join(typed_text(tracker).split())
+        method = extract.refund_method(typed) if tracker.get_slot("requested_slot") == "refund_reason" else None
+        if method is not None and tracker.get_slot("refund_method") is None and short_answer(typed):
+            return {"refund_reason": None, "refund_method": str(method)}
         return {"refund_reason": reason_given(tracker, "refund_reason", slot_value)}
 
     def validate_refund_method(

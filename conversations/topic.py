@@ -1,0 +1,137 @@
+"""A task the NLU read, or a problem the help centre answers that only sounds like one.
+
+"tracking says delivered but there's nothing at my door" has the words of tracking, "списали деньги два
+раза" those of a refund, "что даёт золотой статус?" those of an order status, "退款一般几天能到账"
+those of a refund status: the intent classifier reads the task, and a form asks for an order number
+the customer never meant to give. So before a typed message with no order number starts a task, the
+help centre is asked too, and it answers instead when all of these hold:
+
+* the message does not ask for the task in words: a request word *and* the task's subject ("I want
+  my money back", "можно вернуть?", "我要退货") start the task whatever the help centre says;
+* the help centre's calibrated decision answers it, surely (``MIN_PROBABILITY``), with an article
+  that is not about the task itself and that beats the best of the task's own articles by ``MARGIN``. The task's own articles are those the help centre finds for the task's
+  name ("tracking a parcel", "查询物流"): found by search, so this holds for any help centre.
+
+Then the bot gets the message as a question (``QUESTION``, the text in the metadata's ``kb_query``)
+and no form starts. A task about an order from another shop ("помогите отследить посылку
+с озона", "拼多多买的东西到哪了") is out of scope (``OUT_OF_SCOPE``): no form asks for an order number
+of ours, and no article of ours answers it. ``TOPICS``/``names_task`` (the task's subject in words) and ``REQUEST_WORDS``
+are shared with the change-of-mind guard of the forms (bot/actions/change_of_mind.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from anyio import to_thread
+
+from conversations import confirm
+from conversations.labels import INTENT, label
+from conversations.requests import TASK_INTENTS
+
+QUESTION = "/ask_question"
+OUT_OF_SCOPE = "/out_of_scope"
+# Other shops and marketplaces customers mention by name (en, ru, zh markets).
+OTHER_SHOP = re.compile(
+    r"\b(?:amazon|ebay|aliexpress|ali express|temu|shein|etsy|walmart|zalando|asos|shopee|ozon|wildberries|avito|"
+    r"lamoda)\b|озон\w*|вайлдберр\w*|валдберр\w*|wb\b|яндекс[ .-]?маркет\w*|авито|ламод\w*|алиэкспресс\w*|"
+    r"拼多多|淘宝|天猫|京东|闲鱼|唯品会|抖音商城|虾皮|蝦皮|露天拍卖|momo购物",
+    re.IGNORECASE,
+)
+QUERY_KEY = "kb_query"  # the metadata key of the question's text (the gateway's own, never a channel's)
+# The help centre must be surer than for answering a plain question (its decision's threshold), and
+# the article must beat the task's own by this much of article score (kb_index/decision.py; the
+# scores of the top articles lie within ~0.1 of each other).
+MIN_PROBABILITY = 0.85
+MARGIN = 0.01
+TASK_ARTICLES = 1  # how many of the articles found for the task's name count as the task's own
+_ORDER_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
+
+# The subject of each task in words, in the normalised form of ``confirm.normalise``.
+TOPICS = {
+    intent: re.compile("|".join(words), re.IGNORECASE)
+    for intent, words in {
+        "check_order_status": (r"\border", r"\bstatus", r"\bwhere", r"заказ", r"статус", r"\bгде\b", r"订单", r"到哪", r"状态"),
+        "track_shipment": (r"\btrack", r"\bparcel", r"\bpackage", r"\bdeliver", r"\bship", r"\bcourier", r"посыл",
+                           r"трек", r"отслед", r"достав", r"курьер", r"快递", r"物流", r"包裹", r"单号", r"配送", r"发货"),
+        "refund_status": (r"\brefund", r"money", r"\bpaid back", r"возврат", r"деньг", r"退款", r"退钱", r"钱"),
+        "request_refund": (r"\brefund", r"money", r"\bpay (?:me )?back", r"возвр", r"верн", r"деньг", r"退款", r"退钱", r"钱"),
+        "return_item": (r"\breturn", r"send (?:it |them )?back", r"вернуть", r"возвр", r"退货", r"退回", r"退掉", r"退换"),
+        "cancel_order": (r"\bcancel", r"отмен", r"取消", r"不要了"),
+        "change_shipping_address": (r"\baddress", r"адрес", r"地址"),
+        "reset_password": (r"password", r"\blog ?in", r"\bsign ?in", r"парол", r"войти", r"密码", r"登录", r"登陆"),
+    }.items()
+}
+# Words that ask for something to be done ("can you refund it instead?", "можете отменить?", "帮我").
+REQUEST_WORDS = re.compile(
+    r"\b(?:can|could|would|will) you\b|\b(?:can|could|may) i\b|\bi(?:'d| would)? (?:want|like|need)\b|\bplease\b|"
+    r"\binstead\b|\bactually\b|можете|можно|хочу|надо|нужно|давайте|лучше|帮我|我要|我想|可以帮|能帮|能不能|改成|换成",
+    re.IGNORECASE,
+)
+
+
+def names_task(intent: str, text: str) -> bool:
+    """The message names the task's subject (an intent without listed words: always)."""
+    words = TOPICS.get(intent)
+    return words is None or words.search(confirm.normalise(text)) is not None
+
+
+def asks_for_task(intent: str, text: str) -> bool:
+    """A request word and the task's subject: the task is asked for in words."""
+    return REQUEST_WORDS.search(confirm.normalise(text)) is not None and intent in TOPICS and names_task(intent, text)
+
+
+class Parser(Protocol):
+    async def parse(self, text: str) -> tuple[str | None, float, list[dict[str, Any]]]: ...
+
+
+class Answerer(Protocol):  # kb_index.answering.Answerer
+    policy: Any
+
+    def assess(self, query: str, language: str | None = None) -> Any: ...
+
+    def rank(self, query: str, language: str | None = None) -> list[Any]: ...
+
+
+def task_articles(answerer: Answerer, intent: str, language: str) -> set[str]:
+    """The help centre's articles about the task itself: the best for its name, in English and in
+    the customer's language."""
+    found: set[str] = set()
+    for lang in dict.fromkeys(("en", language)):
+        found |= {r.article_id for r in answerer.rank(label(INTENT, intent, lang), lang)[:TASK_ARTICLES]}
+    return found
+
+
+def problem_article(answerer: Answerer, text: str, language: str, intent: str) -> str | None:
+    """The article that answers ``text`` instead of the task ``intent``, or None (module docstring)."""
+    assessed = answerer.assess(text, language)
+    if not assessed.ranked or assessed.probability < max(MIN_PROBABILITY, answerer.policy.threshold):
+        return None
+    own = task_articles(answerer, intent, language)
+    top = assessed.ranked[0]
+    if top.article_id in own:
+        return None
+    own_best = max((r.score for r in assessed.ranked if r.article_id in own), default=0.0)
+    return top.article_id if top.score - own_best >= MARGIN else None
+
+
+async def route(
+    parser: Parser, knowledge: Callable[[], Answerer | None] | None, text: str, language: str
+) -> str | None:
+    """What the bot gets instead of the typed ``text`` (no form open): ``QUESTION``, ``OUT_OF_SCOPE``,
+    or None for the text itself."""
+    if not text or text.startswith("/") or _ORDER_ID.search(text):
+        return None
+    other_shop = OTHER_SHOP.search(confirm.normalise(text)) is not None
+    answerer = knowledge() if knowledge is not None else None
+    if answerer is None and not other_shop:
+        return None
+    intent, _, _ = await parser.parse(text)
+    if other_shop and intent in TASK_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
+        return OUT_OF_SCOPE
+    if answerer is None or intent not in TASK_INTENTS or asks_for_task(intent, text):
+        return None
+    article = await to_thread.run_sync(problem_article, answerer, text, language, intent)
+    return QUESTION if article is not None else None

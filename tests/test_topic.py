@@ -1,0 +1,72 @@
+"""A task the NLU read, or a help-centre problem that only sounds like one (conversations/topic.py),
+against the real help centre index and embedder; and a "no" to the offer of a person followed by a
+request (handoff/turns.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations import topic
+from handoff.turns import request_after_no
+from kb_index.answering import Answerer
+from tests.test_kb_answering import answerer  # noqa: F401  (the module's fixture: the real help centre)
+
+
+@pytest.mark.parametrize(("text", "language", "intent", "article"), [
+    # the words of a task, a problem the help centre answers
+    ("tracking says delivered but there's no package at my door", "en", "track_shipment", "missing-package"),
+    ("物流显示已签收，可是我根本没收到", "zh", "track_shipment", "missing-package"),
+    # the task itself: no article instead
+    ("where is my parcel", "en", "track_shipment", None),
+    ("how do i track my order", "en", "track_shipment", None),
+    ("cancel my order", "en", "cancel_order", None),
+])
+def test_a_problem_the_help_centre_answers_is_told_from_the_task_whose_words_it_has(
+    answerer: Answerer, text: str, language: str, intent: str, article: str | None  # noqa: F811
+) -> None:
+    assert topic.problem_article(answerer, text, language, intent) == article
+
+
+@pytest.mark.parametrize(("text", "intent", "asks"), [
+    ("I want my money back, the zip broke", "request_refund", True),
+    ("можно вернуть эти джинсы?", "return_item", True),
+    ("我要退货", "return_item", True),
+    ("tracking says delivered but nothing came", "track_shipment", False),  # no request word
+    ("我想把账户里绑定的邮箱换成新的", "change_shipping_address", False),  # a request, not of an address
+])
+def test_a_task_asked_for_in_words_is_never_sent_to_the_help_centre(text: str, intent: str, asks: bool) -> None:
+    assert topic.asks_for_task(intent, text) is asks
+
+
+@pytest.mark.parametrize(("text", "rest"), [
+    ("no thanks, track 3348917502 for me, cminh730", "track 3348917502 for me, cminh730"),
+    ("нет, спасибо. где мой заказ 3348917502", "где мой заказ 3348917502"),
+    ("不用了，帮我查一下订单3348917502", "帮我查一下订单3348917502"),
+    ("no thanks", None),
+    ("nope, fine", None),  # too short to be a request
+])
+def test_a_no_to_the_offer_of_a_person_then_a_request(text: str, rest: str | None) -> None:
+    assert request_after_no(text) == rest
+
+
+class _NLU:
+    """Rasa's /model/parse for these tests: the intent is given (a third-party-free stand-in for the
+    classifier, whose own accuracy is measured in bench/nlu)."""
+
+    def __init__(self, intent: str) -> None:
+        self.intent = intent
+
+    async def parse(self, text: str) -> tuple[str | None, float, list[dict[str, object]]]:
+        return self.intent, 0.99, []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("text", "intent", "routed"), [
+    ("помогите отследить посылку с озона, трек 80085312345678", "track_shipment", topic.OUT_OF_SCOPE),
+    ("帮我查下拼多多买的东西到哪了", "track_shipment", topic.OUT_OF_SCOPE),
+    ("is it cheaper than on amazon?", "ask_question", None),  # a question about us
+    ("where is my parcel", "track_shipment", None),
+    ("where is 4021558730 from amazon", "track_shipment", None),  # an order number of ours: acted on
+])
+async def test_a_task_about_another_shop_s_order_is_out_of_scope(text: str, intent: str, routed: str | None) -> None:
+    assert await topic.route(_NLU(intent), None, text, "en") == routed
