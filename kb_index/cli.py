@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from kb_index.embedders import make_embedder
-from kb_index.kb import KBConfig, KnowledgeBase, read_manifest
+from kb_index.kb import KBConfig, KnowledgeBase
 from kb_index.loaders import load_path
 from kb_index.models import KBError, LoadReport
+from kb_index.storage import read_manifest
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build, update and search the help-centre knowledge base.")
 out = Console()

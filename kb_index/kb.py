@@ -13,7 +13,6 @@ outlives the deletion of its folder), so old versions can be removed right away 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import threading
@@ -29,20 +28,15 @@ from kb_index import dense, language_bias, storage, versions
 from kb_index.config import KBConfig
 from kb_index.embedders import Embedder
 from kb_index.models import Article, ArticleInfo, BuildReport, Chunk, KBError, SearchHit, UpsertReport
-from kb_index.prepare import prepare, unique
+from kb_index.prepare import article_hash, prepare, unique
 from kb_index.search import ArticleEvidence, article_evidence, rank
 from kb_index.snapshot import empty_snapshot
 from kb_index.text import default_tokenizer, detect_language
 
 log = logging.getLogger(__name__)
-# Part of every article's stored hash: when what is derived from an article changes (the chunk
-# text, the questions taken from it), the next upsert re-indexes it.
-INDEX_RECIPE = "questions-2"
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES = ("hybrid", "dense", "lexical")
 
-
-read_manifest = storage.read_manifest
 
 
 class KnowledgeBase:
@@ -450,8 +444,7 @@ class KnowledgeBase:
         return self._means
 
     def _article_hash(self, a: Article) -> str:
-        c = self.config
-        return hashlib.sha256(f"{a.content_hash()}|{c.chunk_max_chars}|{c.chunk_overlap_chars}|{INDEX_RECIPE}".encode()).hexdigest()
+        return article_hash(a, self.config.chunk_max_chars, self.config.chunk_overlap_chars)
 
     def _prepare(self, arts: list[Article], progress: bool | None) -> storage.Pending:
         return prepare(arts, self.embedder, self.config.chunk_max_chars, self.config.chunk_overlap_chars, progress)

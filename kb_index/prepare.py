@@ -3,6 +3,7 @@ taken from the content with theirs (embedded here, outside the writers' lock).""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 import numpy as np
@@ -13,6 +14,15 @@ from kb_index.content_questions import content_questions
 from kb_index.embedders import Embedder
 from kb_index.models import Article, KBError
 from kb_index.text import default_tokenizer
+
+# Part of every article's stored hash: when what is derived from an article changes (the chunk
+# text, the questions taken from it), the next upsert re-indexes it.
+INDEX_RECIPE = "questions-2"
+
+
+def article_hash(a: Article, max_chars: int, overlap_chars: int) -> str:
+    """What an indexed article is stored under: its content and how it is chunked and derived."""
+    return hashlib.sha256(f"{a.content_hash()}|{max_chars}|{overlap_chars}|{INDEX_RECIPE}".encode()).hexdigest()
 
 
 def prepare(arts: list[Article], embedder: Embedder, max_chars: int, overlap_chars: int, progress: bool | None) -> storage.Pending:

@@ -21,7 +21,6 @@ reading it are never disturbed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,7 @@ from kb_index import dense
 from kb_index.lexical import LexicalIndex
 from kb_index.models import Article, Chunk, KBError
 from kb_index.snapshot import Snapshot
+from storage.files import file_lock  # noqa: F401  (the KB writers' lock: kb.py and ops/kb_versions.py use it from here)
 
 FORMAT_VERSION = 2
 
@@ -125,17 +125,6 @@ def write_atomic(path: Path, text: str) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def current_version(data_dir: Path) -> str | None:

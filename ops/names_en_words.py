@@ -4,6 +4,7 @@ first names the 1990 US census lists lack, chat words no dictionary has."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 def _words(text: str) -> frozenset[str]:
@@ -107,3 +108,8 @@ NOT_NAME_START = re.compile(
     r"(?i)^(?:hi|hello|hey|thanks|thank you|bot|order|refund|paypal|visa|mastercard|amex|e-?mail|app|vip|wifi|"
     r"iphone|ipad|airpods|apple|google|microsoft|amazon|ok|okay|pin|sms)\b"
 )
+
+
+def census(path: Path) -> frozenset[str]:
+    """Names, lower case, from one of the US census files the ``names`` package ships ("JAMES  3.318  3.318  1")."""
+    return frozenset(line.split()[0].lower() for line in path.read_text(encoding="ascii").splitlines() if line.strip())
