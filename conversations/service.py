@@ -191,7 +191,9 @@ class ConversationService:
                 routed = None if stored.active_loop else await topic.route(
                     self.rasa, self.knowledge, text_for_bot, stored.language)
                 if routed is not None:  # "tracking says delivered but nothing came": not a tracking form
-                    metadata.update({topic.QUERY_KEY: text_for_bot, "typed_text": inbound.text})
+                    metadata["typed_text"] = inbound.text
+                    if routed == topic.QUESTION:  # the help centre searches the text, not the payload
+                        metadata[topic.QUERY_KEY] = text_for_bot
                     text_for_bot = routed
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)

@@ -7,7 +7,8 @@ the customer never meant to give. So before a typed message with no order number
 help centre is asked too, and it answers instead when all of these hold:
 
 * the message does not ask for the task in words: a request word *and* the task's subject ("I want
-  my money back", "можно вернуть?", "我要退货") start the task whatever the help centre says;
+  my money back", "можно вернуть?", "我要退货"), or the customer's own case ("did you ever pay back my
+  refund", "мне вернули деньги?", "我的快递到哪了") start the task whatever the help centre says;
 * the help centre's calibrated decision answers it, surely (``MIN_PROBABILITY``), with an article
   that is not about the task itself and that beats the best of the task's own articles by ``MARGIN``. The task's own articles are those the help centre finds for the task's
   name ("tracking a parcel", "查询物流"): found by search, so this holds for any help centre.
@@ -78,9 +79,24 @@ def names_task(intent: str, text: str) -> bool:
     return words is None or words.search(confirm.normalise(text)) is not None
 
 
+# The customer's own order, refund, parcel… ("did you ever pay back my refund", "мне вернули деньги?",
+# "我的快递到哪了"): a question about their own case is the task, whatever article is close to it.
+OWN_CASE = re.compile(
+    r"\b(?:my|our)\s+(?:\w+\s+)?(?:orders?|refunds?|money|parcels?|packages?|deliver(?:y|ies)|shipments?|returns?|"
+    r"password|account|address)\b"
+    r"|(?:\bмой|\bмоя|\bмо[её]|\bмои|\bмоих|\bмоего|\bмоей|\bмне)\s+(?:\w+\s+)?(?:заказ|возврат|деньг|посылк|доставк|парол|адрес)"
+    r"|我的(?:订单|退款|包裹|快递|钱|密码|地址|货)",
+    re.IGNORECASE,
+)
+
+
 def asks_for_task(intent: str, text: str) -> bool:
-    """A request word and the task's subject: the task is asked for in words."""
-    return REQUEST_WORDS.search(confirm.normalise(text)) is not None and intent in TOPICS and names_task(intent, text)
+    """The task is asked for in words: a request word and the task's subject, or the customer's own
+    order, refund or parcel named."""
+    norm = confirm.normalise(text)
+    if OWN_CASE.search(norm) is not None:
+        return True
+    return REQUEST_WORDS.search(norm) is not None and intent in TOPICS and names_task(intent, text)
 
 
 class Parser(Protocol):
