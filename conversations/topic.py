@@ -49,6 +49,9 @@ MIN_PROBABILITY = 0.85
 MARGIN = 0.01
 TASK_ARTICLES = 1  # how many of the articles found for the task's name count as the task's own
 _ORDER_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
+# What the NLU may make of a message about another shop's order that is out of scope for us: a task,
+# or already out of scope (which the help centre would otherwise search: "my amazon package never came").
+OTHER_SHOP_INTENTS = frozenset({*TASK_INTENTS, "out_of_scope", "nlu_fallback"})
 
 # The subject of each task in words, in the normalised form of ``confirm.normalise``.
 TOPICS = {
@@ -145,7 +148,7 @@ async def route(
     if answerer is None and not other_shop:
         return None
     intent, _, _ = await parser.parse(text)
-    if other_shop and intent in TASK_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
+    if other_shop and intent in OTHER_SHOP_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
         return OUT_OF_SCOPE
     if answerer is None or intent not in TASK_INTENTS or asks_for_task(intent, text):
         return None

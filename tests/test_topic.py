@@ -70,6 +70,7 @@ class _NLU:
 @pytest.mark.parametrize(("text", "intent", "routed"), [
     ("помогите отследить посылку с озона, трек 80085312345678", "track_shipment", topic.OUT_OF_SCOPE),
     ("帮我查下拼多多买的东西到哪了", "track_shipment", topic.OUT_OF_SCOPE),
+    ("my amazon package never showed up can u check it", "out_of_scope", topic.OUT_OF_SCOPE),
     ("is it cheaper than on amazon?", "ask_question", None),  # a question about us
     ("where is my parcel", "track_shipment", None),
     ("where is 4021558730 from amazon", "track_shipment", None),  # an order number of ours: acted on

@@ -164,7 +164,10 @@ def question_text(tracker: Tracker) -> str:
     for "tracking says delivered but nothing came", conversations/topic.py)."""
     message = tracker.latest_message or {}
     routed = (message.get("metadata") or {}).get(QUERY_KEY)
-    return routed if isinstance(routed, str) and routed else message.get("text") or ""
+    if isinstance(routed, str) and routed:
+        return routed
+    text = message.get("text") or ""
+    return "" if text.startswith("/") else text  # a button or the gateway's "/out_of_scope": nothing to search
 
 
 class ActionAnswerQuestion(Action):
@@ -186,6 +189,9 @@ class ActionAnswerQuestion(Action):
         handoff = runtime.services().handoff
         if intent != "kb_pick" and handoff is not None and handoff.policy.asks_for_person(question_text(tracker)):
             return [FollowupAction("action_handoff_request")]  # "thanks. I also want to talk to someone about …"
+        if intent == "out_of_scope" and not question_text(tracker):  # another shop's order (conversations/topic.py)
+            dispatcher.utter_message(response="utter_out_of_scope")
+            return [SlotSet("kb_outcome", "declined")]
         order_task = self._order_task(tracker, intent)
         if order_task and intent in (FALLBACK_INTENT, "inform"):  # "hi its 5120648393 wheres my order": act on the order
             return [FollowupAction(order_task)]
