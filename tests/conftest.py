@@ -90,7 +90,7 @@ class LiveSystem:
 
 
 @contextmanager
-def gateway_process(data_dir: Path, ready: str = "/readyz", timeout_s: float = 120, **env_: str) -> Iterator[str]:
+def gateway_process(data_dir: Path, ready: str = "/readyz", timeout_s: float = 300, **env_: str) -> Iterator[str]:
     """`python server.py` as `make run` starts it, with ``env_`` over this process's environment (which
     names RASA_URL); yields its URL once ``ready`` answers 200."""
     with running_gateway(data_dir, env_, ready=ready, timeout_s=timeout_s, embedded_rasa=False) as gateway:
