@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -125,10 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     os.chdir(D.ROOT)
     if args.rev:
-        try:
-            args.train = D.nlu_data_at(args.rev)
-        except (OSError, subprocess.CalledProcessError) as e:
-            print(f"error: cannot read nlu_data/ at revision {args.rev!r}: {e}", file=sys.stderr)
+        args.train, error = D.nlu_data_or_error(args.rev)
+        if error:
+            print(error, file=sys.stderr)
             return 2
     if not args.train.exists():
         print(f"error: no training data at {args.train}", file=sys.stderr)

@@ -100,3 +100,13 @@ def nlu_data_at(rev: str) -> Path:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(blob)
     return out / "nlu_data"
+
+
+def nlu_data_or_error(rev: str) -> tuple[Path | None, str]:
+    """``nlu_data_at(rev)``, or (None, the error message for the command line)."""
+    import subprocess
+
+    try:
+        return nlu_data_at(rev), ""
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"error: cannot read nlu_data/ at revision {rev!r}: {e}"

@@ -277,12 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.nlu import oos_set
 
     if args.rev:
-        import subprocess
-
-        try:
-            args.train = D.nlu_data_at(args.rev)
-        except (OSError, subprocess.CalledProcessError) as e:
-            print(f"error: cannot read nlu_data/ at revision {args.rev!r}: {e}", file=sys.stderr)
+        args.train, error = D.nlu_data_or_error(args.rev)
+        if error:
+            print(error, file=sys.stderr)
             return 2
     errors = oos_set.problems()
     if errors:
