@@ -31,7 +31,8 @@ _JOINS = re.compile(
     r"|(?<=[?!])\s+(?=\S)"
     r"|[。？！；]\s*|[，,]?\s*(?:另外|还有|還有|顺便|順便|然后|然後|并且|並且|再帮我|再幫我|同时|同時)[，,：:]?\s*"
     r"|(?:[.?!;]\s+|,?\s+)(?:а\s+также|и\s+ещё|и\s+еще|ещё|еще|также|кроме\s+того|заодно|и\s+(?=(?:поменяйте|"
-    r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно)))\s*",
+    r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно|сколько|как|почему|какой|какая|"
+    r"какие|что\s+(?:по|с|за|насч))))\s*",
     re.IGNORECASE,
 )
 MIN_PART_CHARS = 4
@@ -99,13 +100,17 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
 
 
 def _with_identity(now: str, later: list[str]) -> str:
-    """The first request with the email the customer gave in another part ("has 6867638488 shipped?
-    if not please change the address. a@b.co"): one message is one customer, and the email proves
-    who asks for each request (an order it does not own is not shown: its check asks again)."""
-    if not later or _EMAIL.search(now):
+    """The first request with the email or username the customer gave in another part ("has
+    6867638488 shipped? if not please change the address. a@b.co", "…的退款到哪了 还有铜牌会员退货期限
+    是多久 用户名aphoenix939"): one message is one customer, and the identity proves who asks for each
+    request (an order it does not own is not shown: its check asks again)."""
+    if not later or _EMAIL.search(now) or _USERNAME.search(now):
         return now
     emails = [m.group(0).rstrip(".,;:!?") for part in later for m in _EMAIL.finditer(part)]
-    return f"{now} {emails[0]}" if emails else now
+    if emails:
+        return f"{now} {emails[0]}"
+    named = next((m.group(0) for part in later for m in _USERNAME.finditer(part)), None)
+    return f"{now} {named}" if named else now
 
 
 def _kind(part: Parsed) -> str | None:
@@ -154,6 +159,9 @@ _ONLY_AN_ID = re.compile(
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"\S+@\S+")
+# A username given with its cue ("用户名aphoenix939", "логин safzal207", "username: jsmith123").
+_USERNAME = re.compile(r"(?:用户名|用戶名|账号|帳號|логин|username|user name|user)\s*[:：]?\s*[A-Za-z][A-Za-z0-9_.-]{2,}",
+                       re.IGNORECASE)
 
 
 def gives_only_an_id(text: str) -> bool:

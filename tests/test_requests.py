@@ -14,6 +14,9 @@ from conversations.requests import Parsed, plan, read_part, split
     ("帮我查下物流，另外我还想退货", ["帮我查下物流", "我还想退货"]),
     ("где посылка? и ещё хочу поменять адрес", ["где посылка", "хочу поменять адрес"]),
     ("refund for 4021558730 please. btw can you reset my password", ["refund for 4021558730 please", "can you reset my password"]),
+    # a question joined by "и" in Russian
+    ("что с возвратом денег по 7916676427 и сколько дней на возврат у бронзового уровня?",
+     ["что с возвратом денег по 7916676427", "сколько дней на возврат у бронзового уровня?"]),
 ])
 def test_a_message_is_cut_where_a_second_request_starts(typed: str, parts: list[str]) -> None:
     assert split(typed) == parts
@@ -84,3 +87,11 @@ def test_the_email_given_for_one_order_proves_who_asks_for_the_first_request_too
                    Parsed("change the address on 4021558731, a@b.co", "change_shipping_address", 0.9)])
     assert now == "cancel 4021558730 a@b.co"
 
+
+def test_a_username_given_for_one_request_proves_who_asks_for_the_first_too() -> None:
+    now, later = plan([
+        Parsed("问两个事 7916676427的退款到哪了", "refund_status", 0.99),
+        Parsed("铜牌会员退货期限是多久 用户名aphoenix939", "ask_question", 0.9),
+    ])
+    assert now == "问两个事 7916676427的退款到哪了 用户名aphoenix939"
+    assert later == ["铜牌会员退货期限是多久 用户名aphoenix939"]
