@@ -143,10 +143,11 @@ async def route(
     or None for the text itself."""
     if not text or text.startswith("/") or _ORDER_ID.search(text):
         return None
-    other_shop = OTHER_SHOP.search(confirm.normalise(text)) is not None
+    norm = confirm.normalise(text)
+    other_shop = OTHER_SHOP.search(norm) is not None
     answerer = knowledge() if knowledge is not None else None
-    if answerer is None and not other_shop:
-        return None
+    if not other_shop and (answerer is None or not any(words.search(norm) for words in TOPICS.values())):
+        return None  # no task's subject in the words: no second NLU parse on this turn
     intent, _, _ = await parser.parse(text)
     if other_shop and intent in OTHER_SHOP_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
         return OUT_OF_SCOPE

@@ -5,15 +5,11 @@ the status of one asked for, in en, ru and zh."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
+from tests.conftest import run_in_rasa
 
 pytestmark = pytest.mark.rasa
 
@@ -53,12 +49,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, Any]:
-    if not RASA_PY.exists():
-        pytest.skip("the Rasa environment (.venv-rasa) is not installed: run scripts/setup_envs.sh rasa")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cases = json.dumps([[text, top] for text, top, _ in CASES])
-    proc = subprocess.run([str(RASA_PY), "-c", CHECK, cases], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    proc = run_in_rasa(["-c", CHECK, json.dumps([[text, top] for text, top, _ in CASES])])
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     assert line is not None, proc.stderr[-3000:]
     return json.loads(line[len("RESULT "):])

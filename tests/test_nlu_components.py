@@ -9,34 +9,22 @@ reports one JSON object of named checks. About 20-40 s on 2 cores.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import run_in_rasa
+
 ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
 
 pytestmark = pytest.mark.rasa
 
 
 @pytest.fixture(scope="module")
 def selfcheck() -> dict[str, Any]:
-    if not RASA_PY.exists():
-        pytest.skip("the Rasa environment (.venv-rasa) is not installed: run scripts/setup_envs.sh rasa")
-    env = {
-        **os.environ,
-        "RASA_TELEMETRY_ENABLED": "false",
-        "PYTHONPATH": str(ROOT),
-        "RASA_MAX_CACHE_SIZE": "0",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    proc = subprocess.run(
-        [str(RASA_PY), "-m", "bot.components.selfcheck"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_in_rasa(["-m", "bot.components.selfcheck"])
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"selfcheck printed no result (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
     result = json.loads(lines[-1])
@@ -333,10 +321,7 @@ print(json.dumps(out))
 
 
 def test_classifier_applies_the_gate_and_reports_its_score() -> None:
-    if not RASA_PY.exists():
-        pytest.skip("the Rasa environment (.venv-rasa) is not installed: run scripts/setup_envs.sh rasa")
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([str(RASA_PY), "-c", _GATE_IN_RASA], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_in_rasa(["-c", _GATE_IN_RASA])
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, proc.stderr[-3000:]
     out = json.loads(lines[-1])

@@ -61,8 +61,10 @@ class _NLU:
 
     def __init__(self, intent: str) -> None:
         self.intent = intent
+        self.calls = 0
 
     async def parse(self, text: str) -> tuple[str | None, float, list[dict[str, object]]]:
+        self.calls += 1
         return self.intent, 0.99, []
 
 
@@ -77,3 +79,14 @@ class _NLU:
 ])
 async def test_a_task_about_another_shop_s_order_is_out_of_scope(text: str, intent: str, routed: str | None) -> None:
     assert await topic.route(_NLU(intent), None, text, "en") == routed
+
+
+@pytest.mark.anyio
+async def test_a_message_without_any_task_s_subject_costs_no_second_parse(answerer: Answerer) -> None:  # noqa: F811
+    nlu = _NLU("greet")
+    assert await topic.route(nlu, lambda: answerer, "hi there, thanks a lot!", "en") is None
+    assert nlu.calls == 0
+    nlu = _NLU("track_shipment")
+    assert await topic.route(nlu, lambda: answerer, "tracking says delivered but there's no package at my door", "en") \
+        == topic.QUESTION
+    assert nlu.calls == 1
