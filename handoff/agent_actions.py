@@ -20,7 +20,7 @@ from handoff.base import AgentIdentity, HandoffBase
 from handoff.errors import HandoffError
 from handoff.events import AGENTS
 from handoff.lifecycle import Column, Event, TicketStatus
-from handoff.models import OPEN_STATUSES, Agent, HandoffQueue, TicketNote
+from handoff.models import Agent, HandoffQueue, TicketNote
 from handoff.policy import Signals
 from storage.db import transaction
 
@@ -90,12 +90,9 @@ class AgentActions(HandoffBase):
         def db_step() -> tuple[dict[str, Any], int, str, str | None]:
             now = self.clock()
             with transaction(self._sessions) as db:
-                ticket = self._ticket_for(db, agent, ticket_id)
-                if ticket.status not in OPEN_STATUSES:
-                    raise HandoffError(409, f"ticket {ticket_id} is {ticket.status}")
                 # A chat someone is handling is theirs: only they (or an admin) may pass it on.
-                if ticket.status == TicketStatus.ASSIGNED and ticket.agent_id != agent.id and agent.role != "admin":
-                    raise HandoffError(403, "only the agent handling this chat, or an admin, may transfer it")
+                ticket = self._open_ticket_in_hand(
+                    db, agent, ticket_id, f"ticket {ticket_id} is {{}}", "only the agent handling this chat, or an admin, may transfer it")
                 conv = db.get_one(Conversation, ticket.conversation_id)
                 if queue:
                     if db.get(HandoffQueue, queue) is None:
@@ -154,11 +151,8 @@ class AgentActions(HandoffBase):
     def _close(self, agent: AgentIdentity, ticket_id: int, event: Event) -> tuple[dict[str, Any], int, str]:
         now = self.clock()
         with transaction(self._sessions) as db:
-            ticket = self._ticket_for(db, agent, ticket_id)
-            if ticket.status not in OPEN_STATUSES:
-                raise HandoffError(409, f"ticket {ticket_id} is already {ticket.status}")
-            if ticket.status == TicketStatus.ASSIGNED and ticket.agent_id != agent.id and agent.role != "admin":
-                raise HandoffError(403, "this ticket belongs to another agent")
+            ticket = self._open_ticket_in_hand(
+                db, agent, ticket_id, f"ticket {ticket_id} is already {{}}", "this ticket belongs to another agent")
             lifecycle.apply(db, event, db.get_one(Conversation, ticket.conversation_id), ticket, now=now)
             self._audit(db, agent.username, event.value, ticket.id, {})  # "resolve" | "hand_back"
             return self._summary(db, ticket), ticket.conversation_id, ticket.language

@@ -139,6 +139,16 @@ class HandoffBase:
             raise HandoffError(403, "this ticket is in a queue you don't serve")
         return ticket
 
+    def _open_ticket_in_hand(self, db: Session, agent: AgentIdentity, ticket_id: int, closed: str, not_yours: str) -> Ticket:
+        """``_ticket_for``, still open (409 ``closed``, its ``{}`` the status), and if assigned, to this agent or
+        an admin (403 ``not_yours``)."""
+        ticket = self._ticket_for(db, agent, ticket_id)
+        if ticket.status not in OPEN_STATUSES:
+            raise HandoffError(409, closed.format(ticket.status))
+        if ticket.status == lifecycle.TicketStatus.ASSIGNED and ticket.agent_id != agent.id and agent.role != "admin":
+            raise HandoffError(403, not_yours)
+        return ticket
+
     def _summary(self, db: Session, ticket: Ticket) -> dict[str, Any]:
         name = db.get_one(Agent, ticket.agent_id).display_name if ticket.agent_id else None
         return ctx.ticket_summary(ticket, name)
