@@ -49,6 +49,10 @@ MIN_PROBABILITY = 0.85
 MARGIN = 0.01
 TASK_ARTICLES = 1  # how many of the articles found for the task's name count as the task's own
 _ORDER_ID = re.compile(r"(?<!\d)\d{10}(?!\d)")
+# Too short to be a task (an acknowledgement, a yes/no, a greeting): no second parse is spent on it.
+# A task the NLU reads in words that do not name it ("我想把账户里绑定的邮箱换成新的", read as an address
+# change) is exactly what this module is for, so anything longer is parsed.
+_ACKNOWLEDGEMENT = re.compile(r"^(?![\s\S]*[\u3400-\u9fff])\W*(?:\w+\W*){0,2}$|^\W*[\u3400-\u9fff]{0,4}\W*$")
 # What the NLU may make of a message about another shop's order that is out of scope for us: a task,
 # or already out of scope (which the help centre would otherwise search: "my amazon package never came").
 OTHER_SHOP_INTENTS = frozenset({*TASK_INTENTS, "out_of_scope", "nlu_fallback"})
@@ -146,8 +150,8 @@ async def route(
     norm = confirm.normalise(text)
     other_shop = OTHER_SHOP.search(norm) is not None
     answerer = knowledge() if knowledge is not None else None
-    if not other_shop and (answerer is None or not any(words.search(norm) for words in TOPICS.values())):
-        return None  # no task's subject in the words: no second NLU parse on this turn
+    if not other_shop and (answerer is None or _ACKNOWLEDGEMENT.match(norm)):
+        return None  # "ok", "thanks!", "好的", "спасибо": no second NLU parse on this turn
     intent, _, _ = await parser.parse(text)
     if other_shop and intent in OTHER_SHOP_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
         return OUT_OF_SCOPE
