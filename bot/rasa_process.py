@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.training import ROOT, rasa_env, rasa_executable
@@ -31,37 +32,28 @@ SERVING_THREADS = {
 }
 
 
+@dataclass(eq=False, repr=False)  # no repr: it would print the tokens
 class RasaSupervisor:
-    def __init__(
-        self,
-        model: Path,
-        port: int,
-        token: str,
-        action_endpoint: str,
-        tracker_db: Path,
-        log_file: Path,
-        venv: Path | None = None,
-        restart_backoff_s: float = 2.0,
-        channel_token: str = "",
-        action_token: str = "",
-    ) -> None:
-        """``token``: Rasa's HTTP API token; ``channel_token``: what the gateway channel accepts;
-        ``action_token``: what Rasa sends to the action server. All three reach Rasa through its
-        environment (bot/rasa_serve.py, bot/gateway_channel.py, bot/endpoints.yml), never argv."""
-        self.model = model
-        self.port = port
-        self._token = token
-        self._channel_token = channel_token
-        self._action_token = action_token
-        self._action_endpoint = action_endpoint
-        self._tracker_db = tracker_db
-        self._log_file = log_file
-        self._venv = venv
-        self._backoff = restart_backoff_s
-        self._proc: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.starts = 0
+    """Starts ``rasa run`` with ``model`` on ``port`` and keeps it running until ``stop``.
+
+    ``token``: Rasa's HTTP API token; ``channel_token``: what the gateway channel accepts;
+    ``action_token``: what Rasa sends to the action server. All three reach Rasa through its
+    environment (bot/rasa_serve.py, bot/gateway_channel.py, bot/endpoints.yml), never argv."""
+
+    model: Path
+    port: int
+    token: str
+    action_endpoint: str
+    tracker_db: Path
+    log_file: Path
+    venv: Path | None = None
+    restart_backoff_s: float = 2.0
+    channel_token: str = ""
+    action_token: str = ""
+    starts: int = field(init=False, default=0)
+    _proc: asyncio.subprocess.Process | None = field(init=False, default=None)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _stopping: bool = field(init=False, default=False)
 
     @property
     def url(self) -> str:
@@ -73,7 +65,7 @@ class RasaSupervisor:
 
     def command(self) -> list[str]:
         """No secret here: the command line is visible to every user of the machine (``ps``)."""
-        python = rasa_executable(self._venv).parent / "python"
+        python = rasa_executable(self.venv).parent / "python"
         return [
             str(python), "-m", "bot.rasa_serve", "run",
             "--model", str(self.model),
@@ -84,16 +76,16 @@ class RasaSupervisor:
         ]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        self._tracker_db.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = rasa_env({
-            "ACTION_ENDPOINT_URL": self._action_endpoint, "RASA_TRACKER_DB": str(self._tracker_db),
-            "RASA_AUTH_TOKEN": self._token, "GATEWAY_CHANNEL_TOKEN": self._channel_token,
-            "ACTION_SERVER_TOKEN": self._action_token,
+            "ACTION_ENDPOINT_URL": self.action_endpoint, "RASA_TRACKER_DB": str(self.tracker_db),
+            "RASA_AUTH_TOKEN": self.token, "GATEWAY_CHANNEL_TOKEN": self.channel_token,
+            "ACTION_SERVER_TOKEN": self.action_token,
         })
         for name, value in SERVING_THREADS.items():
             env.setdefault(name, value)
-        with open(self._log_file, "ab") as out:
+        with open(self.log_file, "ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(), cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
             )
@@ -107,8 +99,8 @@ class RasaSupervisor:
             code = await self._proc.wait()
             if self._stopping:
                 break
-            log.warning("rasa exited; restarting", extra={"code": code, "backoff_s": self._backoff})
-            await asyncio.sleep(self._backoff)
+            log.warning("rasa exited; restarting", extra={"code": code, "backoff_s": self.restart_backoff_s})
+            await asyncio.sleep(self.restart_backoff_s)
 
     async def start(self) -> None:
         self._stopping = False
@@ -117,11 +109,7 @@ class RasaSupervisor:
     def clone(self, model: Path, port: int) -> RasaSupervisor:
         """A supervisor like this one (token, action endpoint, tracker store, log, venv) for another
         model on another port: support ops starts it beside this one to swap models without a gap."""
-        return RasaSupervisor(
-            model=model, port=port, token=self._token, action_endpoint=self._action_endpoint,
-            tracker_db=self._tracker_db, log_file=self._log_file, venv=self._venv, restart_backoff_s=self._backoff,
-            channel_token=self._channel_token, action_token=self._action_token,
-        )
+        return replace(self, model=model, port=port)
 
     def kill(self) -> None:
         """Kill the current Rasa process (tests use it to prove the restart)."""

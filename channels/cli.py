@@ -13,8 +13,10 @@ Settings come from the same environment / TOML file as the gateway. Errors exit 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Protocol
 
 import httpx
 import typer
@@ -48,16 +50,28 @@ def _bot(settings: Settings) -> BotApi:
     return BotApi(token, settings.telegram_api_base, settings.channel_api_timeout_s)
 
 
-async def _call(settings: Settings, method: str, params: dict[str, Any] | None = None) -> Any:
-    api = _bot(settings)
+class _Client(Protocol):
+    async def close(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def _failing_on_errors(api: _Client, api_error: type[Exception], base_url: str) -> AsyncIterator[None]:
+    """Run API calls: the API's refusal (``api_error``) or an unreachable ``base_url`` ends the command
+    with the reason; the client is closed either way."""
     try:
-        return await api.call(method, params)
-    except TelegramApiError as err:
+        yield
+    except api_error as err:
         raise _fail(str(err)) from err
     except httpx.HTTPError as err:
-        raise _fail(f"cannot reach {settings.telegram_api_base}: {err.__class__.__name__}") from err
+        raise _fail(f"cannot reach {base_url}: {err.__class__.__name__}") from err
     finally:
         await api.close()
+
+
+async def _call(settings: Settings, method: str, params: dict[str, Any] | None = None) -> Any:
+    api = _bot(settings)
+    async with _failing_on_errors(api, TelegramApiError, settings.telegram_api_base):
+        return await api.call(method, params)
 
 
 @telegram_app.command("set-webhook")
@@ -175,14 +189,8 @@ def wechat_check() -> None:
     async def check() -> None:
         api = WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
                         settings.wechat_api_base, settings.channel_api_timeout_s)
-        try:
+        async with _failing_on_errors(api, WeChatApiError, settings.wechat_api_base):
             await api.access_token()
-        except WeChatApiError as err:
-            raise _fail(str(err)) from err
-        except httpx.HTTPError as err:
-            raise _fail(f"cannot reach {settings.wechat_api_base}: {err.__class__.__name__}") from err
-        finally:
-            await api.close()
 
     asyncio.run(check())
     console.print("WeChat credentials work: access token fetched")

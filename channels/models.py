@@ -1,4 +1,4 @@
-"""Tables of the push channels (Telegram, WeChat): schema in Alembic revision ``0005_channels``.
+"""Tables of the push channels (Telegram, WeChat): schema in the Alembic baseline ``0001_schema``.
 
 - ``channel_inbound``: every update/message a channel delivered, unique by the channel's own id
   (Telegram ``update_id``, WeChat ``MsgId``), so a redelivery is processed once, and so that a
@@ -22,7 +22,19 @@ from storage.db import Base
 from storage.types import UTCDateTime
 
 
-class ChannelInbound(Base):
+class _Retried:
+    """The columns of a row the gateway retries until it goes through (an inbound message Rasa could not
+    answer yet, an API call a channel did not take yet): the tries so far, when the next one is due, the
+    last error, and when the row was made. They come after the table's own columns and before its
+    time of completion (``sort_order=1``), as in the migration."""
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelInbound(_Retried, Base):
     __tablename__ = "channel_inbound"
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_channel_inbound_external"),
@@ -40,14 +52,10 @@ class ChannelInbound(Base):
     # received → answered | pending (Rasa down, retried) → answered; or declined (reason says why)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), sort_order=1)
 
 
-class ChannelOutbox(Base):
+class ChannelOutbox(_Retried, Base):
     __tablename__ = "channel_outbox"
     __table_args__ = (
         UniqueConstraint("dedup_key", name="uq_channel_outbox_dedup_key"),
@@ -62,11 +70,7 @@ class ChannelOutbox(Base):
     # Replies to one inbound message get "<inbound id>:<n>", so reprocessing never enqueues twice.
     dedup_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))  # pending | sent | rejected
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), sort_order=1)
 
 
 class ChannelButton(Base):

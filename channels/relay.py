@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,22 +87,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(eq=False)
 class ChannelRelay:
     """Between the push channels and the conversation service; the channels register here."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], service: ConversationService, outbox: Outbox,
-        limiter: SlidingWindowLimiter, *, max_text_chars: int, retry_s: float,
-    ) -> None:
-        self._sessions = sessions
-        self.service = service
-        self.outbox = outbox
-        self.limiter = limiter
-        self.max_text_chars = max_text_chars
-        self.retry_s = retry_s
-        self.channels: dict[str, PushChannel] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._tasks: set[asyncio.Task[Any]] = set()
+    sessions: sessionmaker[Session]
+    service: ConversationService
+    outbox: Outbox
+    limiter: SlidingWindowLimiter
+    _: KW_ONLY
+    max_text_chars: int
+    retry_s: float
+    channels: dict[str, PushChannel] = field(init=False, default_factory=dict)
+    _locks: defaultdict[str, asyncio.Lock] = field(init=False, default_factory=lambda: defaultdict(asyncio.Lock))
+    _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
 
     def register(self, channel: PushChannel) -> None:
         self.channels[channel.name] = channel
@@ -153,7 +151,7 @@ class ChannelRelay:
         Returning means "accepted for delivery": the row is stored and retried until the channel takes it.
         """
         def render() -> list[Delivery]:
-            known = conversation_language(self._sessions, sender_id)
+            known = conversation_language(self.sessions, sender_id)
             language = known[0] if known else lang.detect(" ".join(m.text for m in messages)[:500]).language
             return self.channels[channel].render(sender_id, language, messages)
 
@@ -208,7 +206,7 @@ class ChannelRelay:
             await to_thread.run_sync(self._pending, record.id, str(pending))
             log.info("inbound pending until Rasa is back", extra={"record": record.id, "channel": record.channel})
             return Reply("pending", "en", None)
-        known = await to_thread.run_sync(conversation_language, self._sessions, record.sender_id)
+        known = await to_thread.run_sync(conversation_language, self.sessions, record.sender_id)
         script = known[1] if known is not None and result.language == "zh" else None
         return Reply("answered", result.language, script, list(result.messages))
 
@@ -222,7 +220,7 @@ class ChannelRelay:
 
     def _language_for(self, record: ChannelInbound) -> tuple[str, str | None]:
         """Notice language: the conversation's, else the text's, else the channel's hint/default."""
-        known = conversation_language(self._sessions, record.sender_id)
+        known = conversation_language(self.sessions, record.sender_id)
         if known is not None:
             return known
         if record.text and record.text.strip():
@@ -262,7 +260,7 @@ class ChannelRelay:
 
     # --- storage steps (worker threads) ----------------------------------------------------------
     def _exists(self, channel: str, external_id: str) -> bool:
-        with self._sessions() as db:
+        with self.sessions() as db:
             return db.scalar(select(ChannelInbound.id).where(
                 ChannelInbound.channel == channel, ChannelInbound.external_id == external_id)) is not None
 
@@ -275,7 +273,7 @@ class ChannelRelay:
             next_attempt_at=now + timedelta(seconds=IN_FLIGHT_GRACE_S), created_at=now,
         )
         try:
-            with transaction(self._sessions) as db:
+            with transaction(self.sessions) as db:
                 db.add(row)
                 db.flush()
                 return row.id
@@ -283,11 +281,11 @@ class ChannelRelay:
             return None  # the same update arrived twice at once: the other one handles it
 
     def _load(self, record_id: int) -> ChannelInbound | None:
-        with self._sessions() as db:
+        with self.sessions() as db:
             return db.get(ChannelInbound, record_id)
 
     def _outstanding(self, sender_id: str, before_id: int | None) -> list[int]:
-        with self._sessions() as db:
+        with self.sessions() as db:
             query = select(ChannelInbound.id).where(
                 ChannelInbound.sender_id == sender_id,
                 ChannelInbound.status.in_(("received", "pending", "declined")),
@@ -298,7 +296,7 @@ class ChannelRelay:
             return list(db.scalars(query.order_by(ChannelInbound.id)))
 
     def _due_senders(self) -> list[str]:
-        with self._sessions() as db:
+        with self.sessions() as db:
             return list(db.scalars(
                 select(ChannelInbound.sender_id).where(
                     ChannelInbound.status.in_(("received", "pending", "declined")),
@@ -309,17 +307,17 @@ class ChannelRelay:
 
     def _nothing_queued(self, sender_id: str) -> bool:
         """True when no older outbound message for this customer is still waiting in the outbox."""
-        with self._sessions() as db:
+        with self.sessions() as db:
             return db.scalar(select(ChannelOutbox.id).where(
                 ChannelOutbox.sender_id == sender_id, ChannelOutbox.status == "pending").limit(1)) is None
 
     def _pending(self, record_id: int, error: str) -> None:
-        with transaction(self._sessions) as db:
+        with transaction(self.sessions) as db:
             row = db.get_one(ChannelInbound, record_id)
             row.status, row.attempts, row.last_error = "pending", row.attempts + 1, error[:2000]
             row.next_attempt_at = _now() + timedelta(seconds=self.retry_s)
 
     def _done(self, record_id: int, status: str) -> None:
-        with transaction(self._sessions) as db:
+        with transaction(self.sessions) as db:
             db.execute(update(ChannelInbound).where(ChannelInbound.id == record_id).values(
                 status="answered" if status == "answered" else "declined", done_at=_now()))

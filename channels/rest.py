@@ -38,6 +38,15 @@ RESERVED_SENDER_PREFIXES = ("web:", "web-user:", *(f"{channel.name}:" for channe
 MAX_TEXT_CHARS = 4000
 
 
+def require_text_or_payload(text: str | None, payload: str | None) -> None:
+    """What every customer message carries (here and on the widget's socket): some text, or the payload
+    of a button they clicked; ValueError (a validation error of the model calling it) otherwise."""
+    if payload is None and (text is None or not text.strip()):
+        raise ValueError("text must be a non-empty string (or send a button's payload)")
+    if payload is not None and not payload.strip():
+        raise ValueError("payload must not be empty")
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,10 +62,7 @@ class ChatRequest(BaseModel):
             raise ValueError(
                 f"sender_id must not start with {', '.join(RESERVED_SENDER_PREFIXES)}: those belong to other channels"
             )
-        if self.payload is None and (self.text is None or not self.text.strip()):
-            raise ValueError("text must be a non-empty string (or send a button's payload)")
-        if self.payload is not None and not self.payload.strip():
-            raise ValueError("payload must not be empty")
+        require_text_or_payload(self.text, self.payload)
         return self
 
 

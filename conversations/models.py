@@ -1,4 +1,4 @@
-"""Tables of the conversation store (schema: Alembic revision ``0002_conversations``).
+"""Tables of the conversation store (schema: the Alembic baseline ``0001_schema``).
 
 The gateway, not Rasa, owns the transcript: every inbound and outbound message is written here
 with its channel and language, and every turn records what the bot understood, so the record is
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base
@@ -30,9 +30,9 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Messages (an agent's reply, a queue update) not yet delivered to a customer whose channel cannot
     # push (plain REST): returned with their next answer. Read with the row the turn loads anyway.
-    undelivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # revision 0004_handoff
+    undelivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The other requests of a message that asked for several things, handled once the first is done
-    # (conversations/requests.py; revision 0010_pending_requests).
+    # (conversations/requests.py).
     pending_requests: Mapped[list[str] | None] = mapped_column(JSON)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
@@ -40,7 +40,10 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("conversation_id", "client_message_id", name="uq_messages_client_id"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "client_message_id", name="uq_messages_client_id"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", name="fk_messages_conversation"))
@@ -56,7 +59,7 @@ class Message(Base):
     language: Mapped[str] = mapped_column(String(8))
     channel: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # Inbound only: how often Rasa failed on it (revision 0009_delivery); see settings.rasa_max_attempts.
+    # Inbound only: how often Rasa failed on it; see settings.rasa_max_attempts.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
@@ -66,6 +69,7 @@ class Turn(Base):
     """What the bot understood and did for one inbound message."""
 
     __tablename__ = "turns"
+    __table_args__ = (Index("ix_turns_conversation", "conversation_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", name="fk_turns_conversation"))
@@ -90,6 +94,10 @@ class KbAnswer(Base):
     """
 
     __tablename__ = "kb_answers"
+    __table_args__ = (
+        Index("ix_kb_answers_sender", "sender_id", "id"),
+        Index("ix_kb_answers_article", "article_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     sender_id: Mapped[str] = mapped_column(String(128))

@@ -33,7 +33,6 @@ from deps import (
     bearer_token,
     client_address,
     csrf_refusal,
-    first_frame_token,
     handoff_app,
     origin_allowed,
     session_token,
@@ -41,7 +40,7 @@ from deps import (
 from deps import AdminAgent as Admin_
 from deps import Agent as Agent_
 from handoff import api_models as out
-from handoff.auth import LoginBusy
+from handoff.auth import LoginBusy, websocket_sign_in
 from handoff.customer_api import customer_router
 from handoff.events import AGENTS
 from storage.ids import OptionalRowId, RowId
@@ -333,20 +332,15 @@ async def agent_ws(ws: WebSocket) -> None:
     if origin is not None and not origin_allowed(origin, ws.headers.get("host"), h.service.settings.console_allowed_origins):
         await ws.close(code=4403, reason="this origin may not open the console's socket")
         return
-    token = ws.cookies.get(COOKIE) or bearer_token(ws)
-    if token:
-        agent = await to_thread.run_sync(h.accounts.authenticate, token)
-        if agent is None:
-            await ws.close(code=4401, reason="sign in first")
-            return
-        await ws.accept()
-    else:
-        await ws.accept()
-        token = await first_frame_token(ws)
-        agent = await to_thread.run_sync(h.accounts.authenticate, token) if token else None
-        if agent is None:
-            await ws.close(code=4401, reason="sign in first")
-            return
+    agent: AgentIdentity | None = await websocket_sign_in(
+        ws,
+        ws.cookies.get(COOKIE) or bearer_token(ws),
+        lambda token: to_thread.run_sync(h.accounts.authenticate, token),
+        code=4401,
+        reason="sign in first",
+    )
+    if agent is None:
+        return
     async with h.service.events.listen(AGENTS) as sub:
         await to_thread.run_sync(h.accounts.touch, agent.id)
         await ws.send_json({"type": "hello", "agent": {"id": agent.id, "username": agent.username,

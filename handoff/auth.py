@@ -1,4 +1,5 @@
-"""Agent accounts: argon2 password hashes, session tokens and the sign-in throttle.
+"""Agent accounts: argon2 password hashes, session tokens and the sign-in throttle; and
+``websocket_sign_in``, how the console's and the customer's sockets take their token.
 
 Sign-in throttle: failed sign-ins are counted per client address and per account (moving windows
 of the ``limits`` library, memory or Redis storage), and checked *before* the password is hashed,
@@ -18,8 +19,8 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 from argon2 import PasswordHasher
@@ -27,7 +28,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from starlette.websockets import WebSocket
 
+from deps import first_frame_token
 from settings import SecuritySettings
 
 _SECURITY = SecuritySettings()  # the defaults, written once in settings/sections.py (no environment read here)
@@ -128,3 +131,28 @@ class LoginThrottle:
             yield
         finally:
             self._slots.release()
+
+
+T = TypeVar("T")
+
+
+async def websocket_sign_in(
+    ws: WebSocket, header_token: str | None, check: Callable[[str], Awaitable[T]], *, code: int, reason: str
+) -> T | None:
+    """Who is on ``ws``: what ``check`` makes of the token in its headers (refused before the socket is
+    accepted), or without one, once accepted, of a first frame ``{"type": "auth", "token": ...}``.
+
+    None (``check`` answered nothing, or no token came): the socket is closed with ``code`` and ``reason``.
+    """
+    if header_token:
+        who = await check(header_token)
+        if who:
+            await ws.accept()
+    else:
+        await ws.accept()
+        token = await first_frame_token(ws)
+        who = await check(token) if token else None
+    if not who:
+        await ws.close(code=code, reason=reason)
+        return None
+    return who

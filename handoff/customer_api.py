@@ -16,8 +16,9 @@ from anyio import to_thread
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 
 from api_errors import ERROR_RESPONSES, ApiError
-from deps import SenderId, bearer_token, first_frame_token, handoff_app
+from deps import SenderId, bearer_token, handoff_app
 from handoff.api_models import CustomerMessages
+from handoff.auth import websocket_sign_in
 from handoff.events import conversation_topic
 from storage.ids import MAX_ROW_ID, AfterId
 
@@ -48,18 +49,14 @@ async def customer_ws(ws: WebSocket, sender_id: str) -> None:
     messages after ``?after=`` are sent first as {"type": "backlog", "messages": [...], "state": ...}.
     The token: the X-Conversation-Token header, else a first frame {"type": "auth", "token": ...}."""
     h = handoff_app(ws)
-    token = _customer_token(ws)
-    if token:
-        if not h.service.tokens.check(sender_id, token):
-            await ws.close(code=4403, reason="this token is not for this conversation")
-            return
-        await ws.accept()
-    else:
-        await ws.accept()
-        token = await first_frame_token(ws)
-        if not token or not h.service.tokens.check(sender_id, token):
-            await ws.close(code=4403, reason="this token is not for this conversation")
-            return
+
+    async def for_this_conversation(token: str) -> bool:
+        return bool(h.service.tokens.check(sender_id, token))
+
+    if not await websocket_sign_in(
+        ws, _customer_token(ws), for_this_conversation, code=4403, reason="this token is not for this conversation"
+    ):
+        return
     async with h.service.events.listen(conversation_topic(sender_id)) as sub:
         try:
             after = min(max(int(ws.query_params.get("after") or 0), 0), MAX_ROW_ID)

@@ -1,4 +1,4 @@
-"""Tables of the human handoff (schema: Alembic revision ``0004_handoff``).
+"""Tables of the human handoff (schema: the Alembic baseline ``0001_schema``).
 
 A ticket is the handoff record; its transcript is *not* copied here but read from the
 conversation store (``messages``), which the gateway writes for every customer, bot and agent
@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import conversations.models  # noqa: F401  (tickets reference conversations.id)
@@ -68,6 +68,11 @@ class AgentSession(Base):
 
 class Ticket(Base):
     __tablename__ = "handoff_tickets"
+    __table_args__ = (
+        Index("ix_handoff_tickets_status", "status", "queue", "priority", "queued_at"),
+        Index("ix_handoff_tickets_conversation", "conversation_id", "status"),
+        Index("ix_handoff_tickets_agent", "agent_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", name="fk_tickets_conversation"))
@@ -105,6 +110,7 @@ class TicketNote(Base):
     """An agent's internal note: never shown to the customer."""
 
     __tablename__ = "handoff_notes"
+    __table_args__ = (Index("ix_handoff_notes_ticket", "ticket_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("handoff_tickets.id", name="fk_notes_ticket"))
@@ -117,6 +123,7 @@ class AuditEntry(Base):
     """Who did what, when: every agent and admin action, and the automatic rules' actions."""
 
     __tablename__ = "handoff_audit"
+    __table_args__ = (Index("ix_handoff_audit_ticket", "ticket_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     actor: Mapped[str] = mapped_column(String(64))  # agent username, or "system"
@@ -130,6 +137,7 @@ class OutboxItem(Base):
     """A ticket to deliver to an outside helpdesk (webhook, email); kept until delivered."""
 
     __tablename__ = "handoff_outbox"
+    __table_args__ = (Index("ix_handoff_outbox_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(Integer)

@@ -11,6 +11,8 @@ printed as ``error: ...`` with exit status 1.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +56,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+@contextmanager
+def _reported(*also: type[Exception]) -> Iterator[None]:
+    """Turn a ``KBError`` (or one of ``also``) raised inside into ``error: ...`` and exit status 1."""
+    try:
+        yield
+    except (KBError, *also) as exc:
+        raise _fail(str(exc)) from None
+
+
 def _open(data_dir: Path | None, embedder: str | None, *, for_build: bool = False) -> KnowledgeBase:
     directory = _data_dir(data_dir)
     manifest = read_manifest(directory)
@@ -64,6 +75,14 @@ def _open(data_dir: Path | None, embedder: str | None, *, for_build: bool = Fals
     if for_build and manifest is not None and manifest.get("embedder") != emb.name:
         err.print(f"note: replacing an index built with {manifest.get('embedder')!r} by one built with {emb.name!r}", soft_wrap=True)
     return kb
+
+
+def _open_built(data_dir: Path | None) -> KnowledgeBase:
+    """The index in ``data_dir`` with the embedder it was built with; there must be one."""
+    directory = _data_dir(data_dir)
+    if read_manifest(directory) is None:
+        raise _fail(f"no knowledge-base index in {directory}; build one with: python -m kb_index build PATH")
+    return _open(data_dir, None)
 
 
 def _load(path: Path, strict: bool) -> LoadReport:
@@ -85,12 +104,10 @@ def build(
     strict: Annotated[bool, typer.Option(help="Refuse to build if any file cannot be loaded.")] = False,
 ) -> None:
     """Rebuild the whole index from PATH (searches keep working on the old one until the swap)."""
-    try:
+    with _reported():
         report = _load(path, strict)
         kb = _open(data_dir, embedder, for_build=True)
         res = kb.build(report.articles)
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     _say(
         f"built {res.articles} articles, {res.chunks} chunks in {res.seconds:.1f} s "
         f"({res.index_type}; embedder {kb.embedder.name}; version {res.version})"
@@ -107,12 +124,10 @@ def add(
     strict: Annotated[bool, typer.Option(help="Refuse to add anything if any file cannot be loaded.")] = False,
 ) -> None:
     """Add or replace articles (by id and language) without rebuilding the index."""
-    try:
+    with _reported():
         report = _load(path, strict)
         kb = _open(data_dir, embedder)
         res = kb.upsert(report.articles)
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     _say(
         f"added {len(res.added)}, replaced {len(res.replaced)}, unchanged {len(res.unchanged)} article(s); "
         f"+{res.chunks_added}/-{res.chunks_removed} chunks ({res.index_type}; version {res.version})"
@@ -127,11 +142,9 @@ def delete(
     embedder: EmbedderOpt = None,
 ) -> None:
     """Remove an article (all its languages, or one)."""
-    try:
+    with _reported():
         kb = _open(data_dir, embedder)
         removed = kb.delete(article_id, language)
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     _say(f"deleted {article_id}{f' ({language})' if language else ''}: {removed} chunk(s) removed")
 
 
@@ -146,11 +159,9 @@ def search(
     embedder: EmbedderOpt = None,
 ) -> None:
     """Print the ranked hits for QUERY: article, language, title, heading, scores."""
-    try:
+    with _reported():
         kb = _open(data_dir, embedder)
         hits = kb.search(query, k, mode=mode, languages=language or None)  # type: ignore[arg-type]
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         rows = [
             {
@@ -184,15 +195,9 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show what the index holds: embedder, dimension, counts, index type, content hash, build time."""
-    directory = _data_dir(data_dir)
-    try:
-        manifest = read_manifest(directory)
-        if manifest is None:
-            raise _fail(f"no knowledge-base index in {directory}; build one with: python -m kb_index build PATH")
-        kb = _open(data_dir, None)
+    with _reported():
+        kb = _open_built(data_dir)
         info = kb.stats()
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
         return
@@ -203,11 +208,9 @@ def stats(
 @app.command("list")
 def list_articles(data_dir: DataDirOpt = None) -> None:
     """List the indexed articles with their chunk counts."""
-    try:
+    with _reported():
         kb = _open(data_dir, None)
         arts = kb.articles()
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     table = Table()
     for col in ("id", "lang", "title", "chunks", "url"):
         table.add_column(col, overflow="fold")
@@ -232,15 +235,10 @@ def ask(
     candidate articles and the confidence."""
     from kb_index.ask import AskError, decide_all, read_queries
 
-    try:
+    with _reported(AskError):
         items = read_queries(query, queries, language)
-        directory = _data_dir(data_dir)
-        if read_manifest(directory) is None:
-            raise _fail(f"no knowledge-base index in {directory}; build one with: python -m kb_index build PATH")
-        kb = _open(data_dir, None)
+        kb = _open_built(data_dir)
         rows = decide_all(kb, items, _settings(), None if no_questions else questions_dir or _settings().kb_source_dir / "questions")
-    except (KBError, AskError) as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
@@ -257,11 +255,9 @@ def ask(
 @app.command("versions")
 def list_versions(data_dir: DataDirOpt = None, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the index versions kept on disk (newest first; * marks the live one)."""
-    try:
+    with _reported():
         kb = _open(data_dir, None)
         rows = kb.versions()
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -275,11 +271,9 @@ def rollback(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Make an older index version the live one again."""
-    try:
+    with _reported():
         kb = _open(data_dir, None)
         res = kb.rollback(version)
-    except KBError as exc:
-        raise _fail(str(exc)) from None
     _say(f"live version is now {res['current']} (was {res['previous']})")
 
 

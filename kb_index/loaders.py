@@ -117,6 +117,16 @@ def _slug(stem: str) -> str:
     return s or "article"
 
 
+def _title_from_name(path: Path) -> str:
+    """The title of a document that states none: its file name, ``-`` and ``_`` read as spaces."""
+    return path.stem.replace("-", " ").replace("_", " ")
+
+
+def _file_article(path: Path, title: str, text: str, language: str, url: str = "") -> list[Article]:
+    """A file that is one article, its id the slug of its file name."""
+    return [Article(id=_slug(path.stem), language=language, title=title, url=url, text=text, source_path=str(path))]
+
+
 def _check_id(value: Any, where: str) -> str:
     s = str(value).strip()
     if not _ID_RE.match(s):
@@ -124,14 +134,20 @@ def _check_id(value: Any, where: str) -> str:
     return s
 
 
-def _str_list(value: Any, field_name: str) -> list[str]:
+def _split_list(value: Any, sep: str, error: str) -> list[str]:
+    """A list given either as ``sep``-separated text or as a list: items stripped, empty ones
+    dropped; any other value raises ``LoadError(error)``."""
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+        return [v.strip() for v in value.split(sep) if v.strip()]
     if isinstance(value, list | tuple):
         return [str(v).strip() for v in value if str(v).strip()]
-    raise LoadError(f"front matter {field_name!r} must be a list or a comma-separated string")
+    raise LoadError(error)
+
+
+def _str_list(value: Any, field_name: str) -> list[str]:
+    return _split_list(value, ",", f"front matter {field_name!r} must be a list or a comma-separated string")
 
 
 def _language(value: Any, text: str, hint: str) -> str:
@@ -161,7 +177,7 @@ def _load_markdown(path: Path, hint: str) -> list[Article]:
     title = str(meta.get("title") or "").strip()
     if not title:
         m = _H1_RE.search(body)
-        title = m.group(1).strip() if m else path.stem.replace("-", " ").replace("_", " ")
+        title = m.group(1).strip() if m else _title_from_name(path)
     body = _strip_leading_title(body, title)
     if not body:
         raise LoadError("empty document: only a title, no text")
@@ -194,13 +210,7 @@ def _questions(value: Any) -> list[str]:
 
 def _question_cells(value: Any) -> list[str]:
     """An FAQ row's extra questions: ``|``-separated text (CSV) or a list of strings (JSON)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split("|") if v.strip()]
-    if isinstance(value, list | tuple):
-        return [str(v).strip() for v in value if str(v).strip()]
-    raise LoadError("'questions' must be a list of strings or |-separated text")
+    return _split_list(value, "|", "'questions' must be a list of strings or |-separated text")
 
 
 def _strip_leading_title(body: str, title: str) -> str:
@@ -232,16 +242,8 @@ def _load_html(path: Path, hint: str) -> list[Article]:
     body = _strip_leading_title(text.strip(), title)
     if not body:
         raise LoadError("no main text found in the HTML (only a title)")
-    return [
-        Article(
-            id=_slug(path.stem),
-            language=_language(lang_attr.group(1) if lang_attr else None, body, hint),
-            title=title,
-            url=(meta.url if meta and meta.url else "") or "",
-            text=body,
-            source_path=str(path),
-        )
-    ]
+    language = _language(lang_attr.group(1) if lang_attr else None, body, hint)
+    return _file_article(path, title, body, language, url=(meta.url if meta and meta.url else "") or "")
 
 
 def _without_chrome(raw: str) -> str:
@@ -272,17 +274,8 @@ def _load_text(path: Path, hint: str) -> list[Article]:
     if len(lines) > 2 and len(lines[0]) <= 120 and not lines[1].strip():
         title, body = lines[0].strip(), "\n".join(lines[2:]).strip()
     else:
-        title, body = path.stem.replace("-", " ").replace("_", " "), raw
-    return [
-        Article(
-            id=_slug(path.stem),
-            language=detect_language(body, default=hint),
-            title=title,
-            url="",
-            text=body,
-            source_path=str(path),
-        )
-    ]
+        title, body = _title_from_name(path), raw
+    return _file_article(path, title, body, detect_language(body, default=hint))
 
 
 # --- PDF --------------------------------------------------------------------------------------
@@ -305,17 +298,8 @@ def _load_pdf(path: Path, hint: str) -> list[Article]:
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise LoadError("PDF has no extractable text (scanned images need OCR first)")
-    title = str(info_title).strip() or path.stem.replace("-", " ").replace("_", " ")
-    return [
-        Article(
-            id=_slug(path.stem),
-            language=detect_language(text, default=hint),
-            title=title,
-            url="",
-            text=text,
-            source_path=str(path),
-        )
-    ]
+    title = str(info_title).strip() or _title_from_name(path)
+    return _file_article(path, title, text, detect_language(text, default=hint))
 
 
 # --- FAQ tables -------------------------------------------------------------------------------

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Row, Select, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from conversations.models import Conversation, KbAnswer, Message, Turn
 from ops import csv_export
@@ -128,6 +128,13 @@ def _median(xs: list[float]) -> float | None:
 
 def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _created_between(
+    db: Session, stmt: Select[Any], created_at: InstrumentedAttribute[datetime], lo: datetime, hi: datetime
+) -> Sequence[Row[Any]]:
+    """The rows of ``stmt`` whose ``created_at`` lies in lo..hi (the column holds naive UTC)."""
+    return db.execute(stmt.where(created_at >= lo.replace(tzinfo=None), created_at <= hi.replace(tzinfo=None))).all()
 
 
 @dataclass(frozen=True)
@@ -260,12 +267,9 @@ class Analytics:
         return list(db.scalars(select(Ticket)))
 
     def _kb_metrics(self, db: Session, lo: datetime, hi: datetime, buckets: defaultdict[tuple[str, ...], Bucket], key: Any) -> None:
-        rows = db.execute(
-            select(KbAnswer.created_at, KbAnswer.language, Conversation.channel, KbAnswer.outcome, KbAnswer.helpful)
-            .outerjoin(Conversation, Conversation.sender_id == KbAnswer.sender_id)
-            .where(KbAnswer.created_at >= lo.replace(tzinfo=None), KbAnswer.created_at <= hi.replace(tzinfo=None))
-        ).all()  # fmt: skip
-        for at, language, channel, outcome, helpful in rows:
+        stmt = select(KbAnswer.created_at, KbAnswer.language, Conversation.channel, KbAnswer.outcome, KbAnswer.helpful)
+        stmt = stmt.outerjoin(Conversation, Conversation.sender_id == KbAnswer.sender_id)
+        for at, language, channel, outcome, helpful in _created_between(db, stmt, KbAnswer.created_at, lo, hi):
             b = buckets[key(_aware(at).date(), language, channel or "unknown")]
             b.kb_replies += 1
             b.kb_answered += outcome == "answered"
@@ -276,12 +280,9 @@ class Analytics:
                 b.kb_helpful += bool(helpful)
 
     def _turn_metrics(self, db: Session, lo: datetime, hi: datetime, buckets: defaultdict[tuple[str, ...], Bucket], key: Any) -> None:
-        rows = db.execute(
-            select(Turn.created_at, Turn.language, Message.channel, Turn.intent, Turn.confidence)
-            .join(Message, Message.id == Turn.message_id)
-            .where(Turn.created_at >= lo.replace(tzinfo=None), Turn.created_at <= hi.replace(tzinfo=None))
-        ).all()  # fmt: skip
-        for at, language, channel, intent, confidence in rows:
+        stmt = select(Turn.created_at, Turn.language, Message.channel, Turn.intent, Turn.confidence)
+        stmt = stmt.join(Message, Message.id == Turn.message_id)
+        for at, language, channel, intent, confidence in _created_between(db, stmt, Turn.created_at, lo, hi):
             b = buckets[key(_aware(at).date(), language, channel)]
             b.turns += 1
             name = intent or "(none)"

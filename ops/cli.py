@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,6 +73,16 @@ def _print_json(data: Any) -> None:
     console.print_json(json.dumps(data, ensure_ascii=False, default=str))
 
 
+def _print_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[str]]) -> None:
+    """A table with a title, a header and one line per row."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def _filters(language: str | None, channel: str | None, intent: str | None, source: str | None, status: str,
              since: date | None, until: date | None) -> dict[str, Any]:
     params = {"language": language, "channel": channel, "intent": intent, "source": source, "status": status,
@@ -105,13 +116,13 @@ def inbox(
     if as_json:
         _print_json(data)
         return
-    table = Table(title=f"review inbox: {data['items']} item(s) in {len(data['clusters'])} group(s)")
-    for col in ("size", "example", "languages", "sources", "item ids"):
-        table.add_column(col)
-    for c in data["clusters"]:
-        table.add_row(str(c["size"]), c["label"], " ".join(f"{k}:{v}" for k, v in c["languages"].items()),
-                      " ".join(f"{k}:{v}" for k, v in c["sources"].items()), " ".join(str(i["id"]) for i in c["items"]))
-    console.print(table)
+    _print_table(
+        f"review inbox: {data['items']} item(s) in {len(data['clusters'])} group(s)",
+        ("size", "example", "languages", "sources", "item ids"),
+        ((str(c["size"]), c["label"], " ".join(f"{k}:{v}" for k, v in c["languages"].items()),
+          " ".join(f"{k}:{v}" for k, v in c["sources"].items()), " ".join(str(i["id"]) for i in c["items"]))
+         for c in data["clusters"]),
+    )  # fmt: skip
 
 
 @app.command()
@@ -200,13 +211,13 @@ def _job_summary(job: dict[str, Any]) -> None:
 @app.command()
 def jobs() -> None:
     """Recent training jobs."""
-    table = Table(title="training jobs")
-    for col in ("id", "status", "stage", "progress", "by", "model", "created"):
-        table.add_column(col)
-    for j in _call("GET", f"{API}/training/jobs"):
-        table.add_row(str(j["id"]), j["status"], j["stage"], f"{j['progress'] * 100:.0f}%", j["started_by"],
-                      j["model_id"] or "-", j["created_at"][:19])
-    console.print(table)
+    _print_table(
+        "training jobs",
+        ("id", "status", "stage", "progress", "by", "model", "created"),
+        ((str(j["id"]), j["status"], j["stage"], f"{j['progress'] * 100:.0f}%", j["started_by"], j["model_id"] or "-",
+          j["created_at"][:19])
+         for j in _call("GET", f"{API}/training/jobs")),
+    )  # fmt: skip
 
 
 @app.command()
@@ -219,15 +230,15 @@ def job(job_id: int) -> None:
 @app.command()
 def models() -> None:
     """Every kept model with its metadata and held-out accuracy per language."""
-    table = Table(title="models")
-    for col in ("id", "status", "accuracy", "stories failed", "by", "created", "promoted"):
-        table.add_column(col)
-    for m in _call("GET", f"{API}/models"):
+
+    def row(m: dict[str, Any]) -> tuple[str, ...]:
         acc = " ".join(f"{k}:{v * 100:.1f}" for k, v in sorted((m["accuracy"] or {}).items()) if v is not None) or "-"
         stories = m["stories"]
-        table.add_row(m["id"], m["status"], acc, "-" if not stories else str(len(stories["failed"] or [])),
-                      m["trained_by"], m["created_at"][:19], (m["promoted_at"] or "-")[:19])
-    console.print(table)
+        return (m["id"], m["status"], acc, "-" if not stories else str(len(stories["failed"] or [])),
+                m["trained_by"], m["created_at"][:19], (m["promoted_at"] or "-")[:19])  # fmt: skip
+
+    columns = ("id", "status", "accuracy", "stories failed", "by", "created", "promoted")
+    _print_table("models", columns, map(row, _call("GET", f"{API}/models")))
 
 
 @app.command()
@@ -245,12 +256,12 @@ def rollback(model_id: Annotated[str | None, typer.Argument(help="default: the p
 @app.command("kb-versions")
 def kb_versions() -> None:
     """Knowledge-base index versions (archived by ops), newest first."""
-    table = Table(title="knowledge-base versions")
-    for col in ("version", "current", "articles", "chunks", "updated"):
-        table.add_column(col)
-    for v in _call("GET", f"{API}/kb/versions"):
-        table.add_row(v["version"], "*" if v["current"] else "", str(v["articles"]), str(v["chunks"]), str(v["updated_at"]))
-    console.print(table)
+    _print_table(
+        "knowledge-base versions",
+        ("version", "current", "articles", "chunks", "updated"),
+        ((v["version"], "*" if v["current"] else "", str(v["articles"]), str(v["chunks"]), str(v["updated_at"]))
+         for v in _call("GET", f"{API}/kb/versions")),
+    )  # fmt: skip
 
 
 @app.command("kb-rollback")
@@ -304,16 +315,13 @@ def analytics(
     dims = report["group_by"]
     cols = ["sessions", "containment_rate", "confirmed_resolution_rate", "assumed_resolution_rate", "deflection_rate",
             "durable_resolution_rate", "handoff_rate", "kb_answer_rate", "kb_helpfulness_rate", "csat_mean"]
-    table = Table(title="analytics")
-    for col in [*dims, *cols]:
-        table.add_column(col)
 
     def fmt(v: Any) -> str:
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
-    for row in [*report["rows"], {**dict.fromkeys(dims, "TOTAL"), **report["total"]}]:
-        table.add_row(*[str(row[d]) for d in dims], *[fmt(row[c]) for c in cols])
-    console.print(table)
+    rows = [*report["rows"], {**dict.fromkeys(dims, "TOTAL"), **report["total"]}]
+    cells = ([*[str(row[d]) for d in dims], *[fmt(row[c]) for c in cols]] for row in rows)
+    _print_table("analytics", [*dims, *cols], cells)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Tables of support ops (schema: Alembic revision ``0006_ops``).
+"""Tables of support ops (schema: the Alembic baseline ``0001_schema``).
 
 The review inbox keeps only redacted text: the raw message stays in ``messages`` (owned by the
 conversation store), and what ops users read, annotate and export is the redacted copy.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base
@@ -24,6 +24,7 @@ class ReviewItem(Base):
     """One message worth a look. ``source_key`` makes collection idempotent ("turn:17", "kb:4")."""
 
     __tablename__ = "ops_review_items"
+    __table_args__ = (Index("ix_ops_review_items_status", "status", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))

@@ -101,26 +101,25 @@ def _refund(c: Candidate, now: datetime, limit: Decimal) -> policies.PolicyDecis
     return policies.check_refund(c.status, c.membership, c.since, c.total, now, limit)
 
 
-def _refundable(c: Candidate, now: datetime, limit: Decimal) -> bool:
-    d = _refund(c, now, limit)
-    return (
-        c.status == OrderStatus.DELIVERED
-        and not c.refunds
-        and not c.returns
-        and d.code == DecisionCode.OK
-        and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
-    )
+def _fresh_refund(code: DecisionCode) -> Callable[[Candidate, datetime, Decimal], bool]:
+    """Delivered, with no refund or return yet, clear of the refund window's edge, and the refund
+    check answers ``code`` (OK: refunded at once; NEEDS_APPROVAL: above the automatic limit)."""
+
+    def check(c: Candidate, now: datetime, limit: Decimal) -> bool:
+        d = _refund(c, now, limit)
+        return (
+            c.status == OrderStatus.DELIVERED
+            and not c.refunds
+            and not c.returns
+            and d.code == code
+            and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
+        )
+
+    return check
 
 
-def _refund_above_limit(c: Candidate, now: datetime, limit: Decimal) -> bool:
-    d = _refund(c, now, limit)
-    return (
-        c.status == OrderStatus.DELIVERED
-        and not c.refunds
-        and not c.returns
-        and d.code == DecisionCode.NEEDS_APPROVAL
-        and _clear_of_edge(c, now, policies.refund_window_days(c.membership))
-    )
+_refundable = _fresh_refund(DecisionCode.OK)
+_refund_above_limit = _fresh_refund(DecisionCode.NEEDS_APPROVAL)
 
 
 def _outside_refund_window(c: Candidate, now: datetime, limit: Decimal) -> bool:

@@ -12,10 +12,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001_schema"
+# The pre-release revision chain that the baseline replaced. A database stamped with exactly its heads
+# has the baseline's schema and is re-stamped to it; one stamped with an older part of the chain is not.
+SQUASHED_HEADS = frozenset({"0004_handoff", "0005_channels", "0007_verification_failures", "0010_pending_requests"})
+SQUASHED_REVISIONS = SQUASHED_HEADS | {
+    "0001_store",
+    "0002_conversations",
+    "0003_kb_feedback",
+    "0006_ops",
+    "0009_delivery",
+}
 
 
 class Base(DeclarativeBase):
@@ -76,8 +87,35 @@ def upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    _restamp_squashed(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    # "heads": feature branches (handoff, channels) may each add a revision on the same parent.
+    # "heads": feature branches may each add a revision on the same parent.
     command.upgrade(cfg, "heads")
+
+
+def _restamp_squashed(url: str) -> None:
+    """Move a database made by the pre-release revision chain onto the baseline that replaced it.
+
+    Nothing else changes: the baseline creates the same schema. A database stamped with only part of
+    that chain cannot be brought forward and gets a clear error instead of a half-applied upgrade.
+    """
+    engine = make_engine(url)
+    try:
+        if not inspect(engine).has_table("alembic_version"):
+            return
+        with engine.begin() as conn:
+            stamped = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+            if not stamped & SQUASHED_REVISIONS:
+                return
+            if stamped != SQUASHED_HEADS:
+                raise RuntimeError(
+                    f"the database at {engine.url.render_as_string(hide_password=True)} was made by a pre-release build (revisions "
+                    f"{', '.join(sorted(stamped))}); bring it to {', '.join(sorted(SQUASHED_HEADS))} with that "
+                    "build, or start a new database"
+                )
+            conn.execute(text("DELETE FROM alembic_version"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": BASELINE})
+    finally:
+        engine.dispose()

@@ -23,12 +23,29 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from storage.db import Base
 from storage.types import UTCDateTime
 
 Money = Numeric(10, 2)
+
+
+class _OrderPart:
+    """The key columns of a row that belongs to one order (an item, a refund, a return): its own
+    integer id and the order's id, indexed, with the row deleted along with its order. They come
+    first in the table (``sort_order``), as in the migrations."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-1)
+
+    @declared_attr
+    def order_id(cls) -> Mapped[str]:
+        """``order_id`` with a foreign key named ``fk_<table>_order_id_orders``."""
+        return mapped_column(
+            ForeignKey("orders.order_id", name=f"fk_{cls.__tablename__}_order_id_orders", ondelete="CASCADE"),
+            index=True,
+            sort_order=-1,
+        )
 
 
 class Customer(Base):
@@ -86,7 +103,7 @@ class Order(Base):
     )
 
 
-class OrderItem(Base):
+class OrderItem(_OrderPart, Base):
     """One line of an order: a product such as 'Calvin Klein jeans' in a size and colour."""
 
     __tablename__ = "order_items"
@@ -95,11 +112,6 @@ class OrderItem(Base):
         CheckConstraint("unit_price >= 0", name="ck_order_items_unit_price_nonnegative"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(
-        ForeignKey("orders.order_id", name="fk_order_items_order_id_orders", ondelete="CASCADE"),
-        index=True,
-    )
     product_name: Mapped[str] = mapped_column(String(120))
     category: Mapped[str] = mapped_column(String(32))
     size: Mapped[str] = mapped_column(String(16))
@@ -110,17 +122,12 @@ class OrderItem(Base):
     order: Mapped[Order] = relationship(back_populates="items")
 
 
-class Refund(Base):
+class Refund(_OrderPart, Base):
     """A refund of an order: how much, to which method, why, and where it stands."""
 
     __tablename__ = "refunds"
     __table_args__ = (CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(
-        ForeignKey("orders.order_id", name="fk_refunds_order_id_orders", ondelete="CASCADE"),
-        index=True,
-    )
     amount: Mapped[Decimal] = mapped_column(Money)
     method: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(500))
@@ -130,17 +137,12 @@ class Refund(Base):
     order: Mapped[Order] = relationship(back_populates="refunds")
 
 
-class ReturnRequest(Base):
+class ReturnRequest(_OrderPart, Base):
     """A return: the RMA code printed on the prepaid label identifies the parcel coming back."""
 
     __tablename__ = "return_requests"
     __table_args__ = (UniqueConstraint("rma_code", name="uq_return_requests_rma_code"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(
-        ForeignKey("orders.order_id", name="fk_return_requests_order_id_orders", ondelete="CASCADE"),
-        index=True,
-    )
     reason: Mapped[str] = mapped_column(String(500))
     rma_code: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(20))

@@ -219,6 +219,23 @@ def _window_detail(since: datetime, days: int | None, level: MembershipLevel) ->
 # --- cancel / change address ------------------------------------------------------------------
 
 
+def _only_while_processing(
+    order_status: OrderStatus | str,
+    cancelled: DecisionCode,
+    shipped: Mapping[str, Any] | None = None,
+    delivered: Mapping[str, Any] | None = None,
+) -> PolicyDecision:
+    """Shared status gate of cancelling and changing the address: allowed only while processing."""
+    status = OrderStatus(order_status)
+    if status is OrderStatus.PROCESSING:
+        return _ok()
+    if status is OrderStatus.CANCELLED:
+        return _no(cancelled)
+    if status is OrderStatus.SHIPPED:
+        return _no(DecisionCode.ALREADY_SHIPPED, **(shipped or {}))
+    return _no(DecisionCode.ALREADY_DELIVERED, **(delivered or {}))
+
+
 def can_cancel(order_status: OrderStatus | str) -> PolicyDecision:
     """An order can be cancelled only while it is processing ('Order Received').
 
@@ -226,14 +243,12 @@ def can_cancel(order_status: OrderStatus | str) -> PolicyDecision:
     item is 'In Transit', 'Out for Delivery' or 'Delivered' it is too late to change the order;
     the customer waits for it and returns it instead.
     """
-    status = OrderStatus(order_status)
-    if status is OrderStatus.PROCESSING:
-        return _ok()
-    if status is OrderStatus.CANCELLED:
-        return _no(DecisionCode.ALREADY_CANCELLED)
-    if status is OrderStatus.SHIPPED:
-        return _no(DecisionCode.ALREADY_SHIPPED, suggestion="return_after_delivery")
-    return _no(DecisionCode.ALREADY_DELIVERED, suggestion="return_or_refund")
+    return _only_while_processing(
+        order_status,
+        DecisionCode.ALREADY_CANCELLED,
+        shipped={"suggestion": "return_after_delivery"},
+        delivered={"suggestion": "return_or_refund"},
+    )
 
 
 def can_change_address(order_status: OrderStatus | str) -> PolicyDecision:
@@ -243,14 +258,7 @@ def can_change_address(order_status: OrderStatus | str) -> PolicyDecision:
     is In Transit, Out for Delivery or Delivered then it is too late'). ABCD lets a human agent
     promise a fix for parcels in transit; a bot cannot redirect a parcel, so it refuses.
     """
-    status = OrderStatus(order_status)
-    if status is OrderStatus.PROCESSING:
-        return _ok()
-    if status is OrderStatus.CANCELLED:
-        return _no(DecisionCode.CANCELLED)
-    if status is OrderStatus.SHIPPED:
-        return _no(DecisionCode.ALREADY_SHIPPED)
-    return _no(DecisionCode.ALREADY_DELIVERED)
+    return _only_while_processing(order_status, DecisionCode.CANCELLED)
 
 
 ADDRESS_MIN_CHARS = 8

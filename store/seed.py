@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -252,26 +252,24 @@ class _Builder:
 
     def demo_orders(self) -> None:
         """The ``DEMO`` orders, fully specified so tests can rely on every field that matters."""
-        ref, c = self.ref, self.customers
+        ref = self.ref
 
         def item(name: str, category: str, size: str, colour: str, price: str, qty: int = 1) -> OrderItem:
             return OrderItem(
                 product_name=name, category=category, size=size, colour=colour, quantity=qty, unit_price=Decimal(price)
             )
 
-        self.make_order(
-            c["jwu477"],
+        self.demo_order(
+            "processing",
             OrderStatus.PROCESSING,
             [item("Tommy Hilfiger shirt", "shirt", "M", "navy", "59.00")],
-            order_id=DEMO["processing"].order_id,
             ordered_at=ref - 6 * _HOUR,
             payment_method=PaymentMethod.PAYPAL,
         )
-        self.make_order(
-            c["cminh730"],
+        self.demo_order(
+            "shipped",
             OrderStatus.SHIPPED,
             [item("Michael Kors jeans", "jeans", "30x32", "denim blue", "94.00")],
-            order_id=DEMO["shipped"].order_id,
             ordered_at=ref - 3 * _DAY,
             shipped_at=ref - 2 * _DAY,
             payment_method=PaymentMethod.CREDIT_CARD,
@@ -279,7 +277,6 @@ class _Builder:
         )
         self.demo_delivered(
             "delivered_recent",
-            "asanders308",
             5,
             [
                 item("Tommy Hilfiger shirt", "shirt", "L", "white", "49.00"),
@@ -287,31 +284,25 @@ class _Builder:
             ],
         )
         self.demo_delivered(
-            "delivered_old_bronze", "dwilliams615", 120, [item("Calvin Klein jeans", "jeans", "34x32", "grey", "79.00")]
+            "delivered_old_bronze", 120, [item("Calvin Klein jeans", "jeans", "34x32", "grey", "79.00")]
         )
-        self.demo_delivered(
-            "delivered_guest_old", "rdomingo118", 45, [item("Guess shirt", "shirt", "S", "burgundy", "39.00")]
-        )
+        self.demo_delivered("delivered_guest_old", 45, [item("Guess shirt", "shirt", "S", "burgundy", "39.00")])
         order = self.demo_delivered(
-            "refund_requested", "aphoenix939", 20, [item("Michael Kors shirt", "shirt", "M", "olive", "69.00")]
+            "refund_requested", 20, [item("Michael Kors shirt", "shirt", "M", "olive", "69.00")]
         )
         order.status = OrderStatus.REFUND_REQUESTED.value
         self.add_refund(order, RefundStatus.REQUESTED, ref - 3 * _DAY, RefundMethod.CREDIT_CARD)
-        order = self.demo_delivered(
-            "refunded", "safzal207", 40, [item("Calvin Klein boots", "boots", "8", "brown", "129.00")]
-        )
+        order = self.demo_delivered("refunded", 40, [item("Calvin Klein boots", "boots", "8", "brown", "129.00")])
         order.status = OrderStatus.REFUNDED.value
         self.add_refund(order, RefundStatus.REFUNDED, ref - 30 * _DAY, RefundMethod.GIFT_CARD)
-        self.make_order(
-            c["czhang841"],
+        self.demo_order(
+            "cancelled",
             OrderStatus.CANCELLED,
             [item("Guess jacket", "jacket", "S", "khaki", "139.00")],
-            order_id=DEMO["cancelled"].order_id,
             ordered_at=ref - 4 * _DAY,
         )
         self.demo_delivered(
             "big_amount_delivered",
-            "jbanter553",
             10,
             [
                 item("Michael Kors jacket", "jacket", "L", "black", "239.00"),
@@ -319,20 +310,23 @@ class _Builder:
             ],
         )
         self.demo_delivered(
-            "gold_delivered_old", "nbouchard772", 400, [item("Tommy Hilfiger jacket", "jacket", "XL", "navy", "120.00")]
+            "gold_delivered_old", 400, [item("Tommy Hilfiger jacket", "jacket", "XL", "navy", "120.00")]
         )
-        order = self.demo_delivered(
-            "return_started", "jwu477", 12, [item("Calvin Klein shirt", "shirt", "S", "white", "45.00")]
-        )
+        order = self.demo_delivered("return_started", 12, [item("Calvin Klein shirt", "shirt", "S", "white", "45.00")])
         self.add_return(order, ReturnStatus.LABEL_ISSUED, ref - 2 * _DAY)
 
-    def demo_delivered(self, key: str, username: str, days_ago: int, items: list[OrderItem]) -> Order:
+    def demo_order(self, key: str, status: OrderStatus, items: list[OrderItem], **details: Any) -> Order:
+        """The well-known order ``DEMO[key]``, for its customer; ``details`` as ``make_order``'s."""
+        demo = DEMO[key]
+        return self.make_order(self.customers[demo.username], status, items, order_id=demo.order_id, **details)
+
+    def demo_delivered(self, key: str, days_ago: int, items: list[OrderItem]) -> Order:
+        """``DEMO[key]``, delivered ``days_ago`` days ago (shipped three days earlier, ordered one day before that)."""
         delivered = self.ref - days_ago * _DAY
-        return self.make_order(
-            self.customers[username],
+        return self.demo_order(
+            key,
             OrderStatus.DELIVERED,
             items,
-            order_id=DEMO[key].order_id,
             ordered_at=delivered - 4 * _DAY,
             shipped_at=delivered - 3 * _DAY,
             delivered_at=delivered,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -72,26 +72,19 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(eq=False)
 class VerificationGuard:
     """Verifies identities against ``orders`` and counts failures in ``sessions``' database.
 
     ``clock`` is injectable so tests can move past the window without sleeping.
     """
 
-    def __init__(
-        self,
-        orders: OrdersService,
-        sessions: sessionmaker[Session],
-        *,
-        max_attempts: int,
-        lockout: timedelta,
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self.orders = orders
-        self._sessions = sessions
-        self.max_attempts = max_attempts
-        self.lockout = lockout
-        self.clock = clock
+    orders: OrdersService
+    sessions: sessionmaker[Session]
+    _: KW_ONLY
+    max_attempts: int
+    lockout: timedelta
+    clock: Callable[[], datetime] = _utcnow
 
     # --- queries ----------------------------------------------------------------------------------
 
@@ -119,7 +112,7 @@ class VerificationGuard:
     def locked_until(self, sender_id: str, order_id: str | None = None) -> datetime | None:
         """When the lock on this sender (and, if given, this order id) ends; ``None``: not locked."""
         oid = policies.normalise_order_id(order_id) if order_id is not None else None
-        with self._sessions() as session:
+        with self.sessions() as session:
             return self._until(session, sender_id, oid, self.clock())
 
     # --- attempts ---------------------------------------------------------------------------------
@@ -130,19 +123,19 @@ class VerificationGuard:
         if oid is None:  # not an order id at all: the caller asks again, nothing to count
             return VerificationResult(VerificationOutcome.MISMATCH)
         now = self.clock()
-        with transaction(self._sessions) as session:  # counted before the check (see the module doc)
+        with transaction(self.sessions) as session:  # counted before the check (see the module doc)
             session.execute(delete(VerificationFailure).where(VerificationFailure.created_at <= now - self.lockout))
             attempt = VerificationFailure(order_id=oid, sender_id=sender_key(sender_id), created_at=now)
             session.add(attempt)
             session.flush()
             attempt_id = attempt.id
-        with transaction(self._sessions) as session:
+        with transaction(self.sessions) as session:
             until = self._until(session, sender_id, oid, now, exclude_id=attempt_id)
             if until is not None:
                 session.execute(delete(VerificationFailure).where(VerificationFailure.id == attempt_id))
                 return VerificationResult(VerificationOutcome.LOCKED, locked_until=until)
         customer = self.orders.verify_identity(oid, identifier or "")
-        with transaction(self._sessions) as session:
+        with transaction(self.sessions) as session:
             if customer is not None:
                 self._forget(session, oid, sender_id)
                 return VerificationResult(VerificationOutcome.VERIFIED, customer=customer)
@@ -157,7 +150,7 @@ class VerificationGuard:
         if oid is None:
             oid = "-"  # no usable order id: counts against the sender only
         now = self.clock()
-        with transaction(self._sessions) as session:
+        with transaction(self.sessions) as session:
             session.add(VerificationFailure(order_id=oid, sender_id=sender_key(sender_id), created_at=now))
             session.flush()
             return self._until(session, sender_id, oid if oid != "-" else None, now)

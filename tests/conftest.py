@@ -8,16 +8,18 @@ import hashlib
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 # The one launcher of the whole system, shared with the scenario runner and the benchmarks.
 from scenarios.system import (  # noqa: F401 - free_port and rasa_pids are imported from here by tests
@@ -36,6 +38,9 @@ from tests.fakes.http import service_fixture
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import FakeBotApi
 from tests.fakes.wechat_api import FakeWeChatApi
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 # The pipeline under test: the project's config.yml unless RASA_CONFIG names another.
 RASA_CONFIG = Path(os.environ.get("RASA_CONFIG", ROOT / "config.yml")).resolve()
@@ -81,6 +86,10 @@ class LiveSystem:
         assert resp.status_code == 200, resp.text
         return resp.json()
 
+    def converse(self, sender: str, *texts_: str) -> list[dict[str, Any]]:
+        """``sender`` says each of ``texts_`` in turn, each answered; the answers."""
+        return [self.say(sender, t) for t in texts_]
+
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         wait_ready(self.url, self.process, self.data_dir, timeout_s)
 
@@ -104,6 +113,58 @@ wx_api = service_fixture(FakeWeChatApi, "wx_api")
 
 def texts(reply: dict[str, Any]) -> str:
     return "\n".join(m["text"] for m in reply["messages"])
+
+
+def sender() -> str:
+    """A new customer's sender id."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """An empty database (SQLite in ``tmp_path``, migrated by Alembic) for one test."""
+    from storage.db import make_engine, make_session_factory, upgrade
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+# Debian's Chromium, driven by Playwright in the browser tests; their screenshots, for review.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+NO_CHROMIUM = (
+    f"Chromium not found at {CHROMIUM} (apt-get install chromium; `make test` installs it). "
+    "Under CI=true this test runs and fails instead."
+)
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def chromium_missing() -> bool:
+    """No Chromium here, and not under CI=true (where the browser tests must run, and fail without it)."""
+    return not CHROMIUM.exists() and os.environ.get("CI") != "true"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for the module's tests (they are skipped without it, except under CI=true)."""
+    if chromium_missing():
+        pytest.skip(NO_CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: Chromium's sandbox cannot start as root (CI and these machines run as root).
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def screenshot(page: Page, name: str, full_page: bool = False) -> None:
+    """``page`` as tests/artifacts/<name>.png (review material, never committed)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 @pytest.fixture(scope="session")

@@ -34,13 +34,14 @@ from conversations.rasa_client import RasaClient
 from conversations.service import ConversationService, InboundMessage, OutboundMessage
 from handoff import texts
 from handoff.accounts import identity
-from handoff.models import Agent, Ticket
+from handoff.models import Agent
 from handoff.service import AgentIdentity, HandoffService
 from settings import Settings
 from storage.db import make_engine, make_session_factory, transaction, upgrade
 from tests.fakes.gateway import QUICK_RETRIES, ChannelGateway, closed_port_url, wait_for
 from tests.fakes.telegram_api import FakeBotApi, callback_update, photo_update, text_update
 from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatPush, text_xml
+from tests.helpers import latest_ticket
 
 # A Wednesday, 11:00 in Shanghai: the Chinese queues are open.
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -85,10 +86,7 @@ class Desk:
             return identity(a)
 
     def ticket_id(self, sender_id: str) -> int:
-        with self.service._sessions() as db:
-            ticket_id = db.scalar(select(Ticket.id).where(Ticket.sender_id == sender_id))
-        assert ticket_id is not None, f"no ticket for {sender_id}"
-        return int(ticket_id)
+        return latest_ticket(self.service._sessions, sender_id).id
 
     def script(self, sender_id: str) -> str | None:
         with self.service._sessions() as db:

@@ -13,45 +13,20 @@ Screenshots go to tests/artifacts/ (not committed).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 from handoff.console_routes import CONSOLE_DIR
 from handoff.console_routes import router as console_router
-from tests.conftest import AGENT_PASSWORD, LiveSystem
-
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+from tests.conftest import AGENT_PASSWORD, LiveSystem, screenshot
 
 XSS = '<img src=x onerror="alert(\'img\')"><script>alert("script")</script> & <b>bold?</b>'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium; `make test` installs it). "
-                    "Under CI=true this test runs and fails instead.")
-    with sync_playwright() as p:
-        # --no-sandbox: Chromium's sandbox cannot start as root (CI and these machines run as root).
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-def artifact(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")  # review material, never committed
-    page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
 
 
 class SocketCutter:
@@ -189,7 +164,7 @@ def test_console_sign_in_claim_reply_live_messages_resolve(live: LiveSystem, bro
     expect(box).to_have_value(re.compile("checking this for you"))
     page.get_by_role("button", name="Send").click()
     expect(transcript.locator(".msg.from-agent .text").last).to_contain_text("checking this for you")
-    artifact(page, "chat")
+    screenshot(page, "console-chat", full_page=True)
     notes_seen_by_customer = [m for m in customer_messages(live, sender, token)["messages"]
                               if "is late." in (m["text"] or "") and m["from"] != "customer"]
     assert notes_seen_by_customer == []  # a note never reaches the customer
@@ -205,7 +180,7 @@ def test_console_sign_in_claim_reply_live_messages_resolve(live: LiveSystem, bro
     assert [b["payload"] for b in after["messages"][-1]["buttons"]] == [f"/csat_{n}" for n in range(1, 6)]
     expect(page.locator(".ticket").filter(has_text=sender)).to_have_count(0)  # gone from "Open"
     assert dialogs == []
-    artifact(page, "resolved")
+    screenshot(page, "console-resolved", full_page=True)
     context.close()
 
 
@@ -236,7 +211,7 @@ def test_console_hand_back_to_the_bot(live: LiveSystem, browser: Browser) -> Non
     assert answer["state"] == "bot", answer
     bot_texts = [m["text"] for m in answer["messages"] if m["type"] == "text"]
     assert bot_texts and all(re.search("[а-яА-Я]", t) for t in bot_texts), answer  # the bot is back, in Russian
-    artifact(page, "handed-back")
+    screenshot(page, "console-handed-back", full_page=True)
     context.close()
 
 

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from store.seed import DEMO
-from tests.conftest import LiveSystem, texts
+from tests.conftest import LiveSystem, sender, texts
 
 pytestmark = pytest.mark.rasa
 
 SHIPPED = DEMO["shipped"]  # 3348917502 / cminh730
-
-
-def sender() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
-
-
-def order_status(live: LiveSystem, turns: list[str]) -> list[dict]:
-    s = sender()
-    return [live.say(s, t) for t in turns]
 
 
 @pytest.mark.parametrize(
@@ -34,7 +23,7 @@ def order_status(live: LiveSystem, turns: list[str]) -> list[dict]:
     ids=["en", "zh-hans", "zh-hant", "ru"],
 )
 def test_order_status_with_verification(live: LiveSystem, turns: list[str], language: str, expected: str) -> None:
-    replies = order_status(live, turns)
+    replies = live.converse(sender(), *turns)
     assert all(r["language"] == language for r in replies)
     assert SHIPPED.order_id in texts(replies[1])  # asks for the email/username on this order
     final = texts(replies[2])
@@ -49,7 +38,7 @@ def test_every_order_number_starts_the_status_check(live: LiveSystem, template: 
     once moved the sentence's embedding enough that some order numbers came out `inform` and
     ended in the fallback (bot/components/e5_featurizer.py, placeholders)."""
     for demo in DEMO.values():
-        replies = order_status(live, ["hi", template.format(demo.order_id)])
+        replies = live.converse(sender(), "hi", template.format(demo.order_id))
         assert demo.order_id in texts(replies[1]), (template, demo.order_id, texts(replies[1]))
 
 
@@ -57,7 +46,7 @@ def test_every_order_number_starts_the_status_check(live: LiveSystem, template: 
 def test_an_order_number_typed_in_groups_or_full_width_is_recognised(live: LiveSystem, typed: str) -> None:
     o = SHIPPED.order_id
     full = o.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
-    replies = order_status(live, ["where is my order?", typed.format(a=o[:4], b=o[4:7], c=o[7:], full=full)])
+    replies = live.converse(sender(), "where is my order?", typed.format(a=o[:4], b=o[4:7], c=o[7:], full=full))
     assert "email" in texts(replies[1]).lower() or "username" in texts(replies[1]).lower(), texts(replies[1])
 
 
@@ -68,10 +57,7 @@ def test_traditional_chinese_answered_in_traditional(live: LiveSystem) -> None:
 
 
 def test_order_details_need_verification(live: LiveSystem) -> None:
-    s = sender()
-    live.say(s, "what's the status of my order")
-    live.say(s, SHIPPED.order_id)
-    wrong = live.say(s, "someone.else@email.com")
+    wrong = live.converse(sender(), "what's the status of my order", SHIPPED.order_id, "someone.else@email.com")[-1]
     assert "doesn't match" in texts(wrong)
     tracking = live.query("select tracking_number from orders where order_id = :o", o=SHIPPED.order_id)[0][0]
     assert tracking not in texts(wrong)
@@ -79,11 +65,9 @@ def test_order_details_need_verification(live: LiveSystem) -> None:
 
 def test_three_failed_verifications_end_politely(live: LiveSystem) -> None:
     s = sender()
-    live.say(s, "check my order status please")
-    live.say(s, "8312168446")  # an order no other test uses: three failures lock it (and this sender) for 30 min
-    live.say(s, "nobody1@email.com")
-    live.say(s, "nobody2@email.com")
-    last = live.say(s, "nobody3@email.com")
+    # 8312168446: an order no other test uses: three failures lock it (and this sender) for 30 min
+    said = ["check my order status please", "8312168446", "nobody1@email.com", "nobody2@email.com", "nobody3@email.com"]
+    last = live.converse(s, *said)[-1]
     assert "3 tries" in texts(last)
     turn = live.query(
         "select t.active_loop from turns t join messages m on m.id = t.message_id "
@@ -95,9 +79,8 @@ def test_three_failed_verifications_end_politely(live: LiveSystem) -> None:
 def test_refund_within_policy_is_recorded(live: LiveSystem) -> None:
     order = DEMO["delivered_recent"]
     s = sender()
-    live.say(s, f"I want a refund for order {order.order_id}")
-    live.say(s, order.email)
-    ask_method = live.say(s, "the jacket arrived torn")
+    asked = f"I want a refund for order {order.order_id}"
+    ask_method = live.converse(s, asked, order.email, "the jacket arrived torn")[-1]
     assert {b["payload"] for b in ask_method["messages"][-1]["buttons"]} >= {'/inform{"refund_method":"gift_card"}'}
     stated = live.chat(s, payload='/inform{"refund_method":"gift_card"}').json()
     assert "gift card" in texts(stated) and "the jacket arrived torn" in texts(stated)  # stated back first
@@ -114,10 +97,7 @@ def test_refund_within_policy_is_recorded(live: LiveSystem) -> None:
 
 def test_refund_outside_policy_is_refused(live: LiveSystem) -> None:
     order = DEMO["delivered_old_bronze"]
-    s = sender()
-    live.say(s, "I'd like my money back")
-    live.say(s, order.order_id)
-    refused = live.say(s, order.username)
+    refused = live.converse(sender(), "I'd like my money back", order.order_id, order.username)[-1]
     assert "outside the 90-day refund window" in texts(refused)
     assert live.query("select count(*) from refunds where order_id = :o", o=order.order_id)[0][0] == 0
 
@@ -125,9 +105,7 @@ def test_refund_outside_policy_is_refused(live: LiveSystem) -> None:
 def test_refund_above_limit_needs_approval(live: LiveSystem) -> None:
     order = DEMO["big_amount_delivered"]
     s = sender()
-    live.say(s, f"refund order {order.order_id} please")
-    live.say(s, order.email)
-    live.say(s, "wrong colour")
+    live.converse(s, f"refund order {order.order_id} please", order.email, "wrong colour")
     live.chat(s, payload='/inform{"refund_method":"credit_card"}')
     done = live.chat(s, payload="/affirm").json()
     assert "colleague" in texts(done)
@@ -136,9 +114,7 @@ def test_refund_above_limit_needs_approval(live: LiveSystem) -> None:
 
 
 def test_cancel_shipped_order_is_refused(live: LiveSystem) -> None:
-    s = sender()
-    live.say(s, f"cancel my order {SHIPPED.order_id}")
-    refused = live.say(s, SHIPPED.username)
+    refused = live.converse(sender(), f"cancel my order {SHIPPED.order_id}", SHIPPED.username)[-1]
     assert "already shipped" in texts(refused)
     assert live.query("select status from orders where order_id = :o", o=SHIPPED.order_id)[0][0] == "shipped"
 
@@ -146,9 +122,7 @@ def test_cancel_shipped_order_is_refused(live: LiveSystem) -> None:
 def test_cancel_processing_order_is_done_in_database(live: LiveSystem) -> None:
     order = DEMO["processing"]
     s = sender()
-    live.say(s, "I need to cancel an order")
-    live.say(s, order.order_id)
-    confirm = live.say(s, order.email)
+    confirm = live.converse(s, "I need to cancel an order", order.order_id, order.email)[-1]
     assert [b["payload"] for b in confirm["messages"][-1]["buttons"]] == ["/affirm", "/deny"]
     done = live.chat(s, payload="/affirm").json()
     assert "is cancelled" in texts(done)
@@ -157,9 +131,7 @@ def test_cancel_processing_order_is_done_in_database(live: LiveSystem) -> None:
 
 def test_digression_mid_form_then_resume(live: LiveSystem) -> None:
     s = sender()
-    live.say(s, "where's my package")
-    live.say(s, SHIPPED.order_id)
-    aside = live.say(s, "are you a bot?")
+    aside = live.converse(s, "where's my package", SHIPPED.order_id, "are you a bot?")[-1]
     assert "automated assistant" in texts(aside)
     assert "email address or username" in texts(aside)  # the form asks its question again
     done = live.say(s, SHIPPED.email)
@@ -168,9 +140,7 @@ def test_digression_mid_form_then_resume(live: LiveSystem) -> None:
 
 def test_stop_mid_form_and_come_back(live: LiveSystem) -> None:
     s = sender()
-    live.say(s, "I want to change the delivery address")
-    live.say(s, DEMO["processing"].order_id)
-    stopped = live.say(s, "stop")
+    stopped = live.converse(s, "I want to change the delivery address", DEMO["processing"].order_id, "stop")[-1]
     assert "stopped" in texts(stopped)
     back = live.say(s, "actually yes, change the shipping address please")
     assert "email address or username" in texts(back)  # the order id was kept
@@ -218,10 +188,8 @@ def test_address_change_of_processing_order_in_russian(live: LiveSystem) -> None
         taken=DEMO["processing"].order_id,
     )[0]
     s = sender()
-    live.say(s, "хочу изменить адрес доставки")
-    live.say(s, order_id)
-    live.say(s, username)
-    stated = live.say(s, "Москва, ул. Тверская, д. 7, кв. 12")
+    address = "Москва, ул. Тверская, д. 7, кв. 12"
+    stated = live.converse(s, "хочу изменить адрес доставки", order_id, username, address)[-1]
     assert "Москва, ул. Тверская, д. 7, кв. 12" in texts(stated)
     done = live.say(s, "да, меняйте")
     assert "Готово" in texts(done)

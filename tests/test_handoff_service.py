@@ -1,147 +1,34 @@
 """Human handoff at service level: the real conversation service, handoff service, Rasa actions
 (rasa-sdk) and store on a real SQLite database. Only Rasa's NLU/dialogue server is replaced, by
-``ScriptedRasa``, which answers each turn as the gateway channel does (messages + turn summary) and,
-where Rasa would call one of our actions, runs that real action."""
+``ScriptedRasa`` (tests/helpers.py), which answers each turn as the gateway channel does (messages +
+turn summary) and, where Rasa would call one of our actions, runs that real action."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-import handoff
-from bot.actions import runtime as action_runtime
 from bot.actions.handoff import ActionHandoffRequest
 from bot.actions.orders import ActionSubmitRefund
-from conversations.models import Conversation, KbAnswer, Message
-from conversations.rasa_client import RasaReply
-from conversations.service import ConversationService, InboundMessage, TurnResult
+from conversations.models import KbAnswer
+from conversations.service import TurnResult
 from handoff import timeouts
 from handoff.events import AGENTS, conversation_topic
-from handoff.models import Agent, AuditEntry, Ticket
-from handoff.service import AgentIdentity, HandoffService
-from settings import Settings
-from storage.db import make_engine, make_session_factory, transaction, upgrade
-from store.seed import DEMO, seed
-from store.service import SqlOrdersService
+from handoff.models import AuditEntry
+from storage.db import transaction
+from store.seed import DEMO
+from tests.helpers import DEMO_AGENTS, WEDNESDAY, HandoffWorld, make_settings, open_world, runs, says
 
-# A Wednesday, 10:00 in London (queues open) and a Saturday (closed).
-WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+# A Saturday, 10:00 in London: the queues are closed (WEDNESDAY: open).
 SATURDAY = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
-Step = Callable[[str, str, dict[str, Any]], Awaitable[RasaReply]]
-
-
-class ScriptedRasa:
-    """Stands in for the Rasa server: one scripted step per turn; asked without a step → test fails."""
-
-    def __init__(self) -> None:
-        self.script: list[Step] = []
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    async def send(self, sender: str, text: str, metadata: dict[str, Any], message_id: str | None = None) -> RasaReply:
-        self.calls.append((sender, text, metadata))
-        assert self.script, f"Rasa was asked about {text!r} but must not have been"
-        return await self.script.pop(0)(sender, text, metadata)
-
-    async def close(self) -> None:
-        return None
-
-
-def turn(intent: str | None, slots: dict[str, Any] | None = None, actions: list[str] | None = None,
-         confidence: float = 0.9, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"intent": {"name": intent, "confidence": confidence},
-            "intent_ranking": [{"name": intent, "confidence": confidence}], "entities": entities or [],
-            "actions": actions or [], "slots": {"language": "en", **(slots or {})}, "active_loop": None}
-
-
-def says(text: str, intent: str | None = "greet", **kw: Any) -> Step:
-    async def step(sender: str, _text: str, metadata: dict[str, Any]) -> RasaReply:
-        return RasaReply(messages=[{"text": text}], turn=turn(intent, **kw))
-    return step
-
-
-def runs(action: Any, intent: str, slots: dict[str, Any] | None = None, history: list[str] | None = None,
-         run: Callable[..., Any] | None = None) -> Step:
-    """Rasa predicts ``action``: run the real rasa-sdk action with a tracker like Rasa's."""
-    async def step(sender: str, text: str, metadata: dict[str, Any]) -> RasaReply:
-        all_slots = {"language": metadata.get("language", "en"), **(slots or {})}
-        events = [{"event": "user", "text": t, "parse_data": {"intent": {"name": i}}} for i, t in
-                  [(h, h) for h in (history or [])] + [(intent, text)]]
-        tracker = Tracker(sender, all_slots, {"intent": {"name": intent, "confidence": 1.0}, "text": text,
-                                              "entities": []}, events, False, None, None, "action_listen")
-        dispatcher = CollectingDispatcher()
-        if run is not None:
-            await run(dispatcher, tracker)
-        else:
-            await action.run(dispatcher, tracker, {})
-        messages = [{"text": m.get("text"), "custom": m.get("custom"), "buttons": m.get("buttons")}
-                    for m in dispatcher.messages]
-        return RasaReply(messages=messages, turn=turn(intent, slots=all_slots, actions=[action.name()]))
-    return step
-
-
-@dataclass
-class World:
-    conversations: ConversationService
-    handoff: HandoffService
-    rasa: ScriptedRasa
-    settings: Settings
-    now: list[datetime] = field(default_factory=lambda: [WEDNESDAY])
-
-    async def say(self, sender: str, text: str | None = None, payload: str | None = None,
-                  language: str | None = None) -> TurnResult:
-        return await self.conversations.handle(InboundMessage(sender_id=sender, channel="rest", text=text,
-                                                              payload=payload, language=language))
-
-    def agent(self, username: str) -> AgentIdentity:
-        from handoff.accounts import identity
-
-        with self.handoff._sessions() as db:
-            return identity(db.scalar(select(Agent).where(Agent.username == username)))
-
-    def online(self, *usernames: str) -> None:
-        with transaction(self.handoff._sessions) as db:
-            for a in db.scalars(select(Agent).where(Agent.username.in_(usernames))):
-                a.status, a.last_seen_at = "online", self.now[0]
-
-    def offline(self, *usernames: str) -> None:
-        with transaction(self.handoff._sessions) as db:
-            for a in db.scalars(select(Agent).where(Agent.username.in_(usernames))):
-                a.status = "offline"
-
-    def ticket(self, sender: str) -> Ticket:
-        with self.handoff._sessions() as db:
-            t = db.scalar(select(Ticket).where(Ticket.sender_id == sender).order_by(Ticket.id.desc()))
-            assert t is not None, f"no ticket for {sender}"
-            return t
-
-    def state(self, sender: str) -> str:
-        with self.handoff._sessions() as db:
-            return db.scalar(select(Conversation.state).where(Conversation.sender_id == sender))
-
-    def messages(self, sender: str) -> list[Message]:
-        with self.handoff._sessions() as db:
-            conv = db.scalar(select(Conversation).where(Conversation.sender_id == sender))
-            return list(db.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.id)))
-
-
-def make_settings(tmp: Path, **over: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        data_dir=tmp, database_url=f"sqlite:///{tmp / 'handoff.db'}", handoff_admin_password="admin-password-1",
-        handoff_demo_agent_password="agent-password-1", handoff_secret="test-secret", handoff_auto_assign=False,
-        demo=True,  # the demo agents alice, wei and olga exist only in demo mode
-    )
-    values.update(over)
-    return Settings(**values)
+World = HandoffWorld
 
 
 @pytest.fixture
@@ -150,24 +37,8 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def make_world(tmp_path: Path, **settings_over: Any) -> Iterator[World]:
-    settings = make_settings(tmp_path, **settings_over)
-    upgrade(settings.sqlalchemy_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    sessions = make_session_factory(engine)
-    seed(sessions, auto_refund_limit=settings.auto_refund_limit)
-    orders = SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit)
-    rasa = ScriptedRasa()
-    conversations = ConversationService(sessions, rasa)  # type: ignore[arg-type]
-    service, _outbox = handoff.build(sessions, settings, orders=orders)
-    w = World(conversations, service, rasa, settings)
-    service.clock = lambda: w.now[0]
-    conversations.hooks = service
-    action_runtime.configure(orders, settings, sessions=sessions, handoff=service)
-    w.online("alice", "wei", "olga")  # signed in; tickets wait for a claim (auto-assign off unless a test turns it on)
-    try:
-        yield w
-    finally:
-        engine.dispose()
+    """The demo agents signed in; tickets wait for a claim (auto-assign off unless a test turns it on)."""
+    return open_world(make_settings(tmp_path, **settings_over), World, DEMO_AGENTS)
 
 
 def texts_of(result: TurnResult) -> str:
@@ -356,7 +227,7 @@ async def test_bot_is_silent_while_an_agent_owns_the_chat(world: World) -> None:
     alice = world.agent("alice")
     events = world.handoff.events.subscribe(AGENTS)
     await world.handoff.claim(alice, ticket_id)
-    assert world.state("s-live") == "human"
+    assert world.column("s-live") == "human"
     calls = len(world.rasa.calls)
     for text in ("hello?", "are you there", "my order is late"):
         result = await world.say("s-live", text)
@@ -407,7 +278,7 @@ async def test_hand_back_resumes_the_bot_with_language_and_context(world: World)
     wei = world.agent("wei")
     await world.handoff.claim(wei, ticket_id)
     await world.handoff.hand_back(wei, ticket_id)
-    assert world.state("s-back") == "bot" and world.ticket("s-back").status == "handed_back"
+    assert world.column("s-back") == "bot" and world.ticket("s-back").status == "handed_back"
     world.rasa.script = [says("好的", "check_order_status")]
     result = await world.say("s-back", "查一下我的订单")
     assert [m.text for m in result.messages] == ["客服 王伟 已加入对话。", "现在由智能助手继续为您服务。还有什么可以帮您？", "好的"]
@@ -419,7 +290,7 @@ async def test_resolve_asks_for_a_rating_and_stores_it(world: World) -> None:
     alice = world.agent("alice")
     await world.handoff.claim(alice, ticket_id)
     await world.handoff.resolve(alice, ticket_id)
-    assert world.state("s-csat") == "closed"
+    assert world.column("s-csat") == "closed"
     rated = await world.say("s-csat", payload="/csat_4")
     asked = rated.messages[1]  # after the join notice, delivered with this answer
     assert asked.text.startswith("Alice has closed") and [b["payload"] for b in asked.buttons][0] == "/csat_1"
@@ -463,7 +334,7 @@ async def test_timeouts_requeue_a_silent_agent_and_close_idle_chats(world: World
     world.now[0] += timedelta(minutes=5)
     assert [a[0] for a in await timeouts.sweep(world.handoff)] == ["requeued"]
     ticket = world.ticket("s-timeout")
-    assert (ticket.status, ticket.agent_id, world.state("s-timeout")) == ("queued", None, "queued")
+    assert (ticket.status, ticket.agent_id, world.column("s-timeout")) == ("queued", None, "queued")
     # the customer gets both notices with their next answer
     world.rasa.script = [says("Sure", "check_order_status")]
     result = await world.say("s-timeout", "where is my order?")
@@ -473,11 +344,11 @@ async def test_timeouts_requeue_a_silent_agent_and_close_idle_chats(world: World
     await world.handoff.claim(alice, other)
     world.now[0] += timedelta(minutes=31)
     kinds = [a[0] for a in await timeouts.sweep(world.handoff)]
-    assert "idle_closed" in kinds and world.state("s-idle") == "bot"
+    assert "idle_closed" in kinds and world.column("s-idle") == "bot"
 
 
 async def test_queued_customer_who_leaves_is_abandoned_in_hours_only(world: World) -> None:
     await escalate(world, "s-gone")
     world.now[0] += timedelta(minutes=31)
     assert [a[0] for a in await timeouts.sweep(world.handoff)] == ["abandoned"]
-    assert world.state("s-gone") == "bot" and world.ticket("s-gone").status == "abandoned"
+    assert world.column("s-gone") == "bot" and world.ticket("s-gone").status == "abandoned"

@@ -1,6 +1,6 @@
 """The handoff lifecycle (handoff/lifecycle.py) walked pair by pair on a real SQLite database, with
 the real conversation service, handoff service, timeout sweep and Rasa action; only Rasa's server
-is replaced by scripted replies (as in test_handoff_service.py).
+is replaced by scripted replies (tests/helpers.py, as in test_handoff_service.py).
 
 - every (state, event) of the transition table is driven by the operation that produces it (a
   customer message, an agent action, the sweep) and must land in the table's state;
@@ -17,121 +17,31 @@ import contextlib
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session, sessionmaker
 
-import handoff
-from bot.actions import runtime as action_runtime
 from bot.actions.handoff import ActionHandoffRequest
-from conversations.models import Conversation, Message
-from conversations.rasa_client import RasaReply
-from conversations.service import ConversationService, InboundMessage, TurnResult
+from conversations.models import Conversation
+from conversations.service import TurnResult
 from handoff import lifecycle, timeouts
 from handoff.errors import HandoffError
 from handoff.events import AGENTS
 from handoff.lifecycle import IN_PROCESS, TRANSITIONS, Column, Event, IllegalTransition, StaleState, State
-from handoff.models import Agent, AuditEntry, Ticket
+from handoff.models import AuditEntry, Ticket
 from handoff.policy import Escalate
-from handoff.service import AgentIdentity, HandoffService
-from settings import Settings
-from storage.db import make_engine, make_session_factory, transaction, upgrade
-from store.seed import seed
-from store.service import SqlOrdersService
+from handoff.service import AgentIdentity
+from storage.db import transaction
+from tests.helpers import ALL_AGENTS, HandoffWorld, Step, make_settings, open_world, runs, says
 
-WEDNESDAY = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # queues open
 ROOT = Path(__file__).resolve().parent.parent
-AGENTS_ONLINE = ("alice", "wei", "olga", "admin")
-
-Step = Callable[[str, str, dict[str, Any]], Awaitable[RasaReply]]
 
 
-class ScriptedRasa:
-    """Stands in for the Rasa server: one scripted step per turn; asked without a step → test fails."""
-
-    def __init__(self) -> None:
-        self.script: list[Step] = []
-        self.calls: list[tuple[str, str]] = []
-
-    async def send(self, sender: str, text: str, metadata: dict[str, Any], message_id: str | None = None) -> RasaReply:
-        self.calls.append((sender, text))
-        assert self.script, f"Rasa was asked about {text!r} but must not have been"
-        return await self.script.pop(0)(sender, text, metadata)
-
-    async def close(self) -> None:
-        return None
-
-
-def turn(intent: str | None, actions: list[str] | None = None) -> dict[str, Any]:
-    return {"intent": {"name": intent, "confidence": 0.9}, "intent_ranking": [{"name": intent, "confidence": 0.9}],
-            "entities": [], "actions": actions or [], "slots": {"language": "en"}, "active_loop": None}
-
-
-def says(text: str, intent: str = "greet", buttons: list[dict[str, str]] | None = None,
-         meanwhile: Callable[[], Awaitable[None]] | None = None) -> Step:
-    """The bot answers ``text``; ``meanwhile`` runs while it is "thinking" (mid-turn)."""
-    async def step(sender: str, _text: str, metadata: dict[str, Any]) -> RasaReply:
-        if meanwhile is not None:
-            await meanwhile()
-        return RasaReply(messages=[{"text": text, "buttons": buttons}], turn=turn(intent))
-    return step
-
-
-def handoff_action() -> Step:
-    """Rasa predicts ``action_handoff_request``: run the real rasa-sdk action."""
-    async def step(sender: str, text: str, metadata: dict[str, Any]) -> RasaReply:
-        tracker = Tracker(sender, {"language": "en"}, {"intent": {"name": "human_handoff", "confidence": 1.0},
-                                                       "text": text, "entities": []},
-                          [{"event": "user", "text": text, "parse_data": {"intent": {"name": "human_handoff"}}}],
-                          False, None, None, "action_listen")
-        dispatcher = CollectingDispatcher()
-        action = ActionHandoffRequest()
-        await action.run(dispatcher, tracker, {})
-        return RasaReply(messages=[{"text": m.get("text"), "custom": m.get("custom")} for m in dispatcher.messages],
-                         turn=turn("human_handoff", [action.name()]))
-    return step
-
-
-@dataclass
-class World:
-    conversations: ConversationService
-    handoff: HandoffService
-    rasa: ScriptedRasa
-    sessions: sessionmaker[Session]
-    engine: Any
-    now: list[datetime] = field(default_factory=lambda: [WEDNESDAY])
-
-    async def say(self, sender: str, text: str | None = None, payload: str | None = None) -> TurnResult:
-        return await self.conversations.handle(InboundMessage(sender_id=sender, channel="rest", text=text,
-                                                              payload=payload))
-
-    def agent(self, username: str) -> AgentIdentity:
-        from handoff.accounts import identity
-
-        with self.sessions() as db:
-            return identity(db.scalar(select(Agent).where(Agent.username == username)))
-
-    def presence(self, status: str, *usernames: str) -> None:
-        with transaction(self.sessions) as db:
-            for a in db.scalars(select(Agent).where(Agent.username.in_(usernames or AGENTS_ONLINE))):
-                a.status, a.last_seen_at = status, self.now[0]
-
-    def ticket(self, sender: str) -> Ticket:
-        with self.sessions() as db:
-            t = db.scalar(select(Ticket).where(Ticket.sender_id == sender).order_by(Ticket.id.desc()).limit(1))
-            assert t is not None, f"no ticket for {sender}"
-            return t
-
-    def column(self, sender: str) -> str:
-        with self.sessions() as db:
-            return db.scalar(select(Conversation.state).where(Conversation.sender_id == sender))
+class World(HandoffWorld):
+    """The handoff world of tests/helpers.py, which here also reads the lifecycle state."""
 
     def state(self, sender: str) -> State:
         """The lifecycle state as stored: the conversation's column, its latest ticket, the policy's memory."""
@@ -141,40 +51,10 @@ class World:
         sig = self.handoff._signals.get(sender)
         return lifecycle.state_of(conv.state, ticket, bool(sig and sig.offer_pending))
 
-    def messages(self, sender: str) -> list[Message]:
-        with self.sessions() as db:
-            conv = db.scalar(select(Conversation).where(Conversation.sender_id == sender))
-            return list(db.scalars(select(Message).where(Message.conversation_id == conv.id).order_by(Message.id)))
-
-
-def make_world(tmp: Path) -> Iterator[World]:
-    settings = Settings(
-        data_dir=tmp, database_url=f"sqlite:///{tmp / 'lifecycle.db'}", handoff_admin_password="admin-password-1",
-        handoff_demo_agent_password="agent-password-1", handoff_secret="test-secret", handoff_auto_assign=False,
-        demo=True,
-    )
-    upgrade(settings.sqlalchemy_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    sessions = make_session_factory(engine)
-    seed(sessions, auto_refund_limit=settings.auto_refund_limit)
-    orders = SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit)
-    rasa = ScriptedRasa()
-    conversations = ConversationService(sessions, rasa)  # type: ignore[arg-type]
-    service, _outbox = handoff.build(sessions, settings, orders=orders)
-    w = World(conversations, service, rasa, sessions, engine)
-    service.clock = lambda: w.now[0]
-    conversations.hooks = service
-    action_runtime.configure(orders, settings, sessions=sessions, handoff=service)
-    w.presence("online")
-    try:
-        yield w
-    finally:
-        engine.dispose()
-
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    yield from make_world(tmp_path)
+    yield from open_world(make_settings(tmp_path), World, ALL_AGENTS)
 
 
 # --- getting a conversation into each state, through the real operations ---------------------------------
@@ -192,7 +72,7 @@ async def to_offered(w: World, s: str) -> None:
 
 async def to_queued(w: World, s: str) -> None:
     await to_bot(w, s)
-    w.rasa.script.append(handoff_action())
+    w.rasa.script.append(runs(ActionHandoffRequest(), "human_handoff"))
     await w.say(s, "can i talk to a real person pls")
 
 
@@ -333,7 +213,7 @@ ILLEGAL = [(s, e) for s in State for e in Event if (s, e) not in TRANSITIONS]
 
 @pytest.fixture(scope="module")
 async def in_every_state(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    gen = make_world(tmp_path_factory.mktemp("states"))
+    gen = open_world(make_settings(tmp_path_factory.mktemp("states")), World, ALL_AGENTS)
     w = next(gen)
     for state, setup in SETUP.items():
         await setup(w, f"s-{state}")
@@ -363,23 +243,55 @@ async def test_each_pair_missing_from_the_table_is_refused(in_every_state: World
 
 # --- the races ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def right_after_next_commit(w: World, coro: Callable[[], Awaitable[Any]]) -> Iterator[list[Any]]:
-    """Run ``coro`` on the event loop right after the next database commit (the customer's message
-    being stored), before the turn goes on: the interleaving of two requests arriving together."""
-    loop = asyncio.get_running_loop()
-    done: list[Any] = []
-
-    def hook(_session: Session) -> None:
-        if done:
-            return
-        done.append(None)
-        done[0] = asyncio.run_coroutine_threadsafe(coro(), loop).result(timeout=30)
-
-    event.listen(w.sessions, "after_commit", hook)
+def listening(target: Any, name: str, hook: Callable[..., Any]) -> Iterator[None]:
+    """``hook`` on ``target``'s SQLAlchemy event ``name`` for the length of the block."""
+    event.listen(target, name, hook)
     try:
-        yield done
+        yield
     finally:
-        event.remove(w.sessions, "after_commit", hook)
+        event.remove(target, name, hook)
+
+
+@contextlib.contextmanager
+def before_ticket_status_write(w: World, hook: Callable[[], None]) -> Iterator[None]:
+    """``hook`` runs (in the writing thread) right before each write of a ticket's status."""
+
+    def before_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if re.match(r"\s*UPDATE handoff_tickets SET status", statement):
+            hook()
+
+    with listening(w.engine, "before_cursor_execute", before_write):
+        yield
+
+
+def run_once(coro: Callable[[], Awaitable[Any]], done: list[Any]) -> Callable[..., None]:
+    """A hook that, the first time it is called, runs ``coro`` to its end on this event loop (from the
+    thread that calls it) and puts its result in ``done``."""
+    loop = asyncio.get_running_loop()
+
+    def hook(*_args: Any) -> None:
+        if not done:
+            done.append(None)
+            done[0] = asyncio.run_coroutine_threadsafe(coro(), loop).result(timeout=30)
+
+    return hook
+
+
+async def alice_acts_as_the_customer_writes(
+    w: World, s: str, act: Callable[[AgentIdentity, int], Awaitable[Any]], bot_says: Step, text: str
+) -> tuple[TurnResult, Any]:
+    """Alice owns the chat; the customer writes ``text`` (the bot would answer ``bot_says``) and Alice's
+    ``act`` on the ticket runs right after the next database commit (the message being stored), before
+    the turn goes on: two requests arriving together. The customer's answer and what ``act`` returned."""
+    alice = w.agent("alice")
+    await to_human(w, s)
+    ticket_id = w.ticket(s).id
+    w.rasa.script.append(bot_says)
+    done: list[Any] = []
+    with listening(w.sessions, "after_commit", run_once(lambda: act(alice, ticket_id), done)):
+        result = await w.say(s, text)
+    assert done
+    return result, done[0]
 
 
 async def test_agent_replies_while_the_bot_is_mid_turn(world: World) -> None:
@@ -413,14 +325,12 @@ async def test_agent_replies_while_the_bot_is_mid_turn(world: World) -> None:
 async def test_customer_writes_during_the_hand_back(world: World) -> None:
     """Alice hands back right after the customer's message is stored (as 'human'): the message goes
     to the bot instead of being relayed to nobody."""
-    s, alice = "s-hand-back", world.agent("alice")
-    await to_human(world, s)
-    ticket_id = world.ticket(s).id
-    world.rasa.script.append(says("Sure - what's the order number?", "check_order_status"))
-    with right_after_next_commit(world, lambda: world.handoff.hand_back(alice, ticket_id)) as handed:
-        result = await world.say(s, "and can u check my other order too")
-    assert handed and handed[0]["status"] == "handed_back"
-    assert world.rasa.calls[-1] == (s, "and can u check my other order too")
+    s, asks = "s-hand-back", says("Sure - what's the order number?", "check_order_status")
+    result, handed = await alice_acts_as_the_customer_writes(
+        world, s, world.handoff.hand_back, asks, "and can u check my other order too"
+    )
+    assert handed["status"] == "handed_back"
+    assert world.rasa.calls[-1][:2] == (s, "and can u check my other order too")
     assert result.state == "bot" and result.messages[-1].text == "Sure - what's the order number?"
     assert world.state(s) is State.BOT
     inbound = [m for m in world.messages(s) if m.direction == "in"][-1]
@@ -442,7 +352,7 @@ async def test_resolve_then_a_new_message(world: World) -> None:
     ticket = world.ticket(s)
     assert (ticket.id, ticket.status, ticket.csat_stage) == (first, "resolved", "skipped")
     assert events.queue.empty()
-    world.rasa.script.append(handoff_action())
+    world.rasa.script.append(runs(ActionHandoffRequest(), "human_handoff"))
     again = await world.say(s, "human pls")
     assert again.state == "queued" and world.ticket(s).id != first
 
@@ -450,13 +360,11 @@ async def test_resolve_then_a_new_message(world: World) -> None:
 async def test_customer_writes_while_the_agent_resolves(world: World) -> None:
     """The message is stored while Alice owns the chat and she resolves before it is relayed: it is
     handled as what follows a resolve (not a rating → the bot answers), not dropped."""
-    s, alice = "s-resolve-race", world.agent("alice")
-    await to_human(world, s)
-    ticket_id = world.ticket(s).id
-    world.rasa.script.append(says("You're welcome!", "thanks"))
-    with right_after_next_commit(world, lambda: world.handoff.resolve(alice, ticket_id)) as resolved:
-        result = await world.say(s, "great thanks a lot")
-    assert resolved and resolved[0]["status"] == "resolved"
+    s, thanks = "s-resolve-race", says("You're welcome!", "thanks")
+    result, resolved = await alice_acts_as_the_customer_writes(
+        world, s, world.handoff.resolve, thanks, "great thanks a lot"
+    )
+    assert resolved["status"] == "resolved"
     assert result.state == "bot" and result.messages[-1].text == "You're welcome!"
     assert world.ticket(s).csat_stage == "skipped" and world.state(s) is State.BOT
 
@@ -469,17 +377,9 @@ async def test_two_agents_claim_the_same_ticket(world: World) -> None:
     ticket_id = world.ticket(s).id
     alice, admin = world.agent("alice"), world.agent("admin")
     both_read = threading.Barrier(2, timeout=20)
-
-    def before_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if re.match(r"\s*UPDATE handoff_tickets SET status", statement):
-            both_read.wait()  # each claim has read 'queued' and is about to write
-
-    event.listen(world.engine, "before_cursor_execute", before_write)
-    try:
+    with before_ticket_status_write(world, both_read.wait):  # each claim has read 'queued' and is about to write
         outcomes = await asyncio.gather(world.handoff.claim(alice, ticket_id), world.handoff.claim(admin, ticket_id),
                                         return_exceptions=True)
-    finally:
-        event.remove(world.engine, "before_cursor_execute", before_write)
     won = [o for o in outcomes if isinstance(o, dict)]
     lost = [o for o in outcomes if isinstance(o, BaseException)]
     assert len(won) == 1 and len(lost) == 1, outcomes
@@ -501,19 +401,10 @@ async def test_the_sweep_leaves_a_ticket_an_agent_just_took(world: World) -> Non
     await to_queued(world, s)
     ticket_id = world.ticket(s).id
     world.now[0] += timedelta(minutes=31)
-    loop = asyncio.get_running_loop()
     claimed: list[Any] = []
-
-    def before_write(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not claimed and re.match(r"\s*UPDATE handoff_tickets SET status", statement):
-            claimed.append(None)  # the sweep is about to abandon the ticket: Alice's claim commits first
-            claimed[0] = asyncio.run_coroutine_threadsafe(world.handoff.claim(alice, ticket_id), loop).result(timeout=30)
-
-    event.listen(world.engine, "before_cursor_execute", before_write)
-    try:
+    # the sweep is about to abandon the ticket: Alice's claim commits first
+    with before_ticket_status_write(world, run_once(lambda: world.handoff.claim(alice, ticket_id), claimed)):
         done = await timeouts.sweep(world.handoff)
-    finally:
-        event.remove(world.engine, "before_cursor_execute", before_write)
     assert claimed and claimed[0] is not None and claimed[0]["status"] == "assigned"
     assert done == [] and world.state(s) is State.HUMAN and world.ticket(s).agent_id == alice.id
 

@@ -27,7 +27,8 @@ from conversations.service import OutboundMessage, end_at_handoff
 from handoff import frustration
 from handoff.policy import HandoffPolicy, unintelligible
 from handoff.service import QUEUE_NOTICE
-from tests.test_handoff_service import SATURDAY, Step, World, make_world, runs, says, texts_of
+from tests.helpers import Step, runs, says
+from tests.test_handoff_service import SATURDAY, World, make_world, texts_of
 
 HANDOFF = "/human_handoff"
 

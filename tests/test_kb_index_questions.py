@@ -3,7 +3,6 @@ published drafts) and the ops tables (published drafts, knowledge gaps naming an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,17 +66,6 @@ def test_index_stores_the_content_questions_and_forgets_them_with_the_article(tm
     kb.upsert([Article("shipping", "en", "Shipping", "u", "Standard shipping takes a week.")])
     kb.delete("returns")
     assert [q[0] for q in kb.questions()] == ["shipping"]
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    from storage.db import make_engine, make_session_factory, upgrade
-
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_ops_drafts_and_knowledge_gaps_become_questions(sessions: sessionmaker[Session]) -> None:

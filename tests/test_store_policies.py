@@ -95,16 +95,17 @@ def test_window_is_counted_from_the_date_passed_in() -> None:
 # --- refunds ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "status,code",
-    [
-        ("cancelled", "cancelled"),
-        ("refunded", "already_refunded"),
-        ("refund_requested", "refund_already_requested"),
-        ("processing", "cancel_instead"),
-        ("shipped", "not_delivered_yet"),
-    ],
-)
+# Why a refund or a return of an order in each status but delivered is refused.
+NOT_DELIVERED = [
+    ("cancelled", "cancelled"),
+    ("refunded", "already_refunded"),
+    ("refund_requested", "refund_already_requested"),
+    ("processing", "cancel_instead"),
+    ("shipped", "not_delivered_yet"),
+]
+
+
+@pytest.mark.parametrize("status,code", NOT_DELIVERED)
 def test_refund_refused_unless_delivered(status: str, code: str) -> None:
     decision = check_refund(status, "gold", NOW - timedelta(days=1), Decimal("20"), NOW, LIMIT)
     assert decision == PolicyDecision(False, False, DecisionCode(code), decision.detail)
@@ -162,16 +163,7 @@ def test_enum_and_string_arguments_are_equivalent() -> None:
 # --- returns ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "status,code",
-    [
-        ("cancelled", "cancelled"),
-        ("refunded", "already_refunded"),
-        ("refund_requested", "refund_already_requested"),
-        ("processing", "cancel_instead"),
-        ("shipped", "not_delivered_yet"),
-    ],
-)
+@pytest.mark.parametrize("status,code", NOT_DELIVERED)
 def test_return_refused_unless_delivered(status: str, code: str) -> None:
     decision = check_return(status, "gold", NOW - timedelta(days=1), NOW)
     assert not decision.allowed and decision.code == code
@@ -191,33 +183,26 @@ def test_return_inside_window_is_ok_and_never_needs_approval() -> None:
 # --- cancel and address -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "status,allowed,code",
-    [
+def _before_shipping(cancelled: str) -> list[tuple[str, bool, str]]:
+    """(status, allowed, code) of a change that can be made only before the order ships; ``cancelled``
+    is the code for a cancelled order."""
+    return [
         ("processing", True, "ok"),
         ("shipped", False, "already_shipped"),
         ("delivered", False, "already_delivered"),
         ("refund_requested", False, "already_delivered"),
         ("refunded", False, "already_delivered"),
-        ("cancelled", False, "already_cancelled"),
-    ],
-)
+        ("cancelled", False, cancelled),
+    ]
+
+
+@pytest.mark.parametrize("status,allowed,code", _before_shipping("already_cancelled"))
 def test_can_cancel_only_before_shipping(status: str, allowed: bool, code: str) -> None:
     decision = can_cancel(status)
     assert bool(decision) is allowed and decision.code == code
 
 
-@pytest.mark.parametrize(
-    "status,allowed,code",
-    [
-        ("processing", True, "ok"),
-        ("shipped", False, "already_shipped"),
-        ("delivered", False, "already_delivered"),
-        ("refund_requested", False, "already_delivered"),
-        ("refunded", False, "already_delivered"),
-        ("cancelled", False, "cancelled"),
-    ],
-)
+@pytest.mark.parametrize("status,allowed,code", _before_shipping("cancelled"))
 def test_can_change_address_only_before_shipping(status: str, allowed: bool, code: str) -> None:
     decision = can_change_address(status)
     assert bool(decision) is allowed and decision.code == code

@@ -8,6 +8,7 @@ when ``CI=true``). See ``tests/store_fixtures.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import store.service as service_module
-from storage.db import MIGRATIONS_DIR, Base, make_engine, make_session_factory
+from storage.db import BASELINE, MIGRATIONS_DIR, Base, make_engine, make_session_factory
 from store.models import Customer, Order, OrderItem, OutboxEmail, Refund, ReturnRequest
 from store.policies import MembershipLevel, OrderStatus, PolicyViolation, RefundMethod, RefundStatus
 from store.seed import DEMO, seed
@@ -53,6 +54,15 @@ def _snapshot(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]
     return snap
 
 
+def _refused(store_db: StoreDb, write: Callable[..., object], *args: Any, **kwargs: Any) -> PolicyViolation:
+    """The violation ``write(*args, **kwargs)`` is refused with, once it is shown to have changed no row."""
+    before = _snapshot(store_db.factory)
+    with pytest.raises(PolicyViolation) as err:
+        write(*args, **kwargs)
+    assert _snapshot(store_db.factory) == before
+    return err.value
+
+
 # --- migrations and seed ----------------------------------------------------------------------
 
 
@@ -75,7 +85,7 @@ def test_revision_0001_upgrades_and_downgrades_cleanly(tmp_path: Path) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "0001_store")
+    command.upgrade(cfg, BASELINE)
     engine = make_engine(url)
     assert set(inspect(engine).get_table_names()) >= STORE_TABLES
     command.downgrade(cfg, "base")
@@ -247,11 +257,7 @@ def test_cancel_processing_order_is_persisted(store_db: StoreDb) -> None:
     ],
 )
 def test_cancel_refused_after_shipping(store_db: StoreDb, name: str, code: str) -> None:
-    before = _snapshot(store_db.factory)
-    with pytest.raises(PolicyViolation) as err:
-        store_db.service.cancel_order(DEMO[name].order_id, now=NOW)
-    assert err.value.code == code
-    assert _snapshot(store_db.factory) == before
+    assert _refused(store_db, store_db.service.cancel_order, DEMO[name].order_id, now=NOW).code == code
 
 
 def test_cancel_unknown_order(store_db: StoreDb) -> None:
@@ -280,11 +286,7 @@ def test_change_address_before_shipping_is_persisted(store_db: StoreDb) -> None:
     ],
 )
 def test_change_address_refused(store_db: StoreDb, name: str, address: str, code: str) -> None:
-    before = _snapshot(store_db.factory)
-    with pytest.raises(PolicyViolation) as err:
-        store_db.service.change_address(DEMO[name].order_id, address)
-    assert err.value.code == code
-    assert _snapshot(store_db.factory) == before
+    assert _refused(store_db, store_db.service.change_address, DEMO[name].order_id, address).code == code
 
 
 # --- refunds ----------------------------------------------------------------------------------
@@ -342,20 +344,18 @@ def test_gold_members_can_refund_old_orders(store_db: StoreDb) -> None:
     ],
 )
 def test_refused_refund_leaves_the_database_unchanged(store_db: StoreDb, name: str, code: str) -> None:
-    before = _snapshot(store_db.factory)
-    with pytest.raises(PolicyViolation) as err:
-        store_db.service.request_refund(DEMO[name].order_id, "credit_card", "changed my mind", now=NOW)
-    assert err.value.code == code
-    assert _snapshot(store_db.factory) == before
+    refused = _refused(
+        store_db, store_db.service.request_refund, DEMO[name].order_id, "credit_card", "changed my mind", now=NOW
+    )
+    assert refused.code == code
 
 
 def test_refund_with_unknown_method_is_refused(store_db: StoreDb) -> None:
-    before = _snapshot(store_db.factory)
-    with pytest.raises(PolicyViolation) as err:
-        store_db.service.request_refund(DEMO["delivered_recent"].order_id, "bitcoin", "x", now=NOW)
-    assert err.value.code == "invalid_refund_method"
-    assert "gift_card" in err.value.detail["valid"]
-    assert _snapshot(store_db.factory) == before
+    refused = _refused(
+        store_db, store_db.service.request_refund, DEMO["delivered_recent"].order_id, "bitcoin", "x", now=NOW
+    )
+    assert refused.code == "invalid_refund_method"
+    assert "gift_card" in refused.detail["valid"]
 
 
 def test_second_refund_is_refused(store_db: StoreDb) -> None:
@@ -407,11 +407,7 @@ def test_start_return_issues_an_rma_code(store_db: StoreDb) -> None:
     ],
 )
 def test_start_return_refused(store_db: StoreDb, name: str, code: str) -> None:
-    before = _snapshot(store_db.factory)
-    with pytest.raises(PolicyViolation) as err:
-        store_db.service.start_return(DEMO[name].order_id, "wrong size", now=NOW)
-    assert err.value.code == code
-    assert _snapshot(store_db.factory) == before
+    assert _refused(store_db, store_db.service.start_return, DEMO[name].order_id, "wrong size", now=NOW).code == code
 
 
 def test_return_window_uses_the_now_passed_in(store_db: StoreDb) -> None:

@@ -9,12 +9,10 @@ stage is saved under tests/artifacts/ for review.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,40 +20,18 @@ from sqlalchemy.orm import Session
 
 from channels.widget.identity import sender_for_token
 from conversations.models import Conversation, Message
-from tests.conftest import LiveSystem
+from tests.conftest import NO_CHROMIUM, LiveSystem, chromium_missing, screenshot
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+if chromium_missing():
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (apt-get install chromium; `make test` installs it). "
-        "Under CI=true this test runs and fails instead.",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect  # noqa: E402
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 # Bot turns on a shared 2-core machine can take seconds (a cold NLU cache, other suites running):
 # the assertions wait for what must appear, and fail after this long.
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        # --no-sandbox: Chromium's sandbox cannot start as root (CI and these machines run as root).
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-def artifact(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")  # review material, never committed
-    page.screenshot(path=str(ARTIFACTS / f"widget-{name}.png"))
 
 
 class Relay:
@@ -165,7 +141,7 @@ def run_conversation(live: LiveSystem, page: Page, relay: Relay) -> None:
     say(page, "cminh730@email.com")
     expect(log).to_contain_text("发货，承运商")
     expect(page.get_by_role("status").first).to_contain_text("智能助手")
-    artifact(page, "1-order-status")
+    screenshot(page, "widget-1-order-status")
 
     # --- a quick-reply button -------------------------------------------------------------------
     order_id, email = cancellable_order(live)
@@ -174,7 +150,7 @@ def run_conversation(live: LiveSystem, page: Page, relay: Relay) -> None:
     say(page, email)
     keep = page.get_by_role("button", name="不取消了")
     expect(keep).to_be_enabled()
-    artifact(page, "2-buttons")
+    screenshot(page, "widget-2-buttons")
     keep.click()
     expect(keep).to_be_disabled()  # quick replies are spent once answered
     assert customer_bubbles(page, "不取消了") == 1  # the button's title is what the customer "said"
@@ -187,7 +163,7 @@ def run_conversation(live: LiveSystem, page: Page, relay: Relay) -> None:
     expect(log).to_contain_text("发货，承运商")  # the panel reopens by itself after a reload
     expect(log).to_contain_text("我的订单到哪了")
     assert customer_bubbles(page, "cminh730@email.com") == 1
-    artifact(page, "3-after-reload")
+    screenshot(page, "widget-3-after-reload")
 
     # --- the network drops while a reply is on its way; the widget resends, nothing doubles --------
     relay.swallow_replies = True
@@ -209,7 +185,7 @@ def run_conversation(live: LiveSystem, page: Page, relay: Relay) -> None:
     page.reload()
     expect(log).to_contain_text("谢谢")
     assert page.locator(".m.out").count() == replies  # nothing was shown twice before the reload
-    artifact(page, "4-reconnected")
+    screenshot(page, "widget-4-reconnected")
 
     # --- hostile text is shown, never run ----------------------------------------------------------
     say(page, XSS)
@@ -222,7 +198,7 @@ def run_conversation(live: LiveSystem, page: Page, relay: Relay) -> None:
     assert page.locator("[data-support-widget] .log script").count() == 0
     assert page.evaluate("window.__xss") is None
     expect(page.locator(".m.agent .who")).to_have_text("客服")
-    artifact(page, "5-inert-html")
+    screenshot(page, "widget-5-inert-html")
 
 
 def wait_until(page: Page, condition: Callable[[], bool], timeout_s: float = 60.0) -> None:

@@ -6,19 +6,13 @@ its own processing order (by position, from the end of the list, so tests don't 
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from conversations.language import to_simplified
 from store.seed import DEMO
-from tests.conftest import LiveSystem, texts
+from tests.conftest import LiveSystem, sender, texts
 
 pytestmark = pytest.mark.rasa
-
-
-def sender() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 def processing_order(live: LiveSystem, slot: int) -> tuple[str, str, str, str]:
@@ -39,9 +33,8 @@ def order_field(live: LiveSystem, order_id: str, field: str) -> str:
 def test_an_address_is_stated_back_corrected_and_written_only_after_yes(live: LiveSystem) -> None:
     order_id, _, email, before = processing_order(live, 0)
     s = sender()
-    live.say(s, f"can you change the delivery address on {order_id}")
-    live.say(s, email)
-    stated = live.say(s, "14 Harbour Road, Whitby YO21 3PU")
+    asked = f"can you change the delivery address on {order_id}"
+    stated = live.converse(s, asked, email, "14 Harbour Road, Whitby YO21 3PU")[-1]
     assert "14 Harbour Road, Whitby YO21 3PU" in texts(stated)
     assert order_field(live, order_id, "shipping_address") == before
     corrected = live.say(s, "oops no. it's 16 Harbour Road, Whitby YO21 3PU")
@@ -56,9 +49,7 @@ def test_a_traditional_chinese_address_is_kept_whole_and_as_typed(live: LiveSyst
     order_id, _, email, _ = processing_order(live, 1)
     typed = "台中市西屯區台灣大道三段99號8樓 郵遞區號407"
     s = sender()
-    live.say(s, f"我要改訂單{order_id}的收件地址")
-    live.say(s, email)
-    stated = live.say(s, f"新地址：{typed}")
+    stated = live.converse(s, f"我要改訂單{order_id}的收件地址", email, f"新地址：{typed}")[-1]
     # the reply is converted to Traditional as a whole (OpenCC may write 台 as 臺): compare folded
     assert to_simplified(typed) in to_simplified(texts(stated))
     live.say(s, "對，確認")
@@ -68,9 +59,8 @@ def test_a_traditional_chinese_address_is_kept_whole_and_as_typed(live: LiveSyst
 def test_taking_it_back_mid_address_changes_nothing_and_starts_the_other_task(live: LiveSystem) -> None:
     order_id, _, email, before = processing_order(live, 2)
     s = sender()
-    live.say(s, f"need to change where {order_id} is delivered")
-    live.say(s, email)
-    switched = live.say(s, "never mind, don't change it, just cancel the order")
+    asked = f"need to change where {order_id} is delivered"
+    switched = live.converse(s, asked, email, "never mind, don't change it, just cancel the order")[-1]
     assert "will be delivered to" not in texts(switched)
     assert order_id in texts(switched)  # the cancellation is stated back for this order
     assert order_field(live, order_id, "shipping_address") == before
@@ -84,10 +74,8 @@ def test_a_refund_is_not_submitted_on_no_and_a_switch_is_not_a_reason(live: Live
     order = DEMO["delivered_recent"]
     count = "select count(*) from refunds where order_id = :o"
     before = live.query(count, o=order.order_id)[0][0]
-    s = sender()
-    live.say(s, f"refund for {order.order_id} please")
-    live.say(s, order.username)
-    live.say(s, "wait, actually I'd rather send it back for a return")
+    switch = "wait, actually I'd rather send it back for a return"
+    live.converse(sender(), f"refund for {order.order_id} please", order.username, switch)
     assert live.query(count, o=order.order_id)[0][0] == before
     reasons = live.query("select reason from return_requests where order_id = :o", o=order.order_id)
     assert all("actually" not in (r[0] or "") for r in reasons)
@@ -102,8 +90,7 @@ def test_free_yes_and_no_at_a_cancellation(live: LiveSystem, answer: str, cancel
                 "idk maybe? what about my coupon", "可以的 麻烦了🙏"].index(answer)
     order_id, _, email, _ = processing_order(live, slot)
     s = sender()
-    live.say(s, f"cancel order {order_id}")
-    asked = live.say(s, email)
+    asked = live.converse(s, f"cancel order {order_id}", email)[-1]
     assert order_id in texts(asked)
     live.say(s, answer)
     assert (order_field(live, order_id, "status") == "cancelled") is cancelled
@@ -114,14 +101,11 @@ def test_no_reset_link_is_sent_on_no(live: LiveSystem) -> None:
     sent = "select count(*) from outbox_emails where kind = 'password_reset' and to_address = :e"
     before = live.query(sent, e=who.email)[0][0]
     s = sender()
-    live.say(s, "forgot my password")
-    stated = live.say(s, who.email)
+    stated = live.converse(s, "forgot my password", who.email)[-1]
     assert who.email in texts(stated)
     live.say(s, "no no that's my old email, hang on")
     assert live.query(sent, e=who.email)[0][0] == before
-    live.say(s, "reset my password please")
-    live.say(s, who.username)
-    live.say(s, "yes send it")
+    live.converse(s, "reset my password please", who.username, "yes send it")
     assert live.query(sent, e=who.email)[0][0] == before + 1
 
 
@@ -156,8 +140,7 @@ def test_a_yes_to_the_offer_of_a_refund_starts_one_and_a_no_lets_it_lapse(live: 
     count = "select count(*) from refunds where order_id = :o"
     order_id, email = unrefunded_gold_order(live, 0)
     s = sender()
-    live.say(s, f"did my refund for {order_id} go through?")
-    offered = live.say(s, email)
+    offered = live.converse(s, f"did my refund for {order_id} go through?", email)[-1]
     assert "no refund" in texts(offered).lower()
     asked = live.say(s, "yes please")
     assert "reason" in texts(asked).lower()  # the refund form, straight to its own questions
@@ -165,9 +148,7 @@ def test_a_yes_to_the_offer_of_a_refund_starts_one_and_a_no_lets_it_lapse(live: 
 
     order_id, email = unrefunded_gold_order(live, 1)
     s = sender()
-    live.say(s, f"refund status {order_id}")
-    live.say(s, email)
-    declined = live.say(s, "no thanks")
+    declined = live.converse(s, f"refund status {order_id}", email, "no thanks")[-1]
     assert "reason" not in texts(declined).lower()
     later = live.say(s, "ok")  # a yes one message later answers no offer
     assert "reason" not in texts(later).lower()

@@ -13,8 +13,9 @@ and while locked nothing is checked. Three failures in one form end it politely;
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -30,6 +31,7 @@ from store.service import OrderView
 from store.verification import VerificationOutcome
 
 Slots = dict[str, Any]
+T = TypeVar("T")
 
 
 def refusal_vars(order: OrderView, detail: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -57,6 +59,16 @@ def entity_text(tracker: Tracker, entity: str, slot_value: Any) -> str | None:
     if len(spans) > 1 and text:
         return text[min(e["start"] for e in spans) : max(e["end"] for e in spans)].strip() or None
     return extract.first_value(slot_value)
+
+
+def parsed(
+    slot_value: Any, parse: Callable[[Any], T | None], invalid: str, dispatcher: CollectingDispatcher
+) -> T | None:
+    """``parse(slot_value)``; when it finds nothing, the customer is told so with the response ``invalid``."""
+    value = parse(slot_value)
+    if value is None:
+        dispatcher.utter_message(response=invalid)
+    return value
 
 
 def window_start(order: OrderView) -> datetime:
@@ -144,9 +156,8 @@ class OrderFormValidator(FormValidationAction, ABC):
     def validate_order_id(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        order_id = extract.order_id(slot_value)
+        order_id = parsed(slot_value, extract.order_id, "utter_invalid_order_id", dispatcher)
         if order_id is None:
-            dispatcher.utter_message(response="utter_invalid_order_id")
             return self._failure(tracker, {"order_id": None})
         # Whether the order exists is not said here: any ten digits get the same next question.
         until = identity.guard().locked_until(tracker.sender_id, order_id)

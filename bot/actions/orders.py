@@ -184,23 +184,38 @@ class ActionRefundStatus(OrderTaskAction):
         return []
 
 
-class ActionSubmitRefund(OrderTaskAction):
+class OrderWriteAction(OrderTaskAction):
+    """A change the customer said yes to, made and reported by ``write``. The store refuses it with
+    ``PolicyViolation`` before writing anything when the order changed since the form checked it:
+    then ``refused_response`` says why."""
+
     needs_confirmation = True
+    refused_response = ""
+
+    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        try:
+            return self.write(order, dispatcher, tracker)
+        except PolicyViolation as refused:
+            lang = language(tracker)
+            dispatcher.utter_message(response=self.refused_response, **refusal_vars(order, refused.detail, lang))
+            return []
+
+    @abstractmethod
+    def write(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        """Makes the change in the store (its first step), then tells the customer what was done."""
+
+
+class ActionSubmitRefund(OrderWriteAction):
+    refused_response = "utter_refund_refused_already"
 
     def name(self) -> str:
         return "action_submit_refund"
 
-    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    def write(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         lang = language(tracker)
-        try:
-            refund = services().orders.request_refund(
-                order.order_id, tracker.get_slot("refund_method"), tracker.get_slot("refund_reason") or ""
-            )
-        except PolicyViolation as refused:  # the order changed since the form checked it
-            dispatcher.utter_message(
-                response="utter_refund_refused_already", **refusal_vars(order, refused.detail, lang)
-            )
-            return []
+        refund = services().orders.request_refund(
+            order.order_id, tracker.get_slot("refund_method"), tracker.get_slot("refund_reason") or ""
+        )
         needs_approval = str(refund.status) == "pending_approval"
         dispatcher.utter_message(
             response="utter_refund_needs_approval" if needs_approval else "utter_refund_requested",
@@ -225,58 +240,40 @@ class ActionSubmitRefund(OrderTaskAction):
         return []
 
 
-class ActionSubmitReturn(OrderTaskAction):
-    needs_confirmation = True
+class ActionSubmitReturn(OrderWriteAction):
+    refused_response = "utter_return_refused_other"
 
     def name(self) -> str:
         return "action_submit_return"
 
-    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        try:
-            ret = services().orders.start_return(order.order_id, tracker.get_slot("return_reason") or "")
-        except PolicyViolation as refused:
-            dispatcher.utter_message(
-                response="utter_return_refused_other", **refusal_vars(order, refused.detail, language(tracker))
-            )
-            return []
+    def write(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        ret = services().orders.start_return(order.order_id, tracker.get_slot("return_reason") or "")
         dispatcher.utter_message(
             response="utter_return_started", order_id=order.order_id, rma=ret.rma_code, carrier=order.carrier or "UPS"
         )
         return []
 
 
-class ActionCancelOrder(OrderTaskAction):
-    needs_confirmation = True
+class ActionCancelOrder(OrderWriteAction):
+    refused_response = "utter_cancel_refused_shipped"
 
     def name(self) -> str:
         return "action_cancel_order"
 
-    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        try:
-            services().orders.cancel_order(order.order_id)
-        except PolicyViolation:
-            dispatcher.utter_message(
-                response="utter_cancel_refused_shipped", **refusal_vars(order, {}, language(tracker))
-            )
-            return []
+    def write(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        services().orders.cancel_order(order.order_id)
         dispatcher.utter_message(response="utter_order_cancelled", order_id=order.order_id)
         return []
 
 
-class ActionChangeAddress(OrderTaskAction):
-    needs_confirmation = True
+class ActionChangeAddress(OrderWriteAction):
+    refused_response = "utter_address_refused_shipped"
 
     def name(self) -> str:
         return "action_change_address"
 
-    def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        try:
-            updated = services().orders.change_address(order.order_id, tracker.get_slot("new_address"))
-        except PolicyViolation:
-            dispatcher.utter_message(
-                response="utter_address_refused_shipped", **refusal_vars(order, {}, language(tracker))
-            )
-            return []
+    def write(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        updated = services().orders.change_address(order.order_id, tracker.get_slot("new_address"))
         dispatcher.utter_message(
             response="utter_address_changed", order_id=order.order_id, address=updated.shipping_address
         )

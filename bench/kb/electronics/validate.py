@@ -14,21 +14,21 @@ Refuses the set (non-zero exit, one line per problem) when:
 - a query repeats an article title or a run of an article's text (6 words, or 8 Chinese
   characters) from any language version, or an FAQ row's question or answer.
 
-Run from the repository root: ``.venv/bin/python bench/kb/electronics/validate.py``.
+Run from the repository root: ``.venv/bin/python -m bench.kb.electronics.validate``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bench.kb.query_checks import copied_from, fold
 
 HERE = Path(__file__).resolve().parent
 QUERIES = HERE / "queries"
@@ -38,19 +38,6 @@ MIN_UNANSWERABLE_PER_LANG = 40
 MIN_FAQ_QUERIES = 60
 MIN_CROSS_SHARE = 0.40
 MIN_WORDS, MAX_WORDS = 150, 450
-COPY_WORDS = 6
-COPY_CJK = 8
-CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def fold(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    text = "".join(" " if unicodedata.category(ch)[0] in "PSZ" else ch for ch in text)
-    return " ".join(text.split())
-
-
-def cjk_only(text: str) -> str:
-    return "".join(CJK.findall(text))
 
 
 def load_yaml(path: Path, problems: list[str]) -> Any:
@@ -125,23 +112,6 @@ def load_faq(problems: list[str]) -> list[dict[str, str]]:
         if not all((row.get(k) or "").strip() for k in ("question", "answer", "category")):
             problems.append(f"faq.csv: row {n} has an empty field")
     return rows
-
-
-def copied_from(query: str, lang: str, texts: dict[tuple[str, str], tuple[str, str]]) -> str | None:
-    """Name the article version or FAQ row a query copies a title (question) or a run of text from."""
-    fq = fold(query)
-    for (aid, alang), (title, body) in texts.items():
-        if title and fold(title) in fq and (len(fold(title).split()) >= 3 or len(cjk_only(title)) >= 5):
-            return f"title of {alang}/{aid}"
-        if lang == "zh":
-            q, b = cjk_only(query), cjk_only(body)
-            if any(q[i : i + COPY_CJK] in b for i in range(len(q) - COPY_CJK + 1)):
-                return f"text of {alang}/{aid}"
-        else:
-            words, b = fq.split(), f" {fold(body)} "
-            if any(f" {' '.join(words[i : i + COPY_WORDS])} " in b for i in range(len(words) - COPY_WORDS + 1)):
-                return f"text of {alang}/{aid}"
-    return None
 
 
 def check() -> tuple[list[str], list[str]]:

@@ -8,22 +8,23 @@ not retrieval. So this script refuses the set (non-zero exit, one line per probl
 - a label (``article`` / ``also``) is not an id in ``help_centre/catalog.yml``;
 - a language has fewer than the required queries, or an English query set misses an article;
 - a query appears twice (after folding case, spaces and punctuation), within or across files;
-- a query repeats an article title or a run of an article's text (``MIN_WORDS`` words, or
-  ``MIN_CJK`` Chinese characters) from any language version found under ``help_centre/``.
+- a query repeats an article title or a run of an article's text (``COPY_WORDS`` words, or
+  ``COPY_CJK`` Chinese characters, in ``bench.kb.query_checks``) from any language version found
+  under ``help_centre/``.
 
-Run from the repository root: ``.venv/bin/python bench/kb/queries/validate.py``.
+Run from the repository root: ``.venv/bin/python -m bench.kb.queries.validate``.
 """
 
 from __future__ import annotations
 
-import re
 import sys
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bench.kb.query_checks import copied_from, fold
 
 ROOT = Path(__file__).resolve().parents[3]
 QUERIES = Path(__file__).resolve().parent
@@ -31,24 +32,6 @@ CATALOG = ROOT / "help_centre" / "catalog.yml"
 LANGS = ("en", "zh", "ru")
 MIN_PER_LANG = 55
 MIN_UNANSWERABLE_PER_LANG = 15
-MIN_WORDS = 6  # an English/Russian query sharing this many consecutive words with an article is a copy
-MIN_CJK = 8  # same for a Chinese query, in consecutive Chinese characters
-CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def fold(text: str) -> str:
-    """Case-, width- and punctuation-insensitive form used for duplicate and copy checks."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    text = "".join(" " if unicodedata.category(ch)[0] in "PSZ" else ch for ch in text)
-    return " ".join(text.split())
-
-
-def words(text: str) -> list[str]:
-    return fold(text).split()
-
-
-def cjk_only(text: str) -> str:
-    return "".join(CJK.findall(text))
 
 
 def load_queries(path: Path, problems: list[str]) -> list[dict[str, Any]]:
@@ -76,23 +59,6 @@ def article_texts() -> dict[tuple[str, str], tuple[str, str]]:
             title = str(meta.get("title", ""))
         texts[(path.stem, path.parent.name)] = (title, body)
     return texts
-
-
-def copied_from(query: str, lang: str, texts: dict[tuple[str, str], tuple[str, str]]) -> str | None:
-    """Name the article version a query copies a title or a run of text from, if any."""
-    for (aid, alang), (title, body) in texts.items():
-        if title and fold(title) in fold(query) and (len(words(title)) >= 3 or len(cjk_only(title)) >= 5):
-            return f"title of {alang}/{aid}"
-        if lang == "zh":
-            q, b = cjk_only(query), cjk_only(body)
-            if any(q[i : i + MIN_CJK] in b for i in range(len(q) - MIN_CJK + 1)):
-                return f"text of {alang}/{aid}"
-        else:
-            q_words, b = words(query), f" {fold(body)} "
-            grams = (" ".join(q_words[i : i + MIN_WORDS]) for i in range(len(q_words) - MIN_WORDS + 1))
-            if any(f" {g} " in b for g in grams):
-                return f"text of {alang}/{aid}"
-    return None
 
 
 def check() -> list[str]:
