@@ -1,4 +1,5 @@
-"""The agent console's static files: ``GET /console`` (the page), ``/console/console.js``, ``/console/console.css``.
+"""The agent console's static files: ``GET /console`` (the page), its scripts (``/console/console_base.js``,
+``/console/console_ticket.js``, ``/console/console.js``, loaded in that order) and ``/console/console.css``.
 
 Plain files from ``handoff/console/`` (no build step, so ``make run`` needs no Node.js). The page
 works only with the agent API on the same origin (``/api/v1/agent/...``, session cookie), so every
@@ -22,7 +23,13 @@ from api_errors import ApiError
 router = APIRouter(tags=["agent console"])
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
-FILES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+JS = "text/javascript; charset=utf-8"
+FILES = {
+    "console_base.js": JS,
+    "console_ticket.js": JS,
+    "console.js": JS,
+    "console.css": "text/css; charset=utf-8",
+}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self' ws: wss:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -216,7 +216,7 @@ def test_console_hand_back_to_the_bot(live: LiveSystem, browser: Browser) -> Non
 
 
 def test_console_files_are_served_with_a_strict_policy() -> None:
-    """No browser needed: the page, its script and style, caching, and the rules the page relies on."""
+    """No browser needed: the page, its scripts and style, caching, and the rules the page relies on."""
     app = FastAPI()
     app.include_router(console_router)
     with TestClient(app) as client:
@@ -226,18 +226,24 @@ def test_console_files_are_served_with_a_strict_policy() -> None:
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
         assert page.headers["x-content-type-options"] == "nosniff"
         # Every script is a file (the policy forbids inline ones) and the page links its own assets.
+        # In dependency order (defer keeps it): the shared helpers, the ticket views, then the rest.
+        script_names = ["console_base.js", "console_ticket.js", "console.js"]
         scripts = re.findall(r"<script\b[^>]*>", page.text)
-        assert scripts == ['<script src="/console/console.js" defer>']
+        assert scripts == [f'<script src="/console/{name}" defer>' for name in script_names]
         assert "/console/console.css" in page.text
-        js = client.get("/console/console.js")
-        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        for name in script_names:
+            js = client.get(f"/console/{name}")
+            assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript"), name
+            again = client.get(f"/console/{name}", headers={"If-None-Match": js.headers["etag"]})
+            assert again.status_code == 304 and again.content == b"", name
         assert client.get("/console/console.css").headers["content-type"].startswith("text/css")
-        again = client.get("/console/console.js", headers={"If-None-Match": js.headers["etag"]})
-        assert again.status_code == 304 and again.content == b""
         assert client.get("/console/secrets.txt").status_code == 404
         assert client.get("/console/..%2fapi.py").status_code == 404
         assert client.get("/console/", follow_redirects=False).headers["location"] == "/console"
     # Text from customers reaches the page only as text: no HTML-parsing sinks in the console's code.
-    code = (CONSOLE_DIR / "console.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in code, f"console.js uses {sink}"
+    scripts_on_disk = sorted(CONSOLE_DIR.glob("*.js"))
+    assert {path.name for path in scripts_on_disk} == set(script_names)
+    for path in scripts_on_disk:
+        code = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in code, f"{path.name} uses {sink}"
