@@ -51,6 +51,14 @@ QUESTION_INTENT = "ask_question"
 MIN_CONFIDENCE = 0.5
 MIN_QUESTION_CONFIDENCE = 0.7
 _HAN = re.compile(r"[\u3400-\u9fff]")
+# Two help-centre questions in one message ("可以用PayPal付款嗎 另外運費怎麼算") are two requests when
+# both parts are asked as questions; "I have a question. What's the return window?" stays one.
+_ASKS = re.compile(
+    r"[?？]|吗|嗎|呢|怎么|怎麼|如何|多少|多久|多长|多長|几|幾|什么|什麼|啥|哪|是否|能不能|可不可以|有没有|有沒有"
+    r"|^(?:how|what|what's|whats|when|where|which|who|why|can|could|do|does|is|are|will|would)\b"
+    r"|(?:^|\s)(?:как|что|когда|где|сколько|почему|зачем|какой|какая|какое|какие|каков|можно|ли)(?=\s|$|[,.!])",
+    re.IGNORECASE,
+)
 
 
 def _substantial(part: str) -> bool:
@@ -88,7 +96,8 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
     kinds = [_kind(parsed[0])]
     for part in parsed[1:]:
         kind = _kind(part)
-        if kind is not None and kind not in kinds and kinds[-1] is not None:
+        another_question = kind == QUESTION_INTENT == kinds[-1] and _asks(part.text) and _asks(requests[-1][-1].text)
+        if kind is not None and (kind not in kinds or another_question) and kinds[-1] is not None:
             requests.append([part])
             kinds.append(kind)
         else:
@@ -111,6 +120,20 @@ def _with_identity(now: str, later: list[str]) -> str:
         return f"{now} {emails[0]}"
     named = next((m.group(0) for part in later for m in _USERNAME.finditer(part)), None)
     return f"{now} {named}" if named else now
+
+
+def _asks(text: str) -> bool:
+    return _ASKS.search(text.strip()) is not None
+
+
+def repeats(first: list[dict[str, Any]], then: list[dict[str, Any]]) -> bool:
+    """Whether the answer to a later request only cites articles the first answer already gave (two
+    questions of one message that the same article answers): it is not sent a second time."""
+    def cited(messages: list[dict[str, Any]]) -> set[str]:
+        return {str(s.get("article_id")) for m in messages for s in (m.get("sources") or [])
+                if isinstance(s, dict) and s.get("article_id")}
+    later = cited(then)
+    return bool(later) and later <= cited(first)
 
 
 def _kind(part: Parsed) -> str | None:
@@ -154,8 +177,8 @@ ORDER_GUESS_MIN_CONFIDENCE = 0.1
 # What may stand beside an order number in a part that only gives it ("order 7916676427", "订单号：
 # 7916676427", "заказ №7916676427"): such a part is a detail of the request before it, not a request.
 _ONLY_AN_ID = re.compile(
-    r"^(?:(?:my|the|an?|it'?s|its|is|order|orders|number|no|num|id|#|订单号?|訂單號?|单号|單號|号码|號碼|是|"
-    r"заказ\w*|номер\w*|мой|№)\s*[:：.]?\s*)*$",
+    r"^(?:(?:my|the|an?|it'?s|its|is|and|order|orders|number|no|num|id|#|e-?mail|订单号?|訂單號?|单号|單號|号码|號碼|是|"
+    r"邮箱|郵箱|заказ\w*|номер\w*|мой|почта|и|№)\s*[:：.,，]?\s*)*$",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"\S+@\S+")
@@ -165,7 +188,9 @@ _USERNAME = re.compile(r"(?:用户名|用戶名|账号|帳號|логин|usernam
 
 
 def gives_only_an_id(text: str) -> bool:
-    rest = _EMAIL.sub(" ", _ORDER_ID.sub(" ", text)).strip(" ,.;:!?，。；：！？")
+    """Whether a part only gives details of who asks about which order (an order number, an email, a
+    username with its cue: "заказ 4471209856, логин safzal207"), not a request of its own."""
+    rest = _USERNAME.sub(" ", _EMAIL.sub(" ", _ORDER_ID.sub(" ", text))).strip(" ,.;:!?，。；：！？")
     return _ONLY_AN_ID.match(rest) is not None
 
 

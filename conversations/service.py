@@ -233,6 +233,8 @@ class ConversationService:
         except (RasaFailed, RasaUnavailable):
             await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending)  # next turn
             return reply
+        if requests.repeats(reply.messages, then.messages):  # the first answer's article answered it too
+            return RasaReply(messages=reply.messages, turn=requests.merge_turns(reply.turn, then.turn))
         messages = [*reply.messages, requests.notice("now", stored.language, pending[0]), *then.messages]
         return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
 

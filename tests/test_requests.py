@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.requests import Parsed, plan, read_part, split
+from conversations.requests import Parsed, plan, read_part, repeats, split
 
 
 @pytest.mark.parametrize(("typed", "parts"), [
@@ -97,3 +97,31 @@ def test_the_email_given_for_one_order_proves_who_asks_for_the_first_request_too
                    Parsed("change the address on 4021558731, a@b.co", "change_shipping_address", 0.9)])
     assert now == "cancel 4021558730 a@b.co"
 
+
+
+def test_two_questions_asked_as_questions_are_two_requests() -> None:
+    assert plan([Parsed("請問付款可以用PayPal嗎 還是只能刷卡", "ask_question", 0.95), Parsed("運費怎麼算", "ask_question", 0.9)]) == (
+        "請問付款可以用PayPal嗎 還是只能刷卡", ["運費怎麼算"])
+    assert plan([Parsed("можно оплатить через paypal?", "ask_question", 0.9),
+                 Parsed("сколько стоит экспресс доставка", "ask_question", 0.9)])[1] == ["сколько стоит экспресс доставка"]
+    # an opening that is not itself a question stays with the question it opens
+    assert plan([Parsed("hi I have a question", "ask_question", 0.8),
+                 Parsed("how long do i have to return something?", "ask_question", 0.9)])[1] == []
+
+
+def test_a_part_that_only_says_who_asks_about_which_order_is_a_detail() -> None:
+    part = read_part("заказ 4471209856, логин safzal207", "inform", 0.9, [{"name": "refund_status", "confidence": 0.4}])
+    assert part.intent == "inform"
+    now, later = plan([Parsed("мне вернули деньги за ботинки?", "refund_status", 0.9), part,
+                       Parsed("сколько вообще идут деньги на карту?", "ask_question", 0.9)])
+    assert now == "мне вернули деньги за ботинки? заказ 4471209856, логин safzal207"
+    assert later == ["сколько вообще идут деньги на карту?"]
+    assert read_part("order 4471209856, cancel it", "inform", 0.9, []).intent == "check_order_status"
+
+
+def test_a_later_answer_citing_only_articles_already_given_repeats_it() -> None:
+    paypal = {"type": "kb_answer", "text": "PayPal: …", "sources": [{"article_id": "payment-methods"}]}
+    shipping = {"type": "kb_answer", "text": "Standard shipping …", "sources": [{"article_id": "shipping-costs"}]}
+    assert repeats([paypal], [{**paypal, "text": "other passage"}])
+    assert not repeats([paypal], [shipping])
+    assert not repeats([paypal], [{"text": "Which order?"}])  # no article: a task's reply, never dropped
