@@ -332,6 +332,16 @@ def read(text: str, intent: str | None = None, confidence: float = 0.0, task: st
     return Answer.UNCLEAR
 
 
+def only_yes_or_no(text: str) -> bool:
+    """Whether a message says nothing but yes or no ("没问题", "ok!", "нет"): an answer to a yes/no
+    question, never the value of a detail asked for (a reason, an address)."""
+    norm = _AGREEING.sub(" ok ", normalise(text))
+    rest = norm
+    for lang in _scripts(norm):
+        rest = _YES[lang].sub(" ", _NO[lang].sub(" ", rest))
+    return rest != norm and re.search(r"\w", rest) is None
+
+
 _RETRACT = _compile(
     (
         r"\bnever ?mind\b",

@@ -8,6 +8,7 @@ from rasa_sdk import Tracker
 
 from bot.actions.change_of_mind import Turn, asks_a_question, other_task
 from bot.actions.offer import HANDOFF_ACTION, pending_offer
+from bot.actions.write_forms import reason_given
 from handoff.policy import HandoffPolicy, Offer, Signals
 
 
@@ -135,3 +136,17 @@ def test_a_first_message_that_takes_something_back_is_the_request_itself() -> No
     later = Turn(intent="request_refund", confidence=0.99, text="forget the refund", requested="refund_reason",
                  ranking=("request_refund", "refund_status"))
     assert other_task(later, "refund_form") is None
+
+
+@pytest.mark.parametrize(("typed", "reason"), [
+    ("没问题", None),  # "why?" — "no problem": an answer to a yes/no question, not a reason
+    ("ok!", None),
+    ("нет", None),
+    ("yes the size is wrong", "yes the size is wrong"),
+    ("没问题 就是不喜欢", "没问题 就是不喜欢"),
+    ("не подошёл размер", "не подошёл размер"),
+])
+def test_a_bare_yes_or_no_is_never_taken_as_the_reason_asked_for(typed: str, reason: str | None) -> None:
+    asked = Tracker("s", {"requested_slot": "return_reason"}, {"text": typed, "intent": {"name": "inform"}},
+                    [{"event": "user", "text": typed}], False, None, {}, None)
+    assert reason_given(asked, "return_reason", typed) == reason

@@ -60,10 +60,13 @@ def value_before(tracker: Tracker, slot: str) -> Any:
 
 
 def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
-    """Asked for the reason, the customer's whole answer is the reason, in their words; given inside
-    the request ("refund 5120648393, the zip broke"), the clause the reason extractor found."""
+    """Asked for the reason, the customer's whole answer is the reason, in their words (a bare yes or
+    no is not one); given inside the request ("refund 5120648393, the zip broke"), the clause the
+    reason extractor found."""
     if tracker.get_slot("requested_slot") == slot:
         reason = " ".join(typed_text(tracker).split())
+        if confirm.only_yes_or_no(reason):  # "why?" — "ok" / "没问题" / "нет": no reason given, asked again
+            return None
     else:
         reason = entity_text(tracker, "reason", slot_value) or ""
     return reason[:MAX_REASON_CHARS] or None
