@@ -29,9 +29,10 @@ _JOINS = re.compile(
     r"(?:[.?!;]+\s+|\s*,\s*|\s+)(?:and\s+also|also|plus|and\s+then|oh\s+and|and\s+another\s+thing|btw|"
     rf"and(?=\s+{_VERBS_EN}\b))\s+"
     r"|(?<=[?!])\s+(?=\S)"
+    r"|(?:^|\s+)(?:[1-9][)、]|\([1-9]\)|[1-9]\.(?=\s))\s*"  # "1) where is … 2) i need to return …"
     r"|[。？！；]\s*|[，,]?\s*(?:另外|还有|還有|顺便|順便|然后|然後|并且|並且|再帮我|再幫我|同时|同時)[，,：:]?\s*"
     r"|(?:[.?!;]\s+|,?\s+)(?:а\s+также|и\s+ещё|и\s+еще|ещё|еще|также|кроме\s+того|заодно|и\s+(?=(?:поменяйте|"
-    r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно|сколько|как|почему|какой|какая|"
+    r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно|сколько|скока|через|как|почему|какой|какая|"
     r"какие|что\s+(?:по|с|за|насч))))\s*",
     re.IGNORECASE,
 )
@@ -85,9 +86,10 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
     """(what to send now, the requests kept for later) from the parts of one message, parsed.
 
     Parts are grouped into requests: a part that is a task different from those before it starts a
-    new request, and so does a help-centre question beside a task; anything else (an order number,
-    an email, a task or question already named) goes with the first request, which is handled now
-    and needs the identity to verify (a verified customer is not asked again for the next one).
+    new request, and so does a help-centre question beside a task; a task or question already named
+    goes with its request, and anything else (an order number, an email: "…9926189121?? thats under
+    asmith910@email.com") with the request just before it. The first request is handled now and
+    needs the identity to verify (a verified customer is not asked again for the next one).
     Only parts that the NLU reads as tasks or questions with confidence are split off.
     """
     if not parsed:
@@ -100,10 +102,12 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
         if kind is not None and (kind not in kinds or another_question) and kinds[-1] is not None:
             requests.append([part])
             kinds.append(kind)
+        elif kind is not None and kind in kinds:
+            requests[kinds.index(kind)].append(part)
         else:
-            requests[0].append(part)
-            if kinds[0] is None:
-                kinds[0] = kind
+            requests[-1].append(part)
+            if kinds[-1] is None:
+                kinds[-1] = kind
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
     return _with_identity(joined[0], joined[1:]), joined[1:]
 

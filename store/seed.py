@@ -332,10 +332,11 @@ class _Builder:
             delivered_at=delivered,
         )
 
-    def random_order(self, customer: Customer) -> None:
+    def random_order(self, customer: Customer, status: OrderStatus | None = None) -> None:
+        """An order of ``customer`` in ``status`` (drawn when not given), with dates and refund to match."""
         rng, ref = self.rng, self.ref
         # weights of: processing, shipped, delivered, cancelled, refund_requested, refunded
-        status = rng.choices(list(OrderStatus), weights=(12, 15, 45, 8, 10, 10))[0]
+        status = status or rng.choices(list(OrderStatus), weights=(12, 15, 45, 8, 10, 10))[0]
         items = self.random_items()
         if status is OrderStatus.PROCESSING:
             self.make_order(customer, status, items, ordered_at=ref - timedelta(hours=rng.uniform(1, 48)))

@@ -32,11 +32,12 @@ if TYPE_CHECKING:
 POOL_RANDOM_SEED = 20240613
 # pool name (scenarios/pools.py) → orders added for it
 POOL_ORDERS: dict[str, int] = {
-    "processing": 100,
+    "processing": 120,
     "shipped": 6,
-    "refundable": 45,
+    "refundable": 60,
     "refund_above_limit": 6,
     "outside_refund_window": 6,
+    "refunded": 12,  # each its own customer: a password reset on one never touches another's account
 }
 WINDOW_MARGIN = timedelta(days=5)
 UNLIMITED_WINDOW = timedelta(days=365)  # gold has no window: its orders are spread over a year
@@ -109,3 +110,5 @@ def add_pool_orders(b: _Builder) -> None:
         level = WINDOWED_LEVELS[i % len(WINDOWED_LEVELS)]
         late = WINDOW_MARGIN + timedelta(days=rng.uniform(0, 120))
         _delivered(b, level, b.random_items(), _window(level) + late)
+    for i in range(POOL_ORDERS["refunded"]):
+        b.random_order(_customer(b, LEVELS[i % len(LEVELS)]), OrderStatus.REFUNDED)

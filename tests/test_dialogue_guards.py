@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from rasa_sdk import Tracker
 
-from bot.actions.change_of_mind import Turn, asks_a_question, other_task
+from bot.actions.change_of_mind import Turn, asks_a_question, other_task, states_the_reason
 from bot.actions.offer import HANDOFF_ACTION, pending_offer
-from bot.actions.write_forms import reason_given
+from bot.actions.write_forms import reason_given, stated_reason
 from handoff.policy import HandoffPolicy, Offer, Signals
 
 
@@ -150,3 +150,18 @@ def test_a_bare_yes_or_no_is_never_taken_as_the_reason_asked_for(typed: str, rea
     asked = Tracker("s", {"requested_slot": "return_reason"}, {"text": typed, "intent": {"name": "inform"}},
                     [{"event": "user", "text": typed}], False, None, {}, None)
     assert reason_given(asked, "return_reason", typed) == reason
+
+
+@pytest.mark.parametrize(("typed", "reason"), [
+    ("джинсы порвались по шву после первой носки", True),  # a statement: the reason asked for
+    ("the zip broke after two days", True),
+    ("do you sell these in a bigger size?", False),  # a question on the side: the help centre answers it
+    ("退货要自己付运费吗", False),
+])
+def test_a_statement_read_as_a_question_is_the_reason_asked_for(typed: str, reason: bool) -> None:
+    asked = Tracker("s", {"requested_slot": "return_reason"}, {"text": typed, "intent": {"name": "ask_question"}},
+                    [{"event": "user", "text": typed}], False, None, {"name": "return_form"}, None)
+    assert states_the_reason(asked) is reason
+    assert stated_reason(asked, "return_reason") == ({"return_reason": typed} if reason else {})
+    idle = Tracker("s", {}, {"text": typed, "intent": {"name": "ask_question"}}, [], False, None, {}, None)
+    assert not states_the_reason(idle)

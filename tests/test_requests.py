@@ -17,6 +17,10 @@ from conversations.requests import Parsed, plan, read_part, repeats, split
     # a question joined by "и" in Russian
     ("что с возвратом денег по 7916676427 и сколько дней на возврат у бронзового уровня?",
      ["что с возвратом денег по 7916676427", "сколько дней на возврат у бронзового уровня?"]),
+    ("деньги за 9727979857 верните. и через скока дней придут?", ["деньги за 9727979857 верните", "через скока дней придут?"]),
+    # numbered requests
+    ("two things 1) where is 4021558730 2) cancel 4021558731", ["two things", "where is 4021558730", "cancel 4021558731"]),
+    ("1. 4021558730到哪了 2. 帮我取消4021558731", ["4021558730到哪了", "帮我取消4021558731"]),
 ])
 def test_a_message_is_cut_where_a_second_request_starts(typed: str, parts: list[str]) -> None:
     assert split(typed) == parts
@@ -125,3 +129,11 @@ def test_a_later_answer_citing_only_articles_already_given_repeats_it() -> None:
     assert repeats([paypal], [{**paypal, "text": "other passage"}])
     assert not repeats([paypal], [shipping])
     assert not repeats([paypal], [{"text": "Which order?"}])  # no article: a task's reply, never dropped
+
+
+def test_details_after_the_second_request_belong_to_it() -> None:
+    now, later = plan([Parsed("pls cancel order 9929624906 (email wchen212@email.com)", "cancel_order", 0.99),
+                       Parsed("wheres my other one 9926189121??", "check_order_status", 0.9),
+                       Parsed("thats under asmith910@email.com", "inform", 0.9)])
+    assert now == "pls cancel order 9929624906 (email wchen212@email.com)"
+    assert later == ["wheres my other one 9926189121?? thats under asmith910@email.com"]

@@ -120,6 +120,19 @@ def asks_a_question(text: str) -> bool:
     return _ORDER_ID.search(norm) is None and _QUESTION.search(norm) is not None and REQUEST_WORDS.search(norm) is None
 
 
+def states_the_reason(tracker: Tracker) -> bool:
+    """Asked why, answered with a statement that the NLU took for a help-centre question ("джинсы
+    порвались по шву после первой носки"): the answer is the reason, not a question to look up."""
+    message = tracker.latest_message or {}
+    intent = (message.get("intent") or {}).get("name")
+    return (
+        tracker.active_loop_name is not None
+        and tracker.get_slot(REQUESTED_SLOT) in REASON_SLOTS
+        and intent == "ask_question"
+        and _QUESTION.search(confirm.normalise(message.get("text") or "")) is None
+    )
+
+
 def takes_back(turn: Turn) -> bool:
     if turn.requested not in DATA_SLOTS or turn.requested == CONFIRM_SLOT:
         return False  # the confirmation step reads its own answer (bot.actions.confirm)

@@ -19,7 +19,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 
 from bot.actions import runtime
-from bot.actions.change_of_mind import TASK_FORMS
+from bot.actions.change_of_mind import TASK_FORMS, states_the_reason
 from conversations.labels import INTENT, label, language
 from conversations.models import KbAnswer
 from kb_index.answering import KbDecision
@@ -177,6 +177,8 @@ class ActionAnswerQuestion(Action):
         return "action_answer_question"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if states_the_reason(tracker):  # the form that asked why takes the answer as the reason
+            return []
         lang = language(tracker)
         answerer = runtime.services().knowledge
         if answerer is None:

@@ -72,6 +72,14 @@ def reason_given(tracker: Tracker, slot: str, slot_value: Any) -> str | None:
     return reason[:MAX_REASON_CHARS] or None
 
 
+def stated_reason(tracker: Tracker, slot: str) -> Slots:
+    """The reason slot from an answer to "why?" that the NLU read as a question but is a statement
+    (the slot's own mapping skips ``ask_question`` messages)."""
+    if tracker.get_slot("requested_slot") != slot or not change_of_mind.states_the_reason(tracker):
+        return {}
+    return {slot: reason_given(tracker, slot, None)}
+
+
 def short_answer(text: str) -> bool:
     """A few words only: an answer that names a refund method and little else is about the method."""
     han = len(re.findall(r"[\u3400-\u9fff]", text))
@@ -180,6 +188,11 @@ class ValidateRefundForm(WriteFormValidator):
             return {}
         return {"refund_method": str(method)}
 
+    async def extract_refund_reason(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        return stated_reason(tracker, "refund_reason")
+
     def validate_refund_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Slots:
@@ -209,6 +222,11 @@ class ValidateReturnForm(WriteFormValidator):
             policies.DecisionCode.RETURN_ALREADY_STARTED: "utter_return_already_started",
         }
         return refuse(decision, responses, "utter_return_refused_other", order, dispatcher, tracker)
+
+    async def extract_return_reason(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Slots:
+        return stated_reason(tracker, "return_reason")
 
     def validate_return_reason(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
