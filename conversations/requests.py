@@ -87,8 +87,8 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
 
     Parts are grouped into requests: a part that is a task different from those before it starts a
     new request, and so does a help-centre question beside a task; a task or question already named
-    goes with its request, and anything else (an order number, an email: "…9926189121?? thats under
-    asmith910@email.com") with the request just before it. The first request is handled now and
+    goes with its request, and anything else (an order number, an email) with the request it
+    completes (``_home``). The first request is handled now and
     needs the identity to verify (a verified customer is not asked again for the next one).
     Only parts that the NLU reads as tasks or questions with confidence are split off.
     """
@@ -105,9 +105,10 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
         elif kind is not None and kind in kinds:
             requests[kinds.index(kind)].append(part)
         else:
-            requests[-1].append(part)
-            if kinds[-1] is None:
-                kinds[-1] = kind
+            home = _home(requests, part)
+            requests[home].append(part)
+            if kinds[home] is None:
+                kinds[home] = kind
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
     return _with_identity(joined[0], joined[1:]), joined[1:]
 
@@ -124,6 +125,22 @@ def _with_identity(now: str, later: list[str]) -> str:
         return f"{now} {emails[0]}"
     named = next((m.group(0) for part in later for m in _USERNAME.finditer(part)), None)
     return f"{now} {named}" if named else now
+
+
+def _home(requests: list[list[Parsed]], part: Parsed) -> int:
+    """The request a detail belongs to: an order number to the latest request that names no order
+    yet; anything else (an email, a bare username, a remark) to the latest request that names an
+    order but not who asks ("…been processed, and how long …? aphoenix939" is the refund's; "…and
+    wheres 9926189121?? thats under asmith910@email.com" the second order's); else the latest."""
+    def names(group: list[Parsed], pattern: re.Pattern[str]) -> bool:
+        return any(pattern.search(p.text) for p in group)
+
+    if _ORDER_ID.search(part.text):
+        wanting = [i for i, g in enumerate(requests) if not names(g, _ORDER_ID)]
+    else:
+        wanting = [i for i, g in enumerate(requests)
+                   if names(g, _ORDER_ID) and not names(g, _EMAIL) and not names(g, _USERNAME)]
+    return wanting[-1] if wanting else len(requests) - 1
 
 
 def _asks(text: str) -> bool:

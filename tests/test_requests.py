@@ -137,3 +137,11 @@ def test_details_after_the_second_request_belong_to_it() -> None:
                        Parsed("thats under asmith910@email.com", "inform", 0.9)])
     assert now == "pls cancel order 9929624906 (email wchen212@email.com)"
     assert later == ["wheres my other one 9926189121?? thats under asmith910@email.com"]
+
+
+def test_a_bare_username_at_the_end_completes_the_request_that_names_an_order() -> None:
+    now, later = plan([Parsed("hi two things: has my refund for 7916676427 been processed", "refund_status", 0.99),
+                       Parsed("how long do bronze members have for returns?", "ask_question", 0.9),
+                       Parsed("aphoenix939", "inform", 0.9)])
+    assert now == "hi two things: has my refund for 7916676427 been processed aphoenix939"
+    assert later == ["how long do bronze members have for returns?"]
