@@ -10,7 +10,6 @@ Screenshots go to tests/artifacts/ops-*.png for review.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,28 +20,17 @@ import pytest
 import uvicorn
 
 from scenarios.system import free_port
+from tests.conftest import NO_CHROMIUM, chromium_missing, screenshot
 from tests.test_ops_api import TOKEN, _ranked, _resolved_ticket, embedder, make_app  # noqa: F401  (embedder: fixture)
 from tests.test_ops_fixtures import Chat
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+if chromium_missing():
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium; `make test` installs it). "
-                "Under CI=true this test runs and fails instead.", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 XSS = '<img src=x onerror="window.__xss=1">parcel never turned up'
 expect.set_options(timeout=30_000)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])  # root: no sandbox
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -61,9 +49,7 @@ def site(tmp_path: Path, embedder: Any) -> Iterator[dict[str, Any]]:  # noqa: F8
 
 
 def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    page.screenshot(path=str(ARTIFACTS / f"ops-{name}.png"), full_page=True)
+    screenshot(page, f"ops-{name}", full_page=True)
 
 
 def test_ops_page_end_to_end(site: dict[str, Any], browser: Browser) -> None:

@@ -36,12 +36,11 @@ from kb_index.admin_routes import router as kb_admin_router
 from ops.csv_export import FORMULA_START
 from ops.models import AuditEntry
 from settings import Settings
-from tests.conftest import LiveSystem, free_port
+from tests.conftest import CHROMIUM, NO_CHROMIUM, LiveSystem, chromium_missing, free_port
 from tests.test_ops_api import ADMIN_PASSWORD, AUTH, _resolved_ticket, embedder, make_app  # noqa: F401 (fixture)
 from tests.test_ops_fixtures import Chat
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTICLE = (
     "---\nid: gift-wrapping\ntitle: Gift wrapping\nlanguage: en\nurl: https://help.example/gift-wrapping\n---\n"
     "# Gift wrapping\n\nWe wrap any order in recycled kraft paper for 4.50 (code WRAP-K7).\n"
@@ -257,8 +256,7 @@ def test_docs_serve_swagger_ui_from_this_origin_with_a_csp(tmp_path: Path) -> No
     assert c.get("/openapi.json").status_code == 200
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                    reason=f"Chromium not found at {CHROMIUM} (`make test` installs it); under CI=true it runs and fails")
+@pytest.mark.skipif(chromium_missing(), reason=NO_CHROMIUM)
 def test_docs_render_in_a_browser_under_the_csp(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
