@@ -37,6 +37,26 @@ from sanic.response import HTTPResponse
 
 LANGUAGES = ("en", "zh", "ru")
 TOKEN_ENV = "GATEWAY_CHANNEL_TOKEN"
+# One request of a message that asked for several things, with the task the gateway read its parts as
+# (conversations/requests.py, metadata key ``planned_task``): read on its own, the request may parse
+# as a bare detail ("帮我看下订单7367089080的情况 a@b.co" → inform), and the policy then guesses a task.
+# The task is taken only when the NLU found none; entities are always the NLU's own.
+TASK_KEY = "planned_task"
+PLANNED_TASKS = frozenset({
+    "check_order_status", "track_shipment", "request_refund", "refund_status", "return_item", "cancel_order",
+    "change_shipping_address", "reset_password",
+})
+NO_TASK = frozenset({None, "inform", "nlu_fallback", "out_of_scope", "ask_question"})
+
+
+def with_planned_task(parse_data: dict[str, Any], task: Any) -> dict[str, Any] | None:
+    """The parse with the planned task as its intent, when the NLU read no task; else None."""
+    intent = (parse_data.get("intent") or {}).get("name")
+    if task not in PLANNED_TASKS or intent not in NO_TASK or str(parse_data.get("text") or "").startswith("/"):
+        return None
+    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != task]
+    return {**parse_data, "intent": {"name": task, "confidence": 1.0},
+            "intent_ranking": [{"name": task, "confidence": 1.0}, *ranking]}
 
 
 def authorized(header: str | None, expected: str | None = None) -> bool:
@@ -137,6 +157,9 @@ class GatewayInput(InputChannel):
                 answered = replay(tracker, message_id) if message_id else None
                 if answered is not None:
                     return response.json({"messages": answered, "turn": summarise_turn(tracker), "replayed": True})
+                if metadata.get(TASK_KEY):
+                    parsed = await processor.parse_message(message, tracker)
+                    message.parse_data = with_planned_task(parsed, metadata.get(TASK_KEY)) or parsed
                 await processor._handle_message_with_tracker(message, tracker)
                 if language in LANGUAGES and tracker.get_slot("language") != language:
                     tracker.update(SlotSet("language", language))

@@ -71,6 +71,12 @@ _EN_DOUBT = (
     r"\bwhy\b",
     r"\bbut\b",
     r"\bif\b",
+    # a yes on a condition ("yes as long as I'm not charged a fee"): not a clear yes
+    r"\bas long as\b",
+    r"\bonly if\b",
+    r"\bprovided\b",
+    r"\bunless\b",
+    r"\bassuming\b",
 )
 _EN_YES = (
     r"\by\b",
@@ -169,7 +175,7 @@ _RU_YES = (
 )
 # Chinese (Simplified after folding). Negations first: 不/别/没/甭/勿 + what follows are one unit.
 _ZH_NO = (
-    r"不(?!错|客气)[要用必行对是好了想取改退]?",
+    r"不(?!错|客气|过)[要用必行对是好了想取改退]?",  # 不过 is "but" (a doubt), not a no
     r"别\S?",
     r"算了",
     # Cantonese: 唔/冇 negate ("唔使喇", "唔好", "冇需要"), 算啦 is 算了; 唔该 is "please", not a no
@@ -205,6 +211,7 @@ _ZH_DOUBT = (
     r"大概",
     r"不知道",
     r"但是",
+    r"不过",
     r"如果",
     r"要是",
 )
@@ -309,17 +316,7 @@ def read(text: str, intent: str | None = None, confidence: float = 0.0, task: st
         if intent in YES_INTENTS:
             return Answer.YES
         return Answer.NO if intent in NO_INTENTS else Answer.UNCLEAR
-    norm = _AGREEING.sub(" ok ", normalise(text))
-    langs = _scripts(norm)
-    rest = norm
-    for lang in langs:  # a negation and the word it negates are one unit: removed before looking for a yes
-        rest = _NO[lang].sub(" ", rest)
-    no = rest != norm
-    doubt = any(_DOUBT[lang].search(rest) for lang in langs)
-    yes = any(_YES[lang].search(rest) for lang in langs)
-    yes = yes or (task in _TASK_VERBS and _TASK_VERBS[task].search(rest) is not None)
-    no = no or any(e in text for e in _EMOJI_NO)
-    yes = yes or any(e in text for e in _EMOJI_YES)
+    yes, no, doubt = _cues(text, task)
     if no:
         return Answer.NO if not yes or not doubt else Answer.UNCLEAR
     if yes and not doubt:
@@ -330,6 +327,28 @@ def read(text: str, intent: str | None = None, confidence: float = 0.0, task: st
         if intent in NO_INTENTS:
             return Answer.NO
     return Answer.UNCLEAR
+
+
+def _cues(text: str, task: str | None) -> tuple[bool, bool, bool]:
+    """(a yes cue, a no cue, a doubt) in a typed answer."""
+    norm = _AGREEING.sub(" ok ", normalise(text))
+    langs = _scripts(norm)
+    rest = norm
+    for lang in langs:  # a negation and the word it negates are one unit: removed before looking for a yes
+        rest = _NO[lang].sub(" ", rest)
+    no = rest != norm or any(e in text for e in _EMOJI_NO)
+    doubt = any(_DOUBT[lang].search(rest) for lang in langs)
+    yes = any(_YES[lang].search(rest) for lang in langs)
+    yes = yes or (task in _TASK_VERBS and _TASK_VERBS[task].search(rest) is not None)
+    return yes or any(e in text for e in _EMOJI_YES), no, doubt
+
+
+def conditional_yes(text: str, task: str | None = None) -> bool:
+    """A yes on a condition or with a question ("yes as long as there's no fee", "ну да... а деньги
+    точно вернутся? если да то отменяйте", "好呀 不過退信用卡要幾耐"): not a yes to act on, and not a no
+    or another request either: the question stays open."""
+    yes, _, doubt = _cues(text, task)
+    return yes and doubt and not text.startswith("/")
 
 
 def only_yes_or_no(text: str) -> bool:

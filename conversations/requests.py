@@ -29,8 +29,10 @@ _JOINS = re.compile(
     r"(?:[.?!;]+\s+|\s*,\s*|\s+)(?:and\s+also|also|plus|and\s+then|oh\s+and|and\s+another\s+thing|btw|"
     rf"and(?=\s+{_VERBS_EN}\b))\s+"
     r"|(?<=[?!])\s+(?=\S)"
-    r"|(?:^|\s+)(?:[1-9][)、]|\([1-9]\)|[1-9]\.(?=\s))\s*"  # "1) where is … 2) i need to return …"
-    r"|[。？！；]\s*|[，,]?\s*(?:另外|还有|還有|顺便|順便|然后|然後|并且|並且|再帮我|再幫我|同时|同時)[，,：:]?\s*"
+    # "1) where is … 2) i need to return …", "1.订单… 2.退货…", "①查物流 ②退款"
+    r"|(?:^|\s+|(?<=[)）:：,，;；\u3400-\u9fff]))(?:[1-9][)）、]|\([1-9]\)|[1-9][.．](?=\s|[\u3400-\u9fff]))\s*"
+    r"|\s*(?:（[1-9]）|[①-⑨])\s*"
+    r"|[。？！；]\s*|[，,]?\s*(?:另外|还有|還有|仲有|顺便|順便|然后|然後|并且|並且|再帮我|再幫我|同时|同時)[，,：:]?\s*"
     r"|(?:[.?!;]\s+|,?\s+)(?:а\s+также|и\s+ещё|и\s+еще|ещё|еще|также|кроме\s+того|заодно|и\s+(?=(?:поменяйте|"
     r"смените|измените|отмените|верните|сбросьте|где|когда|можно|хочу|надо|нужно|сколько|скока|через|как|почему|какой|какая|"
     r"какие|что\s+(?:по|с|за|насч))))\s*",
@@ -82,7 +84,39 @@ class Parsed:
     confidence: float
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request of a message: its text, and the task the parts it is made of were read as (None
+    for a help-centre question or a remark). The bot gets the task with the text (``TASK_KEY``): the
+    whole request read again may lean elsewhere ("帮我看下订单…的情况 <email>" read as a bare detail)."""
+
+    text: str
+    task: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        return {"text": self.text, "task": self.task}
+
+    @classmethod
+    def from_stored(cls, item: Any) -> Request:
+        """A kept request as stored (older rows hold the text alone)."""
+        if isinstance(item, dict):
+            task = item.get("task")
+            return cls(str(item.get("text") or ""), task if task in TASK_INTENTS else None)
+        return cls(str(item))
+
+
+# The metadata key that tells the bot which task a request was read as (the gateway's own key,
+# never a channel's; bot/gateway_channel.py reads it).
+TASK_KEY = "planned_task"
+
+
 def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
+    """(what to send now, the requests kept for later) from the parts of one message, parsed."""
+    now, later = planned(parsed)
+    return now.text, [r.text for r in later]
+
+
+def planned(parsed: list[Parsed]) -> tuple[Request, list[Request]]:
     """(what to send now, the requests kept for later) from the parts of one message, parsed.
 
     Parts are grouped into requests: a part that is a task different from those before it starts a
@@ -93,7 +127,7 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
     Only parts that the NLU reads as tasks or questions with confidence are split off.
     """
     if not parsed:
-        return "", []
+        return Request(""), []
     requests: list[list[Parsed]] = [[parsed[0]]]
     kinds = [_kind(parsed[0])]
     for part in parsed[1:]:
@@ -110,7 +144,9 @@ def plan(parsed: list[Parsed]) -> tuple[str, list[str]]:
             if kinds[home] is None:
                 kinds[home] = kind
     joined = [" ".join(p.text for p in group) for group in requests[:MAX_PARTS]]
-    return _with_identity(joined[0], joined[1:]), joined[1:]
+    tasks = [kind if kind in TASK_INTENTS else None for kind in kinds[:MAX_PARTS]]
+    later = [Request(text, task) for text, task in zip(joined[1:], tasks[1:], strict=True)]
+    return Request(_with_identity(joined[0], joined[1:]), tasks[0]), later
 
 
 def _with_identity(now: str, later: list[str]) -> str:
@@ -202,7 +238,7 @@ _ONLY_AN_ID = re.compile(
     r"邮箱|郵箱|заказ\w*|номер\w*|мой|почта|и|№)\s*[:：.,，]?\s*)*$",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"\S+@\S+")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A username given with its cue ("用户名aphoenix939", "логин safzal207", "username: jsmith123").
 _USERNAME = re.compile(r"(?:用户名|用戶名|账号|帳號|логин|username|user name|user)\s*[:：]?\s*[A-Za-z][A-Za-z0-9_.-]{2,}",
                        re.IGNORECASE)
@@ -223,15 +259,15 @@ def read_part(text: str, intent: str | None, confidence: float, ranking: list[di
     return Parsed(text, task, MIN_CONFIDENCE)
 
 
-async def first_request(parser: Parser, text: str) -> tuple[str, list[str]]:
+async def first_request(parser: Parser, text: str) -> tuple[Request, list[Request]]:
     """(what the bot reads now, the requests kept for later) for one customer message. Only a
     message with a place to split costs NLU parses (one per part)."""
     parts = split(text)
     if len(parts) < 2:
-        return text, []
+        return Request(text), []
     parsed = [read_part(part, *await parser.parse(part)) for part in parts]
-    now, later = plan(parsed)
-    return (now, later) if later else (text, [])
+    now, later = planned(parsed)
+    return (now, later) if later else (Request(text), [])
 
 
 def merge_turns(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +277,7 @@ def merge_turns(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def keep(sessions: sessionmaker[Session], conversation_id: int, requests: list[str] | None) -> None:
+def keep(sessions: sessionmaker[Session], conversation_id: int, requests: list[Request] | None) -> None:
+    kept = [r.stored() for r in requests or []] or None
     with transaction(sessions) as db:
-        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(pending_requests=requests or None))
+        db.execute(update(Conversation).where(Conversation.id == conversation_id).values(pending_requests=kept))

@@ -37,6 +37,9 @@ from storage.db import transaction
 
 _CONV, _MSG, _TURN = Conversation.__table__, Message.__table__, Turn.__table__
 log = logging.getLogger(__name__)
+# Metadata keys only the gateway sets (a channel's are dropped): the client's address (the gateway's
+# own limits), the text as typed, the help-centre query and the task a request was read as.
+_GATEWAY_KEYS = frozenset({"client_address", "typed_text", topic.QUERY_KEY, requests.TASK_KEY})
 GAVE_UP = "gateway_gave_up"  # the turn's action when Rasa failed on the message max_attempts times
 # Its answer (Simplified Chinese is converted for Traditional conversations like every bot answer).
 _GAVE_UP_TEXT = {
@@ -178,23 +181,18 @@ class ConversationService:
             started = time.perf_counter()
             # client_address (REST, widget) is for the gateway's own limits: kept out of Rasa's tracker.
             # typed_text is the gateway's own (below), never a channel's.
-            metadata = {**{k: v for k, v in inbound.metadata.items() if k not in ("client_address", "typed_text", topic.QUERY_KEY)},
-                        "language": stored.language}
+            metadata = {**{k: v for k, v in inbound.metadata.items() if k not in _GATEWAY_KEYS}, "language": stored.language}
             button = confirm.as_button(inbound.text or "", stored.last_buttons) if not inbound.payload else None
             if button and text_for_bot == stored.nlu_text:  # a typed "可以的 麻烦了🙏" to Yes/No buttons: the yes
                 text_for_bot = button
             if not inbound.payload and text_for_bot != inbound.text:  # what is written to an order is as typed
                 metadata["typed_text"] = inbound.text
-            later: list[str] = []
+            later: list[requests.Request] = []
             if not button and not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
-                text_for_bot, later = await requests.first_request(self.rasa, text_for_bot)
-                routed = None if stored.active_loop else await topic.route(
-                    self.rasa, self.knowledge, text_for_bot, stored.language)
-                if routed is not None:  # "tracking says delivered but nothing came": not a tracking form
-                    metadata["typed_text"] = inbound.text
-                    if routed == topic.QUESTION:  # the help centre searches the text, not the payload
-                        metadata[topic.QUERY_KEY] = text_for_bot
-                    text_for_bot = routed
+                now, later = await requests.first_request(self.rasa, text_for_bot)
+                text_for_bot = self._planned(now, metadata)
+                if not stored.active_loop:
+                    text_for_bot = await self._routed(text_for_bot, inbound.text, stored.language, metadata)
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
             except RasaFailed as err:
@@ -216,27 +214,49 @@ class ConversationService:
             return result
 
     async def _next_request(
-        self, stored: _Stored, metadata: dict[str, Any], reply: RasaReply, later: list[str]
+        self, stored: _Stored, metadata: dict[str, Any], reply: RasaReply, later: list[requests.Request]
     ) -> RasaReply:
         """A message that asked for several things: the next request is handled as soon as the one
         before it is finished (no form left open), with a word to the customer; until then it is kept."""
-        pending = later or list(stored.pending or [])
+        pending = later or [requests.Request.from_stored(item) for item in stored.pending or []]
         if not pending or reply.turn.get("active_loop") or stored.state != "bot":
             if later:
                 await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, later)
-                reply.messages.append(requests.notice("later", stored.language, later[0]))
+                reply.messages.append(requests.notice("later", stored.language, later[0].text))
             return reply
         await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending[1:])
         try:
-            own = {k: v for k, v in metadata.items() if k != "typed_text"}  # the typed text was the first request's
-            then = await self.rasa.send(stored.sender_id, pending[0], own, f"{stored.client_message_id}:next")
+            # The typed text was the first request's; this one is routed as a first request is ("how long
+            # until the money is back?" kept beside a refund is a help-centre question, not a status form).
+            own = {k: v for k, v in metadata.items() if k not in _GATEWAY_KEYS}
+            text = await self._routed(self._planned(pending[0], own), pending[0].text, stored.language, own)
+            then = await self.rasa.send(stored.sender_id, text, own, f"{stored.client_message_id}:next")
         except (RasaFailed, RasaUnavailable):
             await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending)  # next turn
             return reply
         if requests.repeats(reply.messages, then.messages):  # the first answer's article answered it too
             return RasaReply(messages=reply.messages, turn=requests.merge_turns(reply.turn, then.turn))
-        messages = [*reply.messages, requests.notice("now", stored.language, pending[0]), *then.messages]
+        messages = [*reply.messages, requests.notice("now", stored.language, pending[0].text), *then.messages]
         return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
+
+    @staticmethod
+    def _planned(request: requests.Request, metadata: dict[str, Any]) -> str:
+        """The request's text for the bot, with the task its parts were read as (requests.TASK_KEY)."""
+        if request.task:
+            metadata[requests.TASK_KEY] = request.task
+        return request.text
+
+    async def _routed(self, text: str, typed: str, language: str, metadata: dict[str, Any]) -> str:
+        """What the bot gets for a request with no form open (topic.py): the text itself, or a help-centre
+        question / out of scope ("tracking says delivered but nothing came" is not a tracking form)."""
+        routed = await topic.route(self.rasa, self.knowledge, text, language)
+        if routed is None:
+            return text
+        metadata["typed_text"] = typed
+        metadata.pop(requests.TASK_KEY, None)  # a question (or out of scope), not the task
+        if routed == topic.QUESTION:  # the help centre searches the text, not the payload
+            metadata[topic.QUERY_KEY] = text
+        return routed
 
     def _failed_attempt(self, message_id: int) -> int:
         """Count one failure of Rasa on this message; returns the failures so far."""

@@ -167,7 +167,8 @@ _RULE_PATTERNS: dict[str, tuple[list[str], list[str]]] = {
     ),
     RULE_CHARGEBACK: (
         [
-            r"charge ?back\w*|dispute (?:the|this|a) (?:charge|payment|transaction)|reverse the (?:charge|payment)",
+            r"charge ?back\w*|disput\w* (?:the|this|that|a|your) (?:charge|payment|transaction)|reverse the (?:charge|payment)",
+            r"(?:file|open|raise|start)\w* a (?:dispute|claim) with (?:my|the) (?:bank|card)",
             r"(?:call|contact|tell) my (?:bank|card issuer|credit card company)|(?:bank|card) dispute",
             r"чарджбэк\w*|чарджбек\w*|оспор\w* (?:платёж|платеж|списание|операци\w*)|отозв\w* платёж|отозв\w* платеж",
             r"(?:через|в) банк\w* (?:верну|оспор\w*)|заблокир\w* (?:платёж|платеж)",
@@ -233,7 +234,9 @@ _PERSON_REQUEST = re.compile(
     r"(?:human|person|agent|manager|supervisor|someone|somebody)"
     r"|(?:get|give|want|need) (?:me )?(?:a |an |your |the )?(?:real |actual |live )?(?:human|person|manager|supervisor)\b"
     r"|real (?:person|human)|human being|live agent"
-    r"|(?:позов\w*|дайте|соедин\w*|переключ\w*|хочу|нужен|нужна|требую)\s+(?:с\s+|на\s+)?(?:живо\w+\s+)?"
+    r"|(?:позов\w*|дайте|давайте|соедин\w*|переключ\w*|хочу|нужен|нужна|требую)\s+(?:(?:уже|мне|же|ну)\s+)*живо(?:го|й)\b"
+    r"|(?:позов\w*|дайте|давайте|соедин\w*|переключ\w*|хочу|нужен|нужна|требую)\s+(?:(?:уже|мне|же|ну)\s+)*"
+    r"(?:с\s+|на\s+)?(?:живо\w+\s+)?"
     r"(?:человек\w*|оператор\w*|менеджер\w*|руководител\w*|начальств\w*|сотрудник\w*|администратор\w*)"
     r"|(?:поговорить|связаться|общаться|пообщаться)\s+с\s+(?:живым\s+)?(?:человек|оператор|менеджер|сотрудник|специалист|консультант)\w*"
     r"|(?:找|叫|要|转|换|接|请)(?:你们|你哋|你地)?(?:的|嘅)?(?:主管|经理|领导|负责人|上司|真人|人工|客服人员|活人)"

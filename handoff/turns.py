@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from channels.notices import in_script
 from conversations.models import Conversation, Message, Turn
@@ -46,6 +48,7 @@ CSAT_SKIP = "/csat_skip"
 HANDOFF_PAYLOAD = "/human_handoff"
 DENY_PAYLOAD = "/deny"
 QUEUE_NOTICE = "gateway_queue_notice"  # the turn's action when the queue, not the bot, answered a waiting customer
+RULE_HANDOFF = "gateway_handoff_rule"  # the turn's action when a business rule in the words handed the chat over
 
 
 class TurnHooks(HandoffBase):
@@ -88,8 +91,10 @@ class TurnHooks(HandoffBase):
             if rule is not None:
                 outcome = await self.escalate(sender, rule, {})
                 return await self._answer_locally(stored, [self._handoff_msg(t) for t in outcome.messages],
-                                                  after_escalation=True)
-            if self.policy.angry_person_request(raw):  # granted like the button, whatever else it mentions
+                                                  after_escalation=True, action=RULE_HANDOFF)
+            # A person asked for in the words ("да, давайте уже живого", "转人工", "I'd like to talk to someone
+            # about …") is granted like the button, whatever the NLU makes of the rest of the message.
+            if self.policy.asks_for_person(raw):
                 return HANDOFF_PAYLOAD
         if state == Column.QUEUED and not payload:
             return await self._queued_notice(stored, raw)
@@ -172,17 +177,21 @@ class TurnHooks(HandoffBase):
                         return None  # "ok" to something the bot said (it keeps helping while they wait)
                     said = texts.text("queued_ack", stored.language)
                 ticket.last_customer_at = now
-                # The turn as the gateway handled it: the bot never saw this message, so its state is
-                # the previous turn's, and a check of what ran can tell that nothing did.
-                last = db.scalar(select(Turn).where(Turn.conversation_id == stored.conversation_id)
-                                 .order_by(Turn.id.desc()).limit(1))
-                db.add(Turn(conversation_id=stored.conversation_id, message_id=stored.message_id,
-                            language=stored.language, intent=None, confidence=None, intent_ranking=[], entities=[],
-                            actions=[QUEUE_NOTICE], slots=dict(last.slots or {}) if last else {},
-                            active_loop=last.active_loop if last else None, latency_ms=0.0, created_at=now))
+                self._gateway_turn(db, stored, QUEUE_NOTICE, now)
                 return said
         said = await to_thread.run_sync(db_step)
         return None if said is None else await self._answer_locally(stored, [self._handoff_msg(said)])
+
+    @staticmethod
+    def _gateway_turn(db: Session, stored: Any, action: str, now: datetime) -> None:
+        """The turn as the gateway handled it (``action``): the bot never saw this message, so its state
+        is the previous turn's, and a check of what ran can tell that nothing else did."""
+        last = db.scalar(select(Turn).where(Turn.conversation_id == stored.conversation_id)
+                         .order_by(Turn.id.desc()).limit(1))
+        db.add(Turn(conversation_id=stored.conversation_id, message_id=stored.message_id,
+                    language=stored.language, intent=None, confidence=None, intent_ranking=[], entities=[],
+                    actions=[action], slots=dict(last.slots or {}) if last else {},
+                    active_loop=last.active_loop if last else None, latency_ms=0.0, created_at=now))
 
     def _store_extra(self, stored: Any, channel: str, extra: list[OutboundMessage]) -> None:
         with transaction(self._sessions) as db:
@@ -271,7 +280,7 @@ class TurnHooks(HandoffBase):
                                           state=state)
 
     async def _answer_locally(self, stored: Any, messages: list[OutboundMessage], state: str | None = None,
-                              after_escalation: bool = False) -> TurnResult:
+                              after_escalation: bool = False, action: str | None = None) -> TurnResult:
         messages = in_script(messages, stored.language, stored.detected.script)  # zh-Hant customers read Traditional
 
         def db_step() -> str:
@@ -281,6 +290,8 @@ class TurnHooks(HandoffBase):
                 msg.status = "answered"
                 for out in messages:
                     db.add(self._out_row(conv.id, out, stored.language, msg.channel, reply_to=msg.id))
+                if action is not None:
+                    self._gateway_turn(db, stored, action, self.clock())
                 conv.updated_at = self.clock()
                 return conv.state
         current = await to_thread.run_sync(db_step)

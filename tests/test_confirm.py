@@ -48,6 +48,23 @@ def test_doubt_is_asked_again(text: str, task: str) -> None:
     assert confirm.read(text, task=task) is Answer.UNCLEAR
 
 
+@pytest.mark.parametrize(("text", "task"), [
+    ("yes as long as im not charged any cancellation fee for it", "cancel"),
+    ("sure, only if the refund goes back to my card", "refund"),
+    ("ну да... хотя погодите, деньги точно вернутся на карту? если да то отменяйте", "cancel"),
+    ("對啊 不過我要取消的是另一張", "cancel"),
+    ("好呀 不過如果退返信用卡要幾耐先到？太耐我就唔退住", "refund"),
+])
+def test_a_yes_on_a_condition_is_not_a_yes_nor_a_no(text: str, task: str) -> None:
+    assert confirm.read(text, task=task) is Answer.UNCLEAR
+    assert confirm.conditional_yes(text, task)
+
+
+@pytest.mark.parametrize("text", ["yes", "不过算了", "no, but thanks", "what fee?", "/affirm"])
+def test_a_plain_answer_or_question_is_not_a_conditional_yes(text: str) -> None:
+    assert not confirm.conditional_yes(text, "cancel")
+
+
 def test_the_task_verb_is_a_yes_only_to_its_own_task() -> None:
     assert confirm.read("cancel it", task="cancel") is Answer.YES
     assert confirm.read("cancel it", task="address") is Answer.UNCLEAR
@@ -94,6 +111,8 @@ def test_the_whole_address_is_kept(typed: str, expected: str) -> None:
 
 @pytest.mark.parametrize("typed", [
     "never mind, just cancel it", "London", "12", "yes", "不改了", "算了吧", "не надо ничего менять", "asdf qwer",
+    # a phone number is digits but no house number or postcode
+    "(415) 555-0134 thats my cell if the driver needs it", "+7 916 123-45-67 мой телефон", "call me on 020 7946 0958",
 ])
 def test_what_is_not_an_address(typed: str) -> None:
     assert address.extract(typed) is None

@@ -116,6 +116,9 @@ def test_refund_above_limit_needs_approval(live: LiveSystem) -> None:
 def test_cancel_shipped_order_is_refused(live: LiveSystem) -> None:
     refused = live.converse(sender(), f"cancel my order {SHIPPED.order_id}", SHIPPED.username)[-1]
     assert "already shipped" in texts(refused)
+    # where the parcel is, said with the refusal ("… has already shipped (UPS, tracking number …)")
+    tracking = live.query("select tracking_number from orders where order_id = :o", o=SHIPPED.order_id)[0][0]
+    assert tracking and f"tracking number {tracking}" in texts(refused)
     assert live.query("select status from orders where order_id = :o", o=SHIPPED.order_id)[0][0] == "shipped"
 
 
@@ -124,6 +127,7 @@ def test_cancel_processing_order_is_done_in_database(live: LiveSystem) -> None:
     s = sender()
     confirm = live.converse(s, "I need to cancel an order", order.order_id, order.email)[-1]
     assert [b["payload"] for b in confirm["messages"][-1]["buttons"]] == ["/affirm", "/deny"]
+    assert f"Order {order.order_id} hasn't shipped yet" in texts(confirm)
     done = live.chat(s, payload="/affirm").json()
     assert "is cancelled" in texts(done)
     assert live.query("select status from orders where order_id = :o", o=order.order_id)[0][0] == "cancelled"
@@ -208,3 +212,12 @@ def test_wrong_order_id_gets_a_clear_answer_and_a_retry(live: LiveSystem) -> Non
     asked = live.say(s, f"oh sorry, it's {SHIPPED.order_id}")
     assert f"email address or username on order {SHIPPED.order_id}" in texts(asked)
     assert "shipped on" in texts(live.say(s, SHIPPED.username))
+
+
+def test_a_request_naming_an_order_but_no_task_is_that_order_s_check_not_the_next_request(live: LiveSystem) -> None:
+    """"look at order X, then reset my password, the email is the same for both": the order is checked
+    first (the gateway tells the bot the task its part was read as), the reset is kept for after."""
+    s = sender()
+    first = live.chat(s, text=f"帮我看下订单{SHIPPED.order_id}的情况，然后密码忘了要重置一下，邮箱都是{SHIPPED.email}").json()
+    assert "已于" in texts(first) and "发送重置密码链接吗" not in texts(first)
+    assert "您还提到" in texts(first)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
 
-from bot.actions.change_of_mind import Turn, asks_a_question, other_task, states_the_reason
+from bot.actions.change_of_mind import CONFIRM_SLOT, Turn, asks_a_question, guard, other_task, states_the_reason
 from bot.actions.offer import HANDOFF_ACTION, pending_offer
 from bot.actions.write_forms import reason_given, stated_reason
 from handoff.policy import HandoffPolicy, Offer, Signals
@@ -165,3 +166,21 @@ def test_a_statement_read_as_a_question_is_the_reason_asked_for(typed: str, reas
     assert stated_reason(asked, "return_reason") == ({"return_reason": typed} if reason else {})
     idle = Tracker("s", {}, {"text": typed, "intent": {"name": "ask_question"}}, [], False, None, {}, None)
     assert not states_the_reason(idle)
+
+
+@pytest.mark.parametrize(("typed", "intent", "ends"), [
+    # a yes with a condition and a question that the NLU reads as another task: the confirmation stays open
+    ("ну да... хотя погодите, деньги точно вернутся на карту? если да то отменяйте", "refund_status", False),
+    # taken back and another task asked for: the form ends and the other task starts
+    ("no wait, check where my refund is instead", "refund_status", True),
+])
+def test_a_conditional_yes_at_the_confirmation_never_switches_task(typed: str, intent: str, ends: bool) -> None:
+    events = [{"event": "action", "name": "action_listen"}, {"event": "user", "text": typed},
+              {"event": "action", "name": "cancel_form"}]
+    asked = Tracker("s", {"requested_slot": CONFIRM_SLOT, "order_id": "4021558730"},
+                    {"text": typed, "intent": {"name": intent, "confidence": 0.97},
+                     "intent_ranking": [{"name": intent, "confidence": 0.97}]},
+                    events, False, None, {"name": "cancel_form"}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    ended = guard(asked, dispatcher, "cancel_form")
+    assert (ended is not None) is ends

@@ -34,6 +34,8 @@ def test_order_id(text: object, expected: str | None) -> None:
         ("my username is cminh730", "cminh730"),
         ("логин jdoe55", "jdoe55"),
         ("不知道", None),
+        ("我電話係 9123 4567", None),  # a phone number, not a username
+        ("it's 55501234", None),
     ],
 )
 def test_identifier(text: str, expected: str | None) -> None:

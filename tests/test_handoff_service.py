@@ -135,6 +135,8 @@ async def test_refund_above_limit_is_escalated_with_the_order(world: World) -> N
     ("我要起诉你们", "legal_threat"),
     ("Я подам на вас в суд", "legal_threat"),
     ("I'll file a chargeback with my bank", "chargeback"),
+    ("if that money isnt back by friday im disputing the charge with my bank", "chargeback"),
+    ("opening a dispute with my bank today", "chargeback"),
     ("我要向银行申请拒付", "chargeback"),
     ("Оспорю платёж через банк", "chargeback"),
     ("someone changed my password and email", "account_takeover"),

@@ -3,7 +3,7 @@ tests/test_handoff_service.py: the real conversation and handoff services, Rasa 
 SQLite, with only Rasa's NLU/dialogue scripted.
 
 - zh-Hant wording hits the business rules and the frustration scorer like the Simplified one;
-- an angry request for a person is granted at once;
+- a request for a person in the words (angry or calm) is granted at once;
 - unintelligible messages count as failed turns whatever intent the NLU guessed;
 - no minutes estimate while nobody can answer (queue closed, nobody online);
 - while queued, "hello? anyone there?" gets where the customer stands, not the bot's welcome;
@@ -27,6 +27,7 @@ from conversations.service import OutboundMessage, end_at_handoff
 from handoff import frustration
 from handoff.policy import HandoffPolicy, unintelligible
 from handoff.service import QUEUE_NOTICE
+from handoff.turns import RULE_HANDOFF
 from tests.helpers import Step, runs, says
 from tests.test_handoff_service import SATURDAY, World, make_world, texts_of
 
@@ -78,6 +79,9 @@ async def test_traditional_chinese_rules_escalate_before_rasa(world: World, text
     assert (ticket.reason, ticket.rule, ticket.priority) == ("business_rule", rule, 0)
     assert result.state == "queued" and world.rasa.calls == []
     assert traditional(texts_of(result)), texts_of(result)  # the notices in the customer's script
+    with world.handoff._sessions() as db:  # the turn says the gateway handed over and the bot ran nothing
+        turn = db.scalar(select(Turn).where(Turn.message_id == world.messages(sender)[0].id))
+        assert (turn.intent, turn.actions) == (None, [RULE_HANDOFF])
 
 
 @pytest.mark.parametrize(
@@ -141,10 +145,19 @@ async def test_angry_request_for_a_person_is_granted_at_once(world: World, text:
     assert result.language == language
 
 
-async def test_calm_request_for_a_person_is_left_to_the_bot(world: World) -> None:
-    world.rasa.script = [says("...", "human_handoff")]
-    await world.say("s-calm", "我想跟真人客服聊聊")
-    assert world.rasa.calls[-1][1] == "我想跟真人客服聊聊"
+@pytest.mark.parametrize("text", ["我想跟真人客服聊聊", "да, давайте уже живого", "thanks. I'd like to speak with someone about a gift"])
+async def test_a_calm_request_for_a_person_in_the_words_is_granted_like_the_button(world: World, text: str) -> None:
+    """The NLU once read "да, давайте уже живого" as a goodbye: words that ask for a person are the button."""
+    world.rasa.script = [runs(ActionHandoffRequest(), "human_handoff")]
+    result = await world.say("s-calm", text)
+    assert world.rasa.calls[-1][1] == HANDOFF and world.rasa.calls[-1][2]["typed_text"] == text
+    assert result.state == "queued" and world.ticket("s-calm").reason == "explicit_request"
+
+
+async def test_a_message_that_only_mentions_people_is_left_to_the_bot(world: World) -> None:
+    world.rasa.script = [says("...", "ask_question")]
+    await world.say("s-mention", "can someone tell me when my order ships")
+    assert world.rasa.calls[-1][1] == "can someone tell me when my order ships"
 
 
 # --- b) unintelligible messages count as failed turns -------------------------------------------------

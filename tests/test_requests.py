@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.requests import Parsed, plan, read_part, repeats, split
+from conversations.requests import Parsed, Request, plan, planned, read_part, repeats, split
 
 
 @pytest.mark.parametrize(("typed", "parts"), [
@@ -21,6 +21,9 @@ from conversations.requests import Parsed, plan, read_part, repeats, split
     # numbered requests
     ("two things 1) where is 4021558730 2) cancel 4021558731", ["two things", "where is 4021558730", "cancel 4021558731"]),
     ("1. 4021558730到哪了 2. 帮我取消4021558731", ["4021558730到哪了", "帮我取消4021558731"]),
+    ("1.訂單4021558730到哪了 2.我想退貨", ["訂單4021558730到哪了", "我想退貨"]),
+    ("①查物流 ②退款要多久", ["查物流", "退款要多久"]),
+    ("（1）查订单（2）退款", ["查订单", "退款"]),
 ])
 def test_a_message_is_cut_where_a_second_request_starts(typed: str, parts: list[str]) -> None:
     assert split(typed) == parts
@@ -28,7 +31,7 @@ def test_a_message_is_cut_where_a_second_request_starts(typed: str, parts: list[
 
 @pytest.mark.parametrize("typed", [
     "the size and colour are both wrong", "I want to return it and get my money back", "cancel my order please",
-    "退货", "ok", "верните деньги и побыстрее",
+    "退货", "ok", "верните деньги и побыстрее", "the 2.5 kg one weighs 1.5 times more",
 ])
 def test_one_request_is_not_cut(typed: str) -> None:
     assert split(typed) == [typed]
@@ -145,3 +148,17 @@ def test_a_bare_username_at_the_end_completes_the_request_that_names_an_order() 
                        Parsed("aphoenix939", "inform", 0.9)])
     assert now == "hi two things: has my refund for 7916676427 been processed aphoenix939"
     assert later == ["how long do bronze members have for returns?"]
+
+
+def test_each_request_carries_the_task_its_parts_were_read_as() -> None:
+    now, later = planned([Parsed("帮我看下订单7367089080的情况", "check_order_status", 0.5),
+                          Parsed("密码忘了要重置一下，邮箱都是a@b.co", "reset_password", 0.9),
+                          Parsed("退货期限是几天", "ask_question", 0.95)])
+    assert now == Request("帮我看下订单7367089080的情况 a@b.co", "check_order_status")
+    assert later == [Request("密码忘了要重置一下，邮箱都是a@b.co", "reset_password"), Request("退货期限是几天", None)]
+
+
+def test_a_kept_request_is_read_back_as_stored_and_an_unknown_task_is_dropped() -> None:
+    assert Request.from_stored(Request("cancel 4021558730", "cancel_order").stored()) == Request("cancel 4021558730", "cancel_order")
+    assert Request.from_stored("cancel 4021558730") == Request("cancel 4021558730")  # kept before tasks were
+    assert Request.from_stored({"text": "hi", "task": "action_cancel_order"}) == Request("hi")

@@ -83,13 +83,17 @@ def _strip_lead_in(text: str) -> str:
     return text
 
 
+# A phone number ("(415) 555-0134", "+7 916 123-45-67", "9123 4567"): digits, but no house number or postcode.
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)|\d{2,5})(?:[\s.-]\d{2,4}){1,3}(?![\w-])")
+
+
 def looks_like_address(text: str) -> bool:
     """A house number/postcode and a street or place word, by script."""
     if not policies.check_address(text).allowed:
         return False
     if _HAN.search(text):
         return len(_ZH_PARTS.findall(text)) >= 2 and (_DIGIT.search(text) is not None or len(text) >= 8)
-    if _DIGIT.search(text) is None:
+    if _DIGIT.search(_PHONE.sub(" ", text)) is None:
         return False
     return (_RU_STREET.search(text) or _LATIN_STREET.search(text)) is not None
 

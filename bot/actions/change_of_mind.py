@@ -43,6 +43,9 @@ SURE_SWITCH_CONFIDENCE = 0.9
 # How far down the NLU's ranking a task named in a taking-back message is looked for.
 RANKING_DEPTH = 5
 SAME_SUBJECT = frozenset({"refund_form", "refund_status_form"})
+# The write forms' tasks as confirm.TASK_VERBS names them ("да, отменяйте": the task's own verb is a yes).
+_TASK_OF = {"cancel_form": "cancel", "address_form": "address", "refund_form": "refund", "return_form": "return",
+            "password_reset_form": "reset"}
 _ORDER_ID = re.compile(r"(?<!\d)\d(?:[\s-]?\d){9}(?!\d)")
 _QUESTION = re.compile(
     r"\?|？|^(?:(?:btw|by the way|also|oh|and|quick question)[,\s]+)?(?:how|what|when|why|which|is there|are there|do you|does)\b"
@@ -186,11 +189,14 @@ def guard(
     turn = latest(tracker)
     switch = other_task(turn, own_form)
     if switch is not None:
-        if (
-            turn.requested == CONFIRM_SLOT
-            and confirm.read(turn.text, turn.intent, turn.confidence) == confirm.Answer.YES
-        ):
-            return None
+        if turn.requested == CONFIRM_SLOT:
+            answer = confirm.read(turn.text, turn.intent, turn.confidence)
+            if answer == confirm.Answer.YES:
+                return None
+            if answer == confirm.Answer.UNCLEAR and confirm.conditional_yes(turn.text, _TASK_OF.get(own_form)):
+                # a yes with a condition or a question: answered if the help centre can, and asked again
+                answered = digress(tracker, dispatcher) if digress is not None and asks_a_question(turn.text) else None
+                return [*answered, SlotSet(CONFIRM_SLOT, None)] if answered is not None else None
         if digress is not None and turn.requested and asks_a_question(turn.text):
             answered = digress(tracker, dispatcher)
             if answered is not None:

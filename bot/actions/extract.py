@@ -63,7 +63,8 @@ def identifier(value: Any) -> str | None:
     if email:
         return email.group(0)
     without_orders = _ORDER_ID.sub(" ", text)
-    words = _ASCII_WORD.findall(without_orders)
+    # a word of digits alone is a phone number, a postcode or a PIN ("我電話係 9123 4567"), not a username
+    words = [w for w in _ASCII_WORD.findall(without_orders) if any(c.isalpha() for c in w)]
     with_digits = [w for w in words if any(c.isdigit() for c in w)]
     if without_orders != text:
         words = with_digits

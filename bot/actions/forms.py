@@ -44,7 +44,23 @@ def refusal_vars(order: OrderView, detail: dict[str, Any], lang: str) -> dict[st
         "membership": label(MEMBERSHIP, str(order.customer.membership_level), lang),
         "carrier": order.carrier or "",
         "tracking_number": order.tracking_number or "",
+        "shipment": shipment(order, lang),
     }
+
+
+# "has already shipped (UPS, tracking number 1Z…)": where the parcel is, said with the refusal.
+_SHIPMENT = {"en": " ({carrier}tracking number {number})", "zh": "（{carrier}运单号 {number}）",
+             "ru": " ({carrier}трек-номер {number})"}
+_COMMA = {"en": ", ", "zh": "，", "ru": ", "}
+
+
+def shipment(order: OrderView, lang: str) -> str:
+    """The carrier and tracking number of a shipped order in the customer's language; "" if none."""
+    if not order.tracking_number:
+        return ""
+    lang = lang if lang in _SHIPMENT else "en"
+    carrier = f"{order.carrier}{_COMMA[lang]}" if order.carrier else ""
+    return _SHIPMENT[lang].format(carrier=carrier, number=order.tracking_number)
 
 
 def entity_text(tracker: Tracker, entity: str, slot_value: Any) -> str | None:

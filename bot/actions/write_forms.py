@@ -200,7 +200,8 @@ class ValidateRefundForm(WriteFormValidator):
         # method, not the reason; the reason is asked again.
         typed = " ".join(typed_text(tracker).split())
         method = extract.refund_method(typed) if tracker.get_slot("requested_slot") == "refund_reason" else None
-        if method is not None and tracker.get_slot("refund_method") is None and short_answer(typed):
+        # (the method's own mapping may have filled it from this very message: what counts is before it)
+        if method is not None and value_before(tracker, "refund_method") is None and short_answer(typed):
             return {"refund_reason": None, "refund_method": str(method)}
         return {"refund_reason": reason_given(tracker, "refund_reason", slot_value)}
 
