@@ -93,6 +93,12 @@ class Request:
     text: str
     task: str | None = None
 
+    def for_bot(self, metadata: dict[str, Any]) -> str:
+        """The text the bot gets, with the task in ``metadata`` (``TASK_KEY``) when there is one."""
+        if self.task:
+            metadata[TASK_KEY] = self.task
+        return self.text
+
     def stored(self) -> dict[str, Any]:
         return {"text": self.text, "task": self.task}
 

@@ -190,9 +190,10 @@ class ConversationService:
             later: list[requests.Request] = []
             if not button and not inbound.payload and stored.state == "bot":  # "cancel X and also change the address on Y"
                 now, later = await requests.first_request(self.rasa, text_for_bot)
-                text_for_bot = self._planned(now, metadata)
+                text_for_bot = now.for_bot(metadata)
                 if not stored.active_loop:
-                    text_for_bot = await self._routed(text_for_bot, inbound.text, stored.language, metadata)
+                    text_for_bot = await topic.routed(self.rasa, self.knowledge, text_for_bot, inbound.text,
+                                                      stored.language, metadata)
             try:
                 reply = await self.rasa.send(inbound.sender_id, text_for_bot, metadata, stored.client_message_id)
             except RasaFailed as err:
@@ -229,7 +230,8 @@ class ConversationService:
             # The typed text was the first request's; this one is routed as a first request is ("how long
             # until the money is back?" kept beside a refund is a help-centre question, not a status form).
             own = {k: v for k, v in metadata.items() if k not in _GATEWAY_KEYS}
-            text = await self._routed(self._planned(pending[0], own), pending[0].text, stored.language, own)
+            text = await topic.routed(self.rasa, self.knowledge, pending[0].for_bot(own), pending[0].text,
+                                      stored.language, own)
             then = await self.rasa.send(stored.sender_id, text, own, f"{stored.client_message_id}:next")
         except (RasaFailed, RasaUnavailable):
             await to_thread.run_sync(requests.keep, self._sessions, stored.conversation_id, pending)  # next turn
@@ -238,25 +240,6 @@ class ConversationService:
             return RasaReply(messages=reply.messages, turn=requests.merge_turns(reply.turn, then.turn))
         messages = [*reply.messages, requests.notice("now", stored.language, pending[0].text), *then.messages]
         return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
-
-    @staticmethod
-    def _planned(request: requests.Request, metadata: dict[str, Any]) -> str:
-        """The request's text for the bot, with the task its parts were read as (requests.TASK_KEY)."""
-        if request.task:
-            metadata[requests.TASK_KEY] = request.task
-        return request.text
-
-    async def _routed(self, text: str, typed: str, language: str, metadata: dict[str, Any]) -> str:
-        """What the bot gets for a request with no form open (topic.py): the text itself, or a help-centre
-        question / out of scope ("tracking says delivered but nothing came" is not a tracking form)."""
-        routed = await topic.route(self.rasa, self.knowledge, text, language)
-        if routed is None:
-            return text
-        metadata["typed_text"] = typed
-        metadata.pop(requests.TASK_KEY, None)  # a question (or out of scope), not the task
-        if routed == topic.QUESTION:  # the help centre searches the text, not the payload
-            metadata[topic.QUERY_KEY] = text
-        return routed
 
     def _failed_attempt(self, message_id: int) -> int:
         """Count one failure of Rasa on this message; returns the failures so far."""

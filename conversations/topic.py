@@ -30,7 +30,7 @@ from anyio import to_thread
 
 from conversations import confirm
 from conversations.labels import INTENT, label
-from conversations.requests import TASK_INTENTS
+from conversations.requests import TASK_INTENTS, TASK_KEY
 
 QUESTION = "/ask_question"
 OUT_OF_SCOPE = "/out_of_scope"
@@ -159,3 +159,17 @@ async def route(
         return None
     article = await to_thread.run_sync(problem_article, answerer, text, language, intent)
     return QUESTION if article is not None else None
+
+
+async def routed(parser: Parser, knowledge: Callable[[], Answerer | None] | None, text: str, typed: str,
+                 language: str, metadata: dict[str, Any]) -> str:
+    """What the bot gets for a request with no form open: the text itself, or ``QUESTION`` /
+    ``OUT_OF_SCOPE`` with the metadata that goes with them (``typed`` is the text as typed)."""
+    routed_to = await route(parser, knowledge, text, language)
+    if routed_to is None:
+        return text
+    metadata["typed_text"] = typed
+    metadata.pop(TASK_KEY, None)  # a question (or out of scope), not the task its words sound like
+    if routed_to == QUESTION:  # the help centre searches the text, not the payload
+        metadata[QUERY_KEY] = text
+    return routed_to
