@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.channel import PushChannel
 from channels.outbox import Outbox, OutboxWorker
 from channels.push import ChannelPushers
-from channels.ratelimit import SlidingWindowLimiter
+from channels.ratelimit import sender_limiter
 from channels.registry import PUSH_CHANNELS
 from channels.relay import ChannelRelay
 from conversations.service import ConversationService
@@ -53,7 +53,7 @@ def start_channels(
     outbox = Outbox(sessions)
     worker = OutboxWorker(outbox, sessions, retry_base_s=settings.outbox_retry_base_s,
                           retry_max_s=settings.outbox_retry_max_s, poll_s=settings.outbox_poll_s)
-    limiter = SlidingWindowLimiter(settings.channel_rate_limit_count, settings.channel_rate_limit_window_s)
+    limiter = sender_limiter(settings)  # per sender; in Redis, shared by the replicas, when REDIS_URL is set
     relay = ChannelRelay(sessions, service, outbox, limiter, max_text_chars=settings.channel_max_text_chars,
                          retry_s=settings.channel_inbound_retry_s)
     runtime = ChannelsRuntime(outbox, worker, relay)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.ratelimit import Quota
+from channels.ratelimit import Quota, limits_storage
 from conversations.models import Message
 from conversations.service import OutboundMessage
 from deps import AgentIdentity
@@ -91,8 +91,8 @@ class HandoffBase:
         self._signals: OrderedDict[str, Signals] = OrderedDict()
         self._new_tickets: dict[str, int] = {}  # sender → ticket created during the turn in progress
         # Daily ticket caps (escalate): per sender from the tickets table, per client address here
-        # (RATE_LIMIT_STORAGE); the address of the turn in progress, as its channel vouched for it.
-        self.ticket_quota = Quota(settings.rate_limit_storage)
+        # (RATE_LIMIT_STORAGE, else REDIS_URL); the address of the turn in progress, as its channel vouched for it.
+        self.ticket_quota = Quota(limits_storage(settings))
         self._turn_address: OrderedDict[str, str] = OrderedDict()
         self.outbox_wakeup: Callable[[], None] | None = None  # set by the outbox worker
 
