@@ -184,10 +184,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # DATA_DIR 0700, and anything an older install left readable by others tightened.
         await to_thread.run_sync(_private_data_dir, settings.data_dir)
         url = settings.sqlalchemy_url
-        await to_thread.run_sync(upgrade, url)
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        await to_thread.run_sync(lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
+        # Migrations and the demo store's seeding run once however many replicas start together.
+        await to_thread.run_sync(upgrade, url, lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
         action_runtime.configure(
             SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings, sessions=sessions
         )

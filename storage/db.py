@@ -7,7 +7,7 @@ default, PostgreSQL for multi-replica deployments). The schema is owned by Alemb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,8 +98,9 @@ def heads() -> set[str]:
     return set(ScriptDirectory.from_config(_alembic_config("sqlite://")).get_heads())
 
 
-def upgrade(url: str) -> None:
-    """Run Alembic migrations up to head on ``url``.
+def upgrade(url: str, then: Callable[[], Any] | None = None) -> None:
+    """Run Alembic migrations up to head on ``url``, then ``then`` (the demo store's seeding: two
+    replicas starting on an empty database both seeded it, and one failed on a duplicate key).
 
     On PostgreSQL several replicas may start at once: the upgrade runs under a session advisory lock
     (one per schema), so one replica migrates while the others wait and then find nothing to do. A
@@ -111,6 +112,8 @@ def upgrade(url: str) -> None:
 
     if not is_postgres(url):
         _upgrade(url)
+        if then is not None:
+            then()
         return
     engine = sync_lock_engine(url)
     try:
@@ -118,6 +121,8 @@ def upgrade(url: str) -> None:
             schema = conn.execute(text("SELECT current_schema()")).scalar() or ""
             with pg_session_lock(conn, MIGRATIONS_LOCK, schema):
                 _upgrade(url)
+                if then is not None:
+                    then()
     finally:
         engine.dispose()
 

@@ -224,15 +224,18 @@ async def test_a_cancelled_wait_leaves_no_lock_behind(pg: tuple[str, Engine]) ->
 # --- migrations run once ------------------------------------------------------------------------------
 MIGRATOR = """
 import sys
-from storage.db import upgrade
+from decimal import Decimal
+from storage.db import make_engine, make_session_factory, upgrade
+from store.seed import seed
+sessions = make_session_factory(make_engine(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()
-upgrade(sys.argv[1])
+upgrade(sys.argv[1], lambda: seed(sessions, auto_refund_limit=Decimal("200")))  # as server.py starts
 print("done", flush=True)
 """
 
 
-def test_replicas_starting_together_migrate_a_new_schema_once(postgres_schema_url: str) -> None:
+def test_replicas_starting_together_migrate_and_seed_a_new_schema_once(postgres_schema_url: str) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", MIGRATOR, postgres_schema_url], cwd=ROOT, text=True,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, "PYTHONPATH": str(ROOT)}) for _ in range(3)]
@@ -252,6 +255,9 @@ def test_replicas_starting_together_migrate_a_new_schema_once(postgres_schema_ur
     with engine.connect() as conn:
         assert {r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))} == heads()
         assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 0
+        # the demo store seeded once (two replicas seeding at once failed on a duplicate customer)
+        customers = conn.execute(text("SELECT count(*), count(DISTINCT username) FROM customers")).one()
+        assert customers[0] > 0 and customers[0] == customers[1]
     engine.dispose()
 
 
