@@ -53,6 +53,10 @@ class EventBus:
     def subscribers(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
 
+    async def asubscribers(self, topic: str) -> int:
+        """``subscribers`` for async code: a shared bus asks Redis without blocking the event loop."""
+        return self.subscribers(topic)
+
     def publish(self, topic: str, event: dict[str, Any]) -> int:
         """Deliver to every subscriber of ``topic`` now; returns how many got it."""
         return self._deliver(topic, event)

@@ -25,7 +25,8 @@ re-read the ticket list and the customers' sockets their messages (``?after=``) 
 Events published while Redis is unreachable wait in a bounded queue (oldest dropped) and go when it is back.
 
 ``subscribers(topic)`` counts this process's subscribers plus the other replicas subscribed to the
-topic (``PUBSUB NUMSUB``, one short synchronous round trip; only the local count while the
+topic (``PUBSUB NUMSUB``, one short synchronous round trip, or ``asubscribers`` on the async client for
+code on the event loop; only the local count while the
 subscriber connection is known to be down), so handoff delivery marks a message delivered only when some socket,
 somewhere, takes it.
 """
@@ -63,6 +64,7 @@ BACKOFF_MAX_S = 5.0
 OUTBOX_SIZE = 10_000  # events waiting for Redis; beyond this the oldest is dropped
 READY_WAIT_S = 2.0  # listen() waits at most this long for Redis to confirm a subscription
 CLOSE_WAIT_S = 5.0
+COUNT_WAIT_S = 0.5  # a subscriber count from Redis (as the synchronous client's socket timeout)
 ORIGINS_KEPT = 1024  # publishers whose last seq is remembered (a process restart is a new origin)
 SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -127,6 +129,18 @@ class RedisEventBus(EventBus):
         try:
             ((_, on_redis),) = self._counter.pubsub_numsub(self._channel(topic))
         except (RedisError, OSError) as err:
+            log.warning("live events: subscriber count failed; counting this replica only", extra={"error": str(err)})
+            return local
+        return local + max(int(on_redis) - (topic in self._confirmed), 0)
+
+    async def asubscribers(self, topic: str) -> int:
+        """``subscribers`` with the round trip on the async client (the event loop is not blocked)."""
+        local = EventBus.subscribers(self, topic)
+        if self.connects and not self.connected:
+            return local
+        try:
+            ((_, on_redis),) = await asyncio.wait_for(self._client.pubsub_numsub(self._channel(topic)), COUNT_WAIT_S)
+        except (RedisError, OSError, TimeoutError) as err:
             log.warning("live events: subscriber count failed; counting this replica only", extra={"error": str(err)})
             return local
         return local + max(int(on_redis) - (topic in self._confirmed), 0)

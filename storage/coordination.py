@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = [
-    "LocalTurnLocks", "MIGRATIONS_LOCK", "PgTurnLocks", "TURN_LOCKS", "TurnLocks", "is_postgres", "pg_session_lock",
+    "LocalTurnLocks", "MIGRATIONS_LOCK", "PgTurnLocks", "RELAY_LOCKS", "TURN_LOCKS", "TurnLocks", "is_postgres", "pg_session_lock",
     "turn_locks_for",
 ]
 
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # The first key of two-key advisory locks: keeps our locks apart from anyone else's in the database.
 TURN_LOCKS = 0x5B0701  # per conversation (its sender id)
 MIGRATIONS_LOCK = 0x5B0702  # storage.db.upgrade, per schema
+RELAY_LOCKS = 0x5B0703  # per push-channel customer (channels/relay.py: catch-up, turn and its delivery)
 # Server-side keepalives for lock connections: a replica whose host disappears without closing its
 # sockets loses its locks after about 10 + 3 * 5 s instead of the kernel's default two hours.
 SERVER_KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
@@ -95,8 +96,10 @@ class PgTurnLocks(LocalTurnLocks):
     with the pool's error and the message stays pending, to be retried by the customer).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 20, pool_timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, pool_timeout_s: float = 60.0,
+                 namespace: int = TURN_LOCKS) -> None:
         super().__init__()
+        self.namespace = namespace  # the advisory locks' first key: a family of locks of its own
         if not is_postgres(url):
             raise ValueError(f"PostgreSQL advisory locks need a postgresql URL, not {make_url(url).drivername}")
         async_url = make_url(url).set(drivername="postgresql+psycopg")
@@ -112,25 +115,25 @@ class PgTurnLocks(LocalTurnLocks):
             conn = await self._engine.connect()
             try:
                 await conn.execute(text("SELECT pg_advisory_lock(CAST(:ns AS integer), hashtext(:key))"),
-                                   {"ns": TURN_LOCKS, "key": key})
+                                   {"ns": self.namespace, "key": key})
             except BaseException:  # cancelled or failed while waiting: closing the connection frees any lock
                 await _discard(conn)
                 raise
             try:
                 yield
             finally:
-                await _unlock(conn, key)
+                await _unlock(conn, self.namespace, key)
 
     async def aclose(self) -> None:
         await self._engine.dispose()
 
 
-async def _unlock(conn: AsyncConnection, key: str) -> None:
+async def _unlock(conn: AsyncConnection, namespace: int, key: str) -> None:
     """Release ``key`` and give the connection back; if that fails (or is cancelled), close the
     connection instead: PostgreSQL then releases the lock with the session."""
     try:
         await conn.execute(text("SELECT pg_advisory_unlock(CAST(:ns AS integer), hashtext(:key))"),
-                           {"ns": TURN_LOCKS, "key": key})
+                           {"ns": namespace, "key": key})
         await conn.close()
     except BaseException:
         await _discard(conn)
@@ -156,9 +159,10 @@ def _keepalive(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.commit()
 
 
-def turn_locks_for(url: str, *, pool_size: int = 20) -> TurnLocks:
-    """Per-conversation locks for this database: shared across replicas on PostgreSQL, local otherwise."""
-    return PgTurnLocks(url, pool_size=pool_size) if is_postgres(url) else LocalTurnLocks()
+def turn_locks_for(url: str, *, pool_size: int = 20, namespace: int = TURN_LOCKS) -> TurnLocks:
+    """Per-conversation locks for this database: shared across replicas on PostgreSQL, local otherwise.
+    ``namespace`` keeps another family of per-key locks (``RELAY_LOCKS``) apart from the turn locks."""
+    return PgTurnLocks(url, pool_size=pool_size, namespace=namespace) if is_postgres(url) else LocalTurnLocks()
 
 
 @contextlib.contextmanager
