@@ -36,6 +36,7 @@ import handoff
 from bot.actions import runtime as action_runtime
 from bot.actions.webhook import router as actions_router
 from bot.rasa_process import RasaSupervisor
+from bot.rasa_stores import RasaStores
 from bot.training import ensure_model
 from channels import http_guards
 from channels.registry import routers as push_channel_routers
@@ -59,6 +60,7 @@ from ops.api import router as ops_router
 from ops.kb_questions import load_ops_questions
 from ops.page import router as ops_page_router
 from settings import Settings, get_settings
+from storage.coordination import turn_locks_for
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.secrets import key_for
 from store.seed import seed
@@ -96,6 +98,7 @@ async def _start_rasa(app: FastAPI, settings: Settings) -> RasaClient:
         action_endpoint=f"http://127.0.0.1:{settings.port}/actions/webhook",
         tracker_db=settings.data_dir / "rasa_tracker.db",
         log_file=settings.data_dir / "rasa.log",
+        stores=RasaStores.from_settings(settings),  # PostgreSQL tracker, Redis locks: several Rasa servers
         venv=settings.rasa_venv,
         restart_backoff_s=settings.rasa_restart_backoff_s,
     )
@@ -181,10 +184,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # DATA_DIR 0700, and anything an older install left readable by others tightened.
         await to_thread.run_sync(_private_data_dir, settings.data_dir)
         url = settings.sqlalchemy_url
-        await to_thread.run_sync(upgrade, url)
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        await to_thread.run_sync(lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
+        # Migrations and the demo store's seeding run once however many replicas start together.
+        await to_thread.run_sync(upgrade, url, lambda: seed(sessions, auto_refund_limit=settings.auto_refund_limit))
         action_runtime.configure(
             SqlOrdersService(sessions, auto_refund_limit=settings.auto_refund_limit), settings, sessions=sessions
         )
@@ -195,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.conversations = ConversationService(
             sessions, rasa, max_attempts=settings.rasa_max_attempts,
             knowledge=lambda: action_runtime.services().knowledge,  # a task, or a problem it answers
+            turn_locks=turn_locks_for(url),  # one turn per conversation at a time, across replicas on PostgreSQL
         )
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
@@ -216,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.rasa_process is not None:
                 await app.state.rasa_process.stop()
             await rasa.close()
+            await app.state.conversations.turn_locks.aclose()
             engine.dispose()
 
     # /docs is Swagger UI from the pinned fastapi-offline package under a CSP (api_docs.py), not a CDN.

@@ -15,6 +15,7 @@ import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bot.rasa_stores import RasaStores
 from bot.training import ROOT, rasa_env, rasa_executable
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ class RasaSupervisor:
 
     ``token``: Rasa's HTTP API token; ``channel_token``: what the gateway channel accepts;
     ``action_token``: what Rasa sends to the action server. All three reach Rasa through its
-    environment (bot/rasa_serve.py, bot/gateway_channel.py, bot/endpoints.yml), never argv."""
+    environment (bot/rasa_serve.py, bot/gateway_channel.py, bot/endpoints.yml), never argv.
+
+    ``stores``: where the tracker and the locks live (bot/rasa_stores.py). The default is
+    ``bot/endpoints.yml`` (the SQLite file ``tracker_db``); with PostgreSQL and/or Redis configured,
+    an endpoints file rendered next to ``tracker_db``, so that several Rasa servers share both."""
 
     model: Path
     port: int
@@ -50,6 +55,7 @@ class RasaSupervisor:
     restart_backoff_s: float = 2.0
     channel_token: str = ""
     action_token: str = ""
+    stores: RasaStores = field(default_factory=RasaStores)
     starts: int = field(init=False, default=0)
     _proc: asyncio.subprocess.Process | None = field(init=False, default=None)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
@@ -69,11 +75,15 @@ class RasaSupervisor:
         return [
             str(python), "-m", "bot.rasa_serve", "run",
             "--model", str(self.model),
-            "--endpoints", str(ROOT / "bot" / "endpoints.yml"),
+            "--endpoints", str(self.endpoints_file),
             "--credentials", str(ROOT / "bot" / "credentials.yml"),
             "--interface", "127.0.0.1", "--port", str(self.port),
             "--enable-api",
         ]
+
+    @property
+    def endpoints_file(self) -> Path:
+        return ROOT / "bot" / "endpoints.yml" if self.stores.default else self.tracker_db.parent / "rasa-endpoints.yml"
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         self.tracker_db.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +91,7 @@ class RasaSupervisor:
         env = rasa_env({
             "ACTION_ENDPOINT_URL": self.action_endpoint, "RASA_TRACKER_DB": str(self.tracker_db),
             "RASA_AUTH_TOKEN": self.token, "GATEWAY_CHANNEL_TOKEN": self.channel_token,
-            "ACTION_SERVER_TOKEN": self.action_token,
+            "ACTION_SERVER_TOKEN": self.action_token, **self.stores.env(),
         })
         for name, value in SERVING_THREADS.items():
             env.setdefault(name, value)
@@ -103,6 +113,9 @@ class RasaSupervisor:
             await asyncio.sleep(self.restart_backoff_s)
 
     async def start(self) -> None:
+        if not self.stores.default:  # the tracker's schema, and the file every start of this Rasa reads
+            await asyncio.to_thread(self.stores.prepare)
+            await asyncio.to_thread(self.stores.write, self.endpoints_file)
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="rasa-supervisor")
 

@@ -1,18 +1,20 @@
-"""Rate limits: per sender (a sliding window in process memory), and per client address and for
-everyone together (``RequestLimits``, the ``limits`` library, shared through Redis when configured).
+"""Rate limits: per sender (a sliding window in process memory, or in Redis for every gateway replica
+when ``REDIS_URL`` is set: ``sender_limiter``), and per client address and for everyone together
+(``RequestLimits``, the ``limits`` library, shared through Redis when configured).
 
 A customer (or a script pretending to be one) who sends more than ``limit`` messages within
 ``window_s`` seconds gets one polite notice per window and the excess is not passed to the bot, so
 one sender cannot starve Rasa for everyone else. Memory is bounded by forgetting senders that
-have been quiet for a whole window. The state is per process: a deployment with several gateway
-replicas limits per replica (enough against floods, which is the point; not a billing meter).
+have been quiet for a whole window. In memory the state is per process; with ``REDIS_URL`` set,
+``SharedSenderLimiter`` counts in Redis, so a sender's messages spread by a round-robin balancer over
+several replicas are counted together (and the notice is sent once per window, not once per replica).
 Channel-agnostic: any channel (widget, REST) can use it with its own sender ids.
 
 A per-sender limit alone is no defence against a script that invents a new sender id per message,
 so customer messages (REST, widget) are also counted per client address (``RATE_LIMIT_PER_IP``) and
 all together (``RATE_LIMIT_GLOBAL``), and webhook calls per address (``RATE_LIMIT_WEBHOOK``). Those
 use a moving window in ``RATE_LIMIT_STORAGE`` ("memory://" per process; "redis://…" shared by
-several gateways). The client address is the connection's peer, or the ``X-Forwarded-For`` address
+several gateways; left at "memory://" with ``REDIS_URL`` set, ``REDIS_URL`` is used: ``limits_storage``). The client address is the connection's peer, or the ``X-Forwarded-For`` address
 uvicorn accepts from the proxies in ``FORWARDED_ALLOW_IPS``.
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, RateLimitItemPerSecond, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -35,7 +37,8 @@ from settings import SecuritySettings
 if TYPE_CHECKING:
     from settings import Settings
 
-__all__ = ["Decision", "Quota", "Refusal", "RequestLimits", "SlidingWindowLimiter"]
+__all__ = ["Decision", "Quota", "Refusal", "RequestLimits", "SenderLimiter", "SharedSenderLimiter",
+           "SlidingWindowLimiter", "limits_storage", "sender_limiter"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,54 @@ class SlidingWindowLimiter:
         for key in [k for k, at in self._notified_at.items() if at <= horizon]:
             del self._notified_at[key]
 
+    async def acheck(self, key: str) -> Decision:
+        return self.check(key)
+
     def __len__(self) -> int:
         return len(self._hits)
+
+
+class SharedSenderLimiter:
+    """``SlidingWindowLimiter``'s rule counted in ``limits`` storage (Redis) for every replica: at most
+    ``limit`` messages per sender in a moving window of ``window_s`` (whole seconds, rounded up), and
+    one notice per window. ``acheck`` keeps the round trip off the event loop."""
+
+    def __init__(self, limit: int, window_s: float, storage_uri: str) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("rate limit needs limit >= 1 and window_s > 0")
+        self.limit = limit
+        self.window_s = max(1, math.ceil(window_s))
+        self._messages = RateLimitItemPerSecond(limit, self.window_s)
+        self._notices = RateLimitItemPerSecond(1, self.window_s)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def check(self, key: str) -> Decision:
+        """Count one message from ``key`` and say whether it may go on to the bot."""
+        if self._limiter.hit(self._messages, "sender", key):
+            return Decision(allowed=True)
+        return Decision(allowed=False, notify=self._limiter.hit(self._notices, "sender-notice", key))
+
+    async def acheck(self, key: str) -> Decision:
+        return await to_thread.run_sync(self.check, key)
+
+
+SenderLimiter = SlidingWindowLimiter | SharedSenderLimiter
+
+
+def sender_limiter(settings: Settings) -> SenderLimiter:
+    """Per sender (``CHANNEL_RATE_LIMIT_*``): in this process, or in Redis when ``REDIS_URL`` is set."""
+    count, window_s = settings.channel_rate_limit_count, settings.channel_rate_limit_window_s
+    if settings.redis_url:
+        return SharedSenderLimiter(count, window_s, settings.redis_url)
+    return SlidingWindowLimiter(count, window_s)
+
+
+def limits_storage(settings: Settings) -> str:
+    """``RATE_LIMIT_STORAGE``; left at "memory://" while ``REDIS_URL`` is set, Redis (shared by replicas)."""
+    storage: str = settings.rate_limit_storage
+    if storage.startswith("memory://") and settings.redis_url:
+        return settings.redis_url
+    return storage
 
 
 # --- per address and global (the `limits` library) ------------------------------------------------
@@ -146,7 +195,7 @@ class RequestLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLimits:
-        return cls(Quota(settings.rate_limit_storage), settings.rate_limit_per_ip, settings.rate_limit_global,
+        return cls(Quota(limits_storage(settings)), settings.rate_limit_per_ip, settings.rate_limit_global,
                    settings.rate_limit_webhook)
 
     async def customer_message(self, address: str | None) -> Refusal | None:

@@ -11,6 +11,15 @@ retries it (``retry_loop``) with the same message id until it is answered: once,
 the customer wrote. A per-sender lock keeps a customer's messages in order; different customers
 run in parallel. ``push`` is the other way in: a message outside a turn (an agent's reply), rendered
 and stored in the outbox the same way.
+
+With several gateway replicas (PostgreSQL) the per-sender lock is a PostgreSQL advisory lock of its
+own family (``RELAY_LOCKS``, storage/coordination.py), not only an ``asyncio.Lock``. The conversation's
+turn lock is not enough here: it covers ``ConversationService.handle`` only, while this lock also
+covers the catch-up of older records and the delivery after the turn. Without it, replica B, catching
+up the customer's previous message while replica A still answers it, would get the stored answer once
+A's turn ends and put it in the outbox, while A gives the same answer as WeChat's passive reply: the
+customer would read it twice. Lock order is always relay lock, then turn lock, each family in its own
+connection pool, so neither can wait for the other in a circle.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,9 +41,10 @@ from channels import notices
 from channels.channel import ChannelMessage, PushChannel, conversation_language
 from channels.models import ChannelInbound, ChannelOutbox
 from channels.outbox import Delivery, Outbox
-from channels.ratelimit import SlidingWindowLimiter
+from channels.ratelimit import SenderLimiter
 from conversations import language as lang
 from conversations.service import ConversationService, InboundMessage, MessagePending, OutboundMessage
+from storage.coordination import LocalTurnLocks, TurnLocks
 from storage.db import transaction
 
 __all__ = ["ChannelMessage", "ChannelRelay", "Reply"]
@@ -94,12 +103,13 @@ class ChannelRelay:
     sessions: sessionmaker[Session]
     service: ConversationService
     outbox: Outbox
-    limiter: SlidingWindowLimiter
+    limiter: SenderLimiter
     _: KW_ONLY
     max_text_chars: int
     retry_s: float
+    # Per sender: catch-up, turn and delivery in order (across replicas on PostgreSQL: module docstring).
+    locks: TurnLocks = field(default_factory=LocalTurnLocks)
     channels: dict[str, PushChannel] = field(init=False, default_factory=dict)
-    _locks: defaultdict[str, asyncio.Lock] = field(init=False, default_factory=lambda: defaultdict(asyncio.Lock))
     _tasks: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
 
     def register(self, channel: PushChannel) -> None:
@@ -130,11 +140,11 @@ class ChannelRelay:
     async def _handle(self, msg: ChannelMessage, passive: _PassiveReply | None) -> int | None:
         if await to_thread.run_sync(self._exists, msg.channel, msg.external_id):
             return None
-        reason = self._decline_reason(msg)
+        reason = await self._decline_reason(msg)
         record_id = await to_thread.run_sync(self._insert, msg, reason)
         if record_id is None:
             return None
-        async with self._locks[msg.sender_id]:
+        async with self.locks.hold(msg.sender_id):
             await self._catch_up(msg.sender_id, before_id=record_id)
             await self._process(record_id, passive)
         return record_id
@@ -157,10 +167,10 @@ class ChannelRelay:
 
         await self.outbox.enqueue(channel, sender_id, await to_thread.run_sync(render))
 
-    def _decline_reason(self, msg: ChannelMessage) -> str | None:
+    async def _decline_reason(self, msg: ChannelMessage) -> str | None:
         if not msg.supported:
             return "unsupported"
-        decision = self.limiter.check(msg.sender_id)
+        decision = await self.limiter.acheck(msg.sender_id)  # Redis (shared limiter): off the event loop
         if not decision.allowed:
             return "rate_limited" if decision.notify else "rate_limited_silent"
         if msg.text is not None and len(msg.text) > self.max_text_chars:
@@ -235,7 +245,7 @@ class ChannelRelay:
         """One pass over customers with due unanswered messages; returns how many customers."""
         senders = await to_thread.run_sync(self._due_senders)
         for sender_id in senders:
-            async with self._locks[sender_id]:
+            async with self.locks.hold(sender_id):
                 await self._catch_up(sender_id)
         return len(senders)
 
@@ -257,6 +267,7 @@ class ChannelRelay:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.locks.aclose()
 
     # --- storage steps (worker threads) ----------------------------------------------------------
     def _exists(self, channel: str, external_id: str) -> bool:

@@ -14,9 +14,7 @@ new sender id are taken one after the other, so the second needs the token like 
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import weakref
 from typing import Annotated, Literal
 
 from anyio import to_thread
@@ -92,9 +90,10 @@ class ChatResponse(BaseModel):
     conversation_token: str | None = None
 
 
-# Per new sender id while its first message is being answered (see the module docstring). Weak values:
-# a lock disappears once no request holds it, so the table never outlives the requests in flight.
-_first_message_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+# Held per new sender id while its first message is being answered (see the module docstring), with the
+# conversation service's turn locks: across gateway replicas too when they share PostgreSQL, so a second
+# "first" message arriving at another replica cannot skip the token check either.
+FIRST_MESSAGE = "first:"
 
 TOKEN_MISSING = (
     "This conversation already exists: send its X-Conversation-Token header (the conversation_token of its "
@@ -156,10 +155,7 @@ async def chat(
     sender = body.sender_id
     if await to_thread.run_sync(service.conversation_state, sender) is not None:
         return await _turn(request, service, body, x_conversation_token, trusted, created=False)
-    lock = _first_message_locks.get(sender)
-    if lock is None:
-        lock = _first_message_locks[sender] = asyncio.Lock()
-    async with lock:  # a second "first" message for this sender waits, then needs the token
+    async with service.turn_locks.hold(FIRST_MESSAGE + sender):  # a second "first" message waits, then needs the token
         exists = await to_thread.run_sync(service.conversation_state, sender) is not None
         return await _turn(request, service, body, x_conversation_token, trusted, created=not exists)
 

@@ -19,15 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from channels.channel import PushChannel
 from channels.outbox import Outbox, OutboxWorker
 from channels.push import ChannelPushers
-from channels.ratelimit import SlidingWindowLimiter
+from channels.ratelimit import sender_limiter
 from channels.registry import PUSH_CHANNELS
 from channels.relay import ChannelRelay
 from conversations.service import ConversationService
 from settings import Settings
+from storage.coordination import RELAY_LOCKS, turn_locks_for
 
 __all__ = ["ChannelsRuntime", "start_channels"]
 
 log = logging.getLogger(__name__)
+
+RELAY_LOCK_POOL = 10  # PostgreSQL connections for push-channel customers in a turn at once (per replica)
 
 
 @dataclass
@@ -53,9 +56,11 @@ def start_channels(
     outbox = Outbox(sessions)
     worker = OutboxWorker(outbox, sessions, retry_base_s=settings.outbox_retry_base_s,
                           retry_max_s=settings.outbox_retry_max_s, poll_s=settings.outbox_poll_s)
-    limiter = SlidingWindowLimiter(settings.channel_rate_limit_count, settings.channel_rate_limit_window_s)
+    limiter = sender_limiter(settings)  # per sender; in Redis, shared by the replicas, when REDIS_URL is set
     relay = ChannelRelay(sessions, service, outbox, limiter, max_text_chars=settings.channel_max_text_chars,
-                         retry_s=settings.channel_inbound_retry_s)
+                         retry_s=settings.channel_inbound_retry_s,
+                         # per customer across replicas on PostgreSQL (its own pool: channels/relay.py)
+                         locks=turn_locks_for(settings.sqlalchemy_url, pool_size=RELAY_LOCK_POOL, namespace=RELAY_LOCKS))
     runtime = ChannelsRuntime(outbox, worker, relay)
     for kind in PUSH_CHANNELS:
         channel = kind.from_settings(settings, sessions, relay)

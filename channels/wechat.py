@@ -27,8 +27,9 @@ So plaintext mode is refused at start-up unless ``WECHAT_ALLOW_PLAINTEXT=true`` 
 answers 503 saying why), and every verified request's timestamp and nonce are remembered for as
 long as its timestamp is accepted (``NonceCache``, both modes): the same pair again with the same
 body (a WeChat retry) is acknowledged without being processed again, with any other body refused
-(403). The cache is per gateway process; with several processes the MsgId de-duplication in the
-database still keeps a message from being processed twice.
+(403). The cache is per gateway process, or in Redis for every replica when ``REDIS_URL`` is set
+(``RedisNonceCache``: a replay sent to another replica is refused too); the MsgId de-duplication in the
+database also keeps a message from being processed twice.
 
 A turn: ``wechat_message`` → ``WeChatChannel.check_signature`` → ``open`` → ``check_nonce`` →
 ``receive`` (``parse``; ``ChannelRelay.reply_within`` the passive window → ``WeChatChannel.render``)
@@ -60,7 +61,7 @@ from api_errors import ERROR_RESPONSES, ApiError, ErrorBody
 from channels import notices
 from channels.channel import ChannelMessage, PushChannel, render_script, service_language
 from channels.models import ChannelButton
-from channels.nonces import NonceCache
+from channels.nonces import NonceCache, NonceStoreUnavailable, RedisNonceCache, nonce_cache
 from channels.outbox import Delivery
 from channels.relay import ChannelRelay
 from channels.text import split, utf8
@@ -136,7 +137,7 @@ class WeChatChannel(PushChannel):
         self, *, token: str, api: WeChatApi, sessions: sessionmaker[Session], relay: ChannelRelay,
         crypto: WeChatCrypto | None, passive_timeout_s: float = _CHANNELS.wechat_passive_timeout_s,
         max_clock_skew_s: int = _CHANNELS.wechat_max_clock_skew_s, default_language: str = _CHANNELS.wechat_default_language,
-        allow_plaintext: bool = _CHANNELS.wechat_allow_plaintext, nonces: NonceCache | None = None,
+        allow_plaintext: bool = _CHANNELS.wechat_allow_plaintext, nonces: NonceCache | RedisNonceCache | None = None,
     ) -> None:
         super().__init__(relay, sessions, default_language)
         if max_clock_skew_s <= 0:
@@ -156,6 +157,7 @@ class WeChatChannel(PushChannel):
         if not token:
             return None
         aes_key = settings.wechat_encoding_aes_key.get_secret_value()
+        skew = settings.wechat_max_clock_skew_s or settings.webhook_max_skew_s
         channel = cls(
             token=token, sessions=sessions, relay=relay,
             api=WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
@@ -163,8 +165,9 @@ class WeChatChannel(PushChannel):
             crypto=WeChatCrypto(token, aes_key, settings.wechat_app_id) if aes_key else None,
             passive_timeout_s=settings.wechat_passive_timeout_s,
             # The clock-skew window is also how long nonces are remembered, so it cannot be off.
-            max_clock_skew_s=settings.wechat_max_clock_skew_s or settings.webhook_max_skew_s,
+            max_clock_skew_s=skew,
             default_language=settings.wechat_default_language, allow_plaintext=settings.wechat_allow_plaintext,
+            nonces=nonce_cache(settings, skew),  # in Redis, shared by the replicas, when REDIS_URL is set
         )
         if channel.refused:
             log.error(PLAINTEXT_REFUSED + "; /webhooks/wechat answers 503 until then")
@@ -186,9 +189,12 @@ class WeChatChannel(PushChannel):
         if len(nonce) > 64:
             raise ApiError(403, "nonce is too long")
 
-    def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
+    async def check_nonce(self, timestamp: str, nonce: str, content: bytes) -> bool:
         """After the request is verified: True when it is new, False for a retry of one already taken."""
-        verdict = self.nonces.check(timestamp, nonce, content)
+        try:
+            verdict = await self.nonces.acheck(timestamp, nonce, content)
+        except NonceStoreUnavailable as err:
+            raise ApiError(503, "replay protection is unavailable for a moment (Redis); retry") from err
         if verdict == "replay":
             raise ApiError(403, "replayed request: this timestamp and nonce were already used")
         return verdict == "new"
@@ -319,6 +325,7 @@ class WeChatChannel(PushChannel):
 
     async def close(self) -> None:
         await self.api.close()
+        await self.nonces.aclose()
 
 
 @router.get("/webhooks/wechat", response_class=PlainTextResponse, responses={
@@ -333,7 +340,7 @@ async def wechat_verify(
     if echostr is None:
         raise ApiError(400, "echostr is required")
     assert timestamp is not None and nonce is not None
-    channel.check_nonce(timestamp, nonce, b"GET\n" + echostr.encode())  # its URL must not sign a POST later
+    await channel.check_nonce(timestamp, nonce, b"GET\n" + echostr.encode())  # its URL must not sign a POST later
     return echostr
 
 
@@ -353,7 +360,7 @@ async def wechat_message(
     assert timestamp is not None and nonce is not None
     body = await read_limited(request, MAX_BODY_BYTES)
     fields = channel.open(body, encrypt_type, msg_signature, timestamp, nonce)
-    if not channel.check_nonce(timestamp, nonce, b"POST\n" + body):
+    if not await channel.check_nonce(timestamp, nonce, b"POST\n" + body):
         log.info("WeChat request retried with the same nonce: acknowledged, not processed again")
         return PlainTextResponse("success")
     return await channel.receive(fields, nonce, timestamp)

@@ -15,11 +15,9 @@ being retried forever ahead of the customer's later messages.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -33,6 +31,7 @@ from conversations import confirm, requests, topic
 from conversations import language as lang
 from conversations.models import Conversation, Message, Turn
 from conversations.rasa_client import RasaClient, RasaFailed, RasaReply, RasaUnavailable
+from storage.coordination import LocalTurnLocks, TurnLocks
 from storage.db import transaction
 
 _CONV, _MSG, _TURN = Conversation.__table__, Message.__table__, Turn.__table__
@@ -143,13 +142,15 @@ class TurnHooks(Protocol):
 
 class ConversationService:
     def __init__(self, sessions: sessionmaker[Session], rasa: RasaClient, max_attempts: int = 3,
-                 knowledge: Callable[[], topic.Answerer | None] | None = None) -> None:
+                 knowledge: Callable[[], topic.Answerer | None] | None = None,
+                 turn_locks: TurnLocks | None = None) -> None:
         self._sessions = sessions
         self.rasa = rasa
         self.knowledge = knowledge  # the help centre, once loaded: a task or a problem it answers (topic.py)
         self.max_attempts = max(1, max_attempts)
-        # Turns of one conversation are processed in order; different conversations in parallel.
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Turns of one conversation are processed in order; different conversations in parallel. Across
+        # gateway replicas on PostgreSQL too (storage/coordination.py: turn_locks_for(DATABASE_URL)).
+        self.turn_locks: TurnLocks = turn_locks or LocalTurnLocks()
         self.hooks: TurnHooks | None = None  # set by the gateway when human handoff is wired
         self._in_flight = 0
         self._last_turn_end = time.monotonic()
@@ -168,7 +169,7 @@ class ConversationService:
             self._last_turn_end = time.monotonic()
 
     async def _handle(self, inbound: InboundMessage) -> TurnResult:
-        async with self._locks[inbound.sender_id]:
+        async with self.turn_locks.hold(inbound.sender_id):
             stored = await to_thread.run_sync(self._store_inbound, inbound)
             if stored.answered is not None:
                 return stored.answered

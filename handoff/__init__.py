@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from conversations.service import ConversationService
     from handoff.adapters.outbox import OutboxWorker
+    from handoff.events import EventBus
     from handoff.service import HandoffService
     from settings import Settings
     from store.service import OrdersService
@@ -40,15 +41,17 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.outbox.close()
+        await self.service.events.close()  # the live-event bus's Redis connections (none in memory)
 
 
-def build(sessions: sessionmaker[Session], settings: Settings, *, pushers: Any = None,
+def build(sessions: sessionmaker[Session], settings: Settings, *, pushers: Any = None, events: EventBus | None = None,
           orders: OrdersService | None = None, seed_accounts: bool = True) -> tuple[HandoffService, OutboxWorker]:
     """Create the service and its outbox worker (no background tasks): used by the gateway and tests."""
     from handoff import config as handoff_config
     from handoff.adapters.email import EmailAdapter
     from handoff.adapters.outbox import OutboxWorker
     from handoff.adapters.webhook import WebhookAdapter
+    from handoff.events import events_from_settings
     from handoff.seed import seed_handoff
     from handoff.service import HandoffService
     from handoff.tokens import ConversationTokens
@@ -58,7 +61,8 @@ def build(sessions: sessionmaker[Session], settings: Settings, *, pushers: Any =
     # Separate keys (storage/secrets.py): whoever holds the helpdesk's webhook secret cannot mint
     # customers' conversation tokens, and the reverse.
     tokens = ConversationTokens.from_settings(settings)
-    service = HandoffService(sessions, settings, cfg, tokens, pushers=pushers, orders=orders)
+    service = HandoffService(sessions, settings, cfg, tokens, pushers=pushers, orders=orders,
+                             events=events or events_from_settings(settings))
     if seed_accounts:
         seed_handoff(sessions, settings, cfg)
     adapters: dict[str, Any] = {}
@@ -88,10 +92,13 @@ async def start(app: FastAPI, sessions: sessionmaker[Session], settings: Setting
     from handoff.accounts import Accounts
     from handoff.api import HandoffApp
     from handoff.auth import LoginThrottle
+    from handoff.events import events_from_settings
 
     pushers = getattr(app.state, "pushers", None)
+    events = getattr(app.state, "events", None) or events_from_settings(settings)  # shared with the widget hub
+    app.state.events = events
     service, outbox = await to_thread.run_sync(
-        lambda: build(sessions, settings, pushers=pushers, orders=orders)
+        lambda: build(sessions, settings, pushers=pushers, events=events, orders=orders)
     )
     conversations.hooks = service
     app.state.handoff = HandoffApp(

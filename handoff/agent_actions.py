@@ -21,7 +21,6 @@ from handoff.errors import HandoffError
 from handoff.events import AGENTS
 from handoff.lifecycle import Column, Event, TicketStatus
 from handoff.models import Agent, HandoffQueue, TicketNote
-from handoff.policy import Signals
 from storage.db import transaction
 
 
@@ -140,9 +139,6 @@ class AgentActions(HandoffBase):
     async def hand_back(self, agent: AgentIdentity, ticket_id: int) -> dict[str, Any]:
         """The bot takes over again; Rasa's tracker still holds the slots (identity, order, language)."""
         summary, conv_id, lang = await to_thread.run_sync(self._close, agent, ticket_id, Event.HAND_BACK)
-        sig = self._signals.get(summary["sender_id"])
-        if sig is not None:
-            self._signals[summary["sender_id"]] = Signals()
         self._publish([(AGENTS, {"type": "ticket.updated", "ticket": summary})])
         await self.deliver(conv_id, [self._handoff_msg(texts.text("handed_back", lang))], state=Column.BOT)
         await self.assign_waiting()
@@ -155,4 +151,6 @@ class AgentActions(HandoffBase):
                 db, agent, ticket_id, f"ticket {ticket_id} is already {{}}", "this ticket belongs to another agent")
             lifecycle.apply(db, event, db.get_one(Conversation, ticket.conversation_id), ticket, now=now)
             self._audit(db, agent.username, event.value, ticket.id, {})  # "resolve" | "hand_back"
+            if event == Event.HAND_BACK:
+                self._forget_signals(db, ticket.conversation_id)  # the bot's policy starts afresh
             return self._summary(db, ticket), ticket.conversation_id, ticket.language

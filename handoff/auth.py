@@ -2,11 +2,13 @@
 ``websocket_sign_in``, how the console's and the customer's sockets take their token.
 
 Sign-in throttle: failed sign-ins are counted per client address and per account (moving windows
-of the ``limits`` library, memory or Redis storage), and checked *before* the password is hashed,
-so neither guessing one account from many addresses nor rotating usernames from one address gets
-more than its budget, and a refused attempt costs no argon2 work. At most
-``login_max_concurrent_hashes`` argon2 checks run at once (each takes ~64 MiB and a core); a
-sign-in that cannot get a slot within ``HASH_WAIT_S`` is answered 503 with Retry-After.
+of the ``limits`` library in ``RATE_LIMIT_STORAGE``; when that is left in memory and ``REDIS_URL``
+is set, in that Redis, shared by the gateway replicas), and checked *before* the password is
+hashed, so neither guessing one account from many addresses nor rotating usernames from one address
+gets more than its budget, and a refused attempt costs no argon2 work. At most
+``login_max_concurrent_hashes`` argon2 checks run at once per process (each takes ~64 MiB and a
+core of that process's host, so this bound stays per replica); a sign-in that cannot get a slot
+within ``HASH_WAIT_S`` is answered 503 with Retry-After.
 
 The cross-site checks of cookie-authenticated requests are ``deps.py``'s (``csrf_refusal``).
 """
@@ -30,6 +32,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.websockets import WebSocket
 
+from channels.ratelimit import limits_storage
 from deps import first_frame_token
 from settings import SecuritySettings
 
@@ -85,7 +88,7 @@ class LoginThrottle:
     @classmethod
     def from_settings(cls, settings: Any) -> LoginThrottle:
         return cls(settings.rate_limit_login_per_ip, settings.rate_limit_login_per_account,
-                   storage=settings.rate_limit_storage, max_concurrent_hashes=settings.login_max_concurrent_hashes)
+                   storage=limits_storage(settings), max_concurrent_hashes=settings.login_max_concurrent_hashes)
 
     @staticmethod
     def _keys(address: str, username: str) -> dict[str, str]:

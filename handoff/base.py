@@ -1,7 +1,7 @@
 """What every part of the handoff service shares: its error, the agent's identity (``deps.AgentIdentity``,
 who signed in), the escalation's outcome, and ``HandoffBase`` (the service's state: sessions,
-settings, policy memory, event bus) with the lookups the parts use (the open ticket, a ticket an
-agent may see, a ticket's summary).
+settings, policy, event bus; a conversation's memory between turns, kept in the database) with the
+lookups the parts use (the open ticket, a ticket an agent may see, a ticket's summary).
 
 The parts (``escalation``, ``turns``, ``assignment``, ``agent_actions``, ``delivery``, ``views``,
 ``audit``, ``helpdesk``) are mixins of ``HandoffService`` (``handoff/service.py``) over this base;
@@ -11,17 +11,17 @@ they call each other through ``self`` (e.g. an agent action ends with ``self.del
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from anyio import to_thread
+from sqlalchemy import ScalarSelect, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.ratelimit import Quota
-from conversations.models import Message
+from channels.ratelimit import Quota, limits_storage
+from conversations.models import Conversation, Message
 from conversations.service import OutboundMessage
 from deps import AgentIdentity
 from handoff import context as ctx
@@ -29,22 +29,46 @@ from handoff import lifecycle, routing
 from handoff.config import HandoffConfig
 from handoff.errors import HandoffError
 from handoff.events import EventBus
-from handoff.models import OPEN_STATUSES, Agent, HandoffQueue, Ticket
+from handoff.models import OPEN_STATUSES, Agent, HandoffQueue, Ticket, TurnMemory
 from handoff.policy import HandoffPolicy, PolicyConfig, Signals
 from handoff.tokens import ConversationTokens
+from storage.db import transaction
+from storage.secrets import key_for
 from store.service import OrdersService
 
 if TYPE_CHECKING:
     from channels.push import ChannelPushers
     from settings import Settings
 
-SIGNALS_KEPT = 10_000  # conversations whose policy memory is kept in process (LRU)
 
 Events = list[tuple[str, dict[str, Any]]]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A conversation's ``TurnMemory`` as one turn reads it."""
+
+    signals: Signals | None  # None: nothing remembered (the policy's defaults)
+    new_ticket: int | None  # a ticket opened during the turn in progress, to announce once it is stored
+    client_key: str | None = None  # the keyed digest of the client address of the latest turn that had one
+
+
+def _signals_of(row: TurnMemory) -> Signals:
+    return Signals(failure_streak=row.failure_streak, last_frustration=row.last_frustration,
+                   offer_pending=row.offer_pending, cooldown=row.cooldown)
+
+
+def _set_signals(row: TurnMemory, sig: Signals, now: datetime) -> None:
+    row.failure_streak, row.last_frustration, row.offer_pending = sig.failure_streak, sig.last_frustration, sig.offer_pending
+    row.cooldown, row.updated_at = sig.cooldown, now
+
+
+def _conversation_of(sender_id: str) -> ScalarSelect[int]:
+    return select(Conversation.id).where(Conversation.sender_id == sender_id).scalar_subquery()
 
 
 @dataclass(frozen=True)
@@ -88,12 +112,11 @@ class HandoffBase:
             max_verification_attempts=settings.max_verification_attempts,
         ))
         self.auto_assign = settings.handoff_auto_assign
-        self._signals: OrderedDict[str, Signals] = OrderedDict()
-        self._new_tickets: dict[str, int] = {}  # sender → ticket created during the turn in progress
         # Daily ticket caps (escalate): per sender from the tickets table, per client address here
-        # (RATE_LIMIT_STORAGE); the address of the turn in progress, as its channel vouched for it.
-        self.ticket_quota = Quota(settings.rate_limit_storage)
-        self._turn_address: OrderedDict[str, str] = OrderedDict()
+        # (RATE_LIMIT_STORAGE, else REDIS_URL); the address of the turn in progress, as its channel vouched for it,
+        # is kept as a keyed digest in the conversation's memory (the escalation may run on another replica).
+        self.ticket_quota = Quota(limits_storage(settings))
+        self._address_key = key_for(settings, "client-address").encode()  # the same on every replica (SECRET_KEY)
         self.outbox_wakeup: Callable[[], None] | None = None  # set by the outbox worker
 
     @property
@@ -101,30 +124,72 @@ class HandoffBase:
         """The database sessions (for the timeout sweep and read-only helpers)."""
         return self._sessions
 
-    # ---------------------------------------------------------------- policy memory (the OFFERED state)
-    def signals(self, sender_id: str) -> Signals:
-        sig = self._signals.get(sender_id)
-        if sig is None:
-            sig = self._signals[sender_id] = Signals()
-            if len(self._signals) > SIGNALS_KEPT:
-                self._signals.popitem(last=False)
-        else:
-            self._signals.move_to_end(sender_id)
-        return sig
+    # ---------------------------------------------------------------- memory between turns (the OFFERED state)
+    # In the database (``handoff_turn_memory``), not in this process: with several gateway replicas and no
+    # sticky sessions, a conversation's next turn, or the Rasa action of this one, may run on another
+    # replica. Turns of a conversation are serialised by its turn lock (storage/coordination.py), so a
+    # turn reads the memory when it starts and after Rasa, and writes it back, without lost updates.
+    async def turn_memory(self, conversation_id: int) -> Memory:
+        """The conversation's signals (None: nothing remembered) and a ticket its turn opened, if any."""
+        return await to_thread.run_sync(self._read_memory, conversation_id)
+
+    def _read_memory(self, conversation_id: int) -> Memory:
+        with self._sessions() as db:
+            row = db.get(TurnMemory, conversation_id)
+            return Memory(None, None) if row is None else Memory(_signals_of(row), row.new_ticket_id, row.client_key)
+
+    async def keep_signals(self, conversation_id: int, sig: Signals) -> None:
+        """Store the policy's signals as this turn left them (nothing is written when unchanged)."""
+        await to_thread.run_sync(self._write_signals, conversation_id, sig)
+
+    def _write_signals(self, conversation_id: int, sig: Signals) -> None:
+        with transaction(self._sessions) as db:
+            row = db.get(TurnMemory, conversation_id)
+            if (row is None and sig == Signals()) or (row is not None and _signals_of(row) == sig):
+                return
+            _set_signals(row or self._row(db, conversation_id), sig, self.clock())
 
     def take_offer(self, sender_id: str) -> str | None:
-        """The reason of a pending offer the customer just accepted (None if there was none)."""
-        sig = self._signals.get(sender_id)
-        if not (sig and sig.offer_pending):
-            return None
-        lifecycle.next_state(lifecycle.State.OFFERED, lifecycle.Event.ACCEPT)
-        return self.policy.accepted(sig)
+        """The reason of a pending offer the customer just accepted (None if there was none). Called
+        by the bot's handoff action, in the turn (on whichever replica Rasa's action call reached)."""
+        with transaction(self._sessions) as db:
+            row = db.scalar(select(TurnMemory).where(TurnMemory.conversation_id == _conversation_of(sender_id)))
+            if row is None or not row.offer_pending:
+                return None
+            lifecycle.next_state(lifecycle.State.OFFERED, lifecycle.Event.ACCEPT)
+            sig = _signals_of(row)
+            reason = self.policy.accepted(sig)
+            _set_signals(row, sig, self.clock())
+            return reason
 
-    def _offer_ends(self, sender_id: str) -> None:
+    def pending_offer(self, sender_id: str) -> str | None:
+        """The reason of the offer of a person waiting for the customer's yes or no, if any."""
+        with self._sessions() as db:
+            return db.scalar(select(TurnMemory.offer_pending).where(TurnMemory.conversation_id == _conversation_of(sender_id)))
+
+    def _offer_ends(self, db: Session, conversation_id: int) -> None:
         """A ticket was opened: an offer still pending is answered (``OFFERED --escalate--> QUEUED``)."""
-        sig = self._signals.get(sender_id)
-        if sig is not None and sig.offer_pending:
-            sig.offer_pending = None
+        db.execute(update(TurnMemory).where(TurnMemory.conversation_id == conversation_id,
+                                            TurnMemory.offer_pending.is_not(None)).values(offer_pending=None))
+
+    def _ticket_opened(self, db: Session, conversation_id: int, ticket_id: int) -> None:
+        """A ticket opened during the turn in progress: announced when the turn is stored (``after_turn``)."""
+        row = self._row(db, conversation_id)
+        row.new_ticket_id, row.updated_at = ticket_id, self.clock()
+
+    def _row(self, db: Session, conversation_id: int) -> TurnMemory:
+        """The conversation's memory row, created at the defaults when there is none yet."""
+        row = db.get(TurnMemory, conversation_id)
+        if row is None:
+            row = TurnMemory(conversation_id=conversation_id, new_ticket_id=None, client_key=None)
+            _set_signals(row, Signals(), self.clock())
+            db.add(row)
+        return row
+
+    def _forget_signals(self, db: Session, conversation_id: int) -> None:
+        """The bot takes over again (hand-back): the policy starts afresh."""
+        db.execute(update(TurnMemory).where(TurnMemory.conversation_id == conversation_id).values(
+            failure_streak=0, last_frustration=0.0, offer_pending=None, cooldown=0, updated_at=self.clock()))
 
     # ---------------------------------------------------------------- lookups
     def _open_ticket(self, db: Session, conversation_id: int) -> Ticket | None:

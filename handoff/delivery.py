@@ -46,7 +46,7 @@ class Delivery(HandoffBase):
         sender, channel, ids, views, localised = await to_thread.run_sync(store)
         delivered = False
         topic = conversation_topic(sender)
-        if self.events.subscribers(topic):
+        if await self.events.asubscribers(topic):  # on any replica (Redis), without blocking the loop
             for view in views:
                 self.events.publish(topic, {"type": "message", "message": view, "state": state})
             delivered = True

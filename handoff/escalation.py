@@ -9,6 +9,8 @@ A daily cap per sender and per client address stops a script opening tickets in 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,11 +22,11 @@ from sqlalchemy.orm import Session
 from conversations.models import Conversation
 from handoff import context as ctx
 from handoff import hours, lifecycle, routing, texts
-from handoff.base import SIGNALS_KEPT, EscalationOutcome, Events, HandoffBase
+from handoff.base import EscalationOutcome, Events, HandoffBase, Memory
 from handoff.errors import HandoffError
 from handoff.events import AGENTS
 from handoff.lifecycle import Event, TicketStatus
-from handoff.models import Agent, HandoffQueue, Ticket
+from handoff.models import Agent, HandoffQueue, Ticket, TurnMemory
 from handoff.policy import Escalate
 from storage.db import transaction
 
@@ -43,16 +45,21 @@ class Escalation(HandoffBase):
         self._publish(events)
         return outcome
 
-    def remember_address(self, sender_id: str, address: str | None) -> None:
-        """The client address of ``sender_id``'s turn in progress (for the per-address ticket cap)."""
-        self._turn_address.pop(sender_id, None)
-        if address:
-            self._turn_address[sender_id] = address
-            if len(self._turn_address) > SIGNALS_KEPT:
-                self._turn_address.popitem(last=False)
+    async def remember_address(self, stored: Any, address: str | None, memory: Memory) -> None:
+        """The client address of the turn in progress, for the per-address ticket cap wherever the
+        escalation runs (the bot's action may run on another replica): kept in the conversation's memory
+        as a keyed digest, written only when it differs from the one ``memory`` holds."""
+        key = hmac.new(self._address_key, address.encode(), hashlib.sha256).hexdigest()[:32] if address else None
+        if key != memory.client_key:
+            await to_thread.run_sync(self._keep_client_key, stored.conversation_id, key)
 
-    def _ticket_capped(self, db: Session, sender_id: str, now: datetime) -> str | None:
-        """Why no new ticket may be opened for ``sender_id`` today ("sender" / "address"), or None.
+    def _keep_client_key(self, conversation_id: int, key: str | None) -> None:
+        with transaction(self._sessions) as db:
+            row = self._row(db, conversation_id)
+            row.client_key, row.updated_at = key, self.clock()
+
+    def _ticket_capped(self, db: Session, conv: Conversation, now: datetime) -> str | None:
+        """Why no new ticket may be opened for ``conv``'s sender today ("sender" / "address"), or None.
 
         Keyword rules open urgent tickets before the bot is asked and a request for a person always
         works, so without a cap a script could open one ticket per invented sender id. Only a ticket
@@ -61,11 +68,11 @@ class Escalation(HandoffBase):
         per_sender = self.settings.tickets_per_sender_per_day
         if per_sender > 0:
             today = db.scalar(select(func.count()).select_from(Ticket).where(
-                Ticket.sender_id == sender_id, Ticket.created_at >= now - timedelta(days=1))) or 0
+                Ticket.sender_id == conv.sender_id, Ticket.created_at >= now - timedelta(days=1))) or 0
             if today >= per_sender:
                 return "sender"
         per_address = self.settings.tickets_per_address_per_day
-        address = self._turn_address.get(sender_id)
+        address = db.scalar(select(TurnMemory.client_key).where(TurnMemory.conversation_id == conv.id))  # its digest
         if per_address > 0 and address and self.ticket_quota.hit("tickets", f"{per_address}/day", address):
             return "address"
         return None
@@ -79,7 +86,7 @@ class Escalation(HandoffBase):
                 raise HandoffError(404, f"no conversation for sender {sender_id!r}")
             ticket = self._open_ticket(db, conv.id)
             created = ticket is None
-            if created and (capped := self._ticket_capped(db, sender_id, now)) is not None:
+            if created and (capped := self._ticket_capped(db, conv, now)) is not None:
                 log.warning("ticket not opened: daily cap reached", extra={
                     "sender_id": sender_id, "cap": capped, "reason": decision.reason, "rule": decision.rule})
                 return EscalationOutcome(None, False, conv.state, "", None, None, None, True,
@@ -116,7 +123,7 @@ class Escalation(HandoffBase):
             if created:
                 self._audit(db, "system", "escalate", ticket.id, {"reason": decision.reason, "rule": decision.rule,
                                                                     "queue": ticket.queue, "priority": ticket.priority})
-                self._new_tickets[sender_id] = ticket.id
+                self._ticket_opened(db, conv.id, ticket.id)
             agent_name = None
             if ticket.status == TicketStatus.QUEUED and self.auto_assign:
                 agent = self._assign_best(db, ticket, now)
@@ -128,7 +135,7 @@ class Escalation(HandoffBase):
             if not created:
                 events.append((AGENTS, {"type": "ticket.updated", "ticket": self._summary(db, ticket)}))
             outcome = self._outcome(db, conv, ticket, created, agent_name, now)
-        self._offer_ends(sender_id)
+            self._offer_ends(db, conv.id)
         return outcome, events
 
     def _outcome(self, db: Session, conv: Conversation, ticket: Ticket, created: bool, agent_name: str | None,

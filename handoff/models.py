@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import conversations.models  # noqa: F401  (tickets reference conversations.id)
@@ -150,3 +150,26 @@ class OutboxItem(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TurnMemory(Base):
+    """What the handoff remembers of a conversation between its turns, shared by every gateway replica
+    (issue 16; revision ``0003_turn_memory``): the policy's ``Signals`` (failure streak, last frustration
+    score, a pending "talk to a person?" offer, the cooldown after a "no"), the digest of the turn's client
+    address (for the per-address ticket cap) and a ticket opened during the turn in progress that is still to be announced when the turn is stored (by a Rasa action that may run
+    on another replica). Read and written by the turn hooks under the conversation's turn lock; no row:
+    all at their defaults."""
+
+    __tablename__ = "handoff_turn_memory"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", name="fk_turn_memory_conversation"), primary_key=True, autoincrement=False)
+    failure_streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_frustration: Mapped[float] = mapped_column(Float, default=0.0)
+    offer_pending: Mapped[str | None] = mapped_column(String(32))  # the offer's reason, waiting for yes/no
+    cooldown: Mapped[int] = mapped_column(Integer, default=0)
+    new_ticket_id: Mapped[int | None] = mapped_column(Integer)
+    # The turn's client address as a keyed digest (HMAC, never the address): the per-address ticket cap
+    # applies wherever the escalation runs.
+    client_key: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

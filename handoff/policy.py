@@ -115,7 +115,8 @@ class PolicyConfig:
 
 @dataclass
 class Signals:
-    """Per-conversation memory of the policy (kept by the gateway between turns)."""
+    """Per-conversation memory of the policy (kept by the gateway between turns, in the database for every
+    replica: ``handoff.models.TurnMemory``)."""
 
     failure_streak: int = 0
     last_frustration: float = 0.0

@@ -34,6 +34,7 @@ from handoff.lifecycle import Column, Event, IllegalTransition, StaleState, Tick
 from handoff.models import Agent, HandoffQueue, Ticket
 from handoff.service import HandoffService
 from storage.db import transaction
+from storage.leases import lease_for, run_leased
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,16 @@ def _summary(service: HandoffService, ticket_id: int) -> dict[str, Any]:
     return summary
 
 
+LEASE = "handoff-timeouts"
+
+
 async def run_forever(service: HandoffService, interval_s: float) -> None:
+    """Sweep every ``interval_s``, in one gateway replica at a time (storage/leases.py: on a shared
+    database the replica holding the lease sweeps, another takes over when it dies; on SQLite, here)."""
+    await run_leased(lease_for(service.sessions, LEASE), lambda: _sweep_forever(service, interval_s))
+
+
+async def _sweep_forever(service: HandoffService, interval_s: float) -> None:
     while True:
         try:
             done = await sweep(service)

@@ -31,7 +31,7 @@ from handoff.base import HandoffBase
 from handoff.events import AGENTS
 from handoff.lifecycle import Column, Event, State, TicketStatus
 from handoff.models import Ticket
-from handoff.policy import Offer
+from handoff.policy import Offer, Signals
 from storage.db import transaction
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -56,8 +56,9 @@ class TurnHooks(HandoffBase):
         """Answer without Rasa (a person owns the chat, a rating, an email, a yes/no to an offer, a
         business rule in the words), give Rasa other text ("yes" → ``/human_handoff``), or None."""
         sender = stored.sender_id
-        self.remember_address(sender, (inbound.metadata or {}).get("client_address"))
-        sig = self._signals.get(sender)
+        memory = await self.turn_memory(stored.conversation_id)  # shared by the replicas (handoff_turn_memory)
+        await self.remember_address(stored, (inbound.metadata or {}).get("client_address"), memory)
+        sig = memory.signals
         payload, raw = inbound.payload, inbound.text or ""
         state = stored.state
         if state == Column.HUMAN:
@@ -78,6 +79,7 @@ class TurnHooks(HandoffBase):
             if payload == DENY_PAYLOAD or (not payload and NO.match(raw)):
                 lifecycle.next_state(State.OFFERED, Event.DECLINE)
                 self.policy.declined(sig)
+                await self.keep_signals(stored.conversation_id, sig)
                 return await self._answer_locally(stored, [self._handoff_msg(texts.text("offer_declined", stored.language))])
             if not payload and YES.match(raw):
                 return HANDOFF_PAYLOAD
@@ -85,6 +87,7 @@ class TurnHooks(HandoffBase):
             if rest is not None:  # declined, and the bot reads the request that follows
                 lifecycle.next_state(State.OFFERED, Event.DECLINE)
                 self.policy.declined(sig)
+                await self.keep_signals(stored.conversation_id, sig)
                 return rest
         if not payload and state in (Column.BOT, Column.QUEUED):
             rule = self.policy.rule_in_text(raw)
@@ -102,12 +105,12 @@ class TurnHooks(HandoffBase):
 
     async def after_turn(self, stored: Any, inbound: Any, turn: dict[str, Any], result: TurnResult) -> TurnResult:
         """Policy after a bot turn (offer a person), queue position while queued, new-ticket events."""
-        sender = stored.sender_id
         extra: list[OutboundMessage] = []
-        if sender in self._new_tickets:
-            await self._ticket_turn_done(sender)
+        memory = await self.turn_memory(stored.conversation_id)  # read after Rasa: its actions may have changed it
+        if memory.new_ticket is not None:
+            await self._ticket_turn_done(stored, memory.new_ticket)
         elif result.state == Column.BOT:
-            sig = self.signals(sender)
+            sig = memory.signals or Signals()
             current = State.OFFERED if sig.offer_pending else State.BOT
             offered_by_bot = any(b.get("payload") == HANDOFF_PAYLOAD for m in result.messages for b in m.buttons)
             offer = self.policy.after_turn(sig, turn, inbound.text if not inbound.payload else None)
@@ -123,6 +126,7 @@ class TurnHooks(HandoffBase):
                     {"title": texts.text("yes", lang), "payload": HANDOFF_PAYLOAD},
                     {"title": texts.text("no", lang), "payload": DENY_PAYLOAD},
                 ]))
+            await self.keep_signals(stored.conversation_id, sig)
         elif result.state == Column.QUEUED:
             position = await to_thread.run_sync(self._queue_note, stored)
             if position is not None and not any(m.type == "handoff" for m in result.messages):
@@ -135,11 +139,11 @@ class TurnHooks(HandoffBase):
             return result
         return replace(result, messages=[*backlog, *result.messages, *extra])
 
-    async def _ticket_turn_done(self, sender: str) -> None:
+    async def _ticket_turn_done(self, stored: Any, ticket_id: int) -> None:
         """The turn that created a ticket is stored: tell the consoles and queue the outside copies."""
-        ticket_id = self._new_tickets.pop(sender)
-        summary = await to_thread.run_sync(self._enqueue_outbox, ticket_id, "ticket.created")
-        self._publish([(AGENTS, {"type": "ticket.created", "ticket": summary})])
+        summary = await to_thread.run_sync(self._announce_new_ticket, stored.conversation_id, ticket_id)
+        if summary is not None:
+            self._publish([(AGENTS, {"type": "ticket.created", "ticket": summary})])
 
     def _queue_note(self, stored: Any) -> OutboundMessage | None:
         """The customer's standing in the queue, after a bot turn while they wait for a person."""
@@ -295,8 +299,8 @@ class TurnHooks(HandoffBase):
                 conv.updated_at = self.clock()
                 return conv.state
         current = await to_thread.run_sync(db_step)
-        if after_escalation and stored.sender_id in self._new_tickets:
-            await self._ticket_turn_done(stored.sender_id)
+        if after_escalation and (opened := (await self.turn_memory(stored.conversation_id)).new_ticket) is not None:
+            await self._ticket_turn_done(stored, opened)
         backlog = await self._backlog(stored)
         return TurnResult(sender_id=stored.sender_id, language=stored.language, state=state or current,
                           messages=[*backlog, *messages])

@@ -4,6 +4,11 @@ The runner (one asyncio task) collects new inbox items and KB drafts every ``ops
 (at a quiet moment: see ``_quiet_moment``),
 archives new KB index versions, and runs queued training jobs one at a time in a worker thread, so a
 job submitted by the API or by the CLI (another process, same database) is picked up.
+
+With several gateway replicas on one database, collection and the job runner each run in one replica at
+a time, the holder of their lease (storage/leases.py, ``ops-collect`` and ``ops-jobs``); another takes
+over when it dies. A job left ``running`` is marked failed by whoever takes the job lease (on SQLite, one
+process: at start, as before), never by a replica starting while another trains.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ops.redaction import default_redactor
 from ops.registry import ModelRegistry, ModelSwapper, pinned_model
 from ops.training import TrainingService, TrainPaths
 from storage.db import transaction
+from storage.leases import LocalLease, lease_for, run_leased
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -161,14 +167,18 @@ async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session
             data_hash = await to_thread.run_sync(lambda: model_hash(settings.rasa_config, DEFAULT_DOMAIN, DEFAULT_DATA))
         await to_thread.run_sync(lambda: ops.registry.mark_running(
             model, data_hash=data_hash, config=settings.rasa_config.read_text(encoding="utf-8")))
-    await to_thread.run_sync(ops.training.fail_interrupted)
+    collect_lease, jobs_lease = lease_for(sessions, "ops-collect"), lease_for(sessions, "ops-jobs")
+    shared = not isinstance(jobs_lease, LocalLease)
+    if not shared:  # one process: a job left running was interrupted by our own last stop
+        await to_thread.run_sync(ops.training.fail_interrupted)
     app.state.ops = ops
     conversations = getattr(app.state, "conversations", None)
     quiet = conversations.quiet_for if conversations is not None else None
-    ops.tasks.append(asyncio.create_task(_collect_loop(
+    ops.tasks.append(asyncio.create_task(run_leased(collect_lease, lambda: _collect_loop(
         ops, settings.ops_collect_every_s, quiet, settings.ops_collect_quiet_s, settings.ops_collect_max_delay_s,
-    ), name="ops-collect"))
-    ops.tasks.append(asyncio.create_task(_job_loop(ops, job_poll_s), name="ops-jobs"))
+    )), name="ops-collect"))
+    ops.tasks.append(asyncio.create_task(run_leased(
+        jobs_lease, lambda: _job_loop(ops, job_poll_s, fail_interrupted=shared)), name="ops-jobs"))
     log.info("support ops ready")
     return ops
 
@@ -196,7 +206,9 @@ async def _quiet_moment(quiet: Callable[[], float] | None, quiet_s: float, max_d
         await asyncio.sleep(min(0.5, quiet_s))
 
 
-async def _job_loop(ops: OpsApp, poll_s: float) -> None:
+async def _job_loop(ops: OpsApp, poll_s: float, *, fail_interrupted: bool = False) -> None:
+    if fail_interrupted:  # we just took the job lease: a job still "running" lost its runner
+        await to_thread.run_sync(ops.training.fail_interrupted)
     while True:
         try:
             job_id = await to_thread.run_sync(ops.training.next_queued)

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         return self.storage.sqlalchemy_url
 
+    @property
+    def redis_url(self) -> str:
+        return self.storage.redis_url
+
     def __setattr__(self, name: str, value: Any) -> None:
         where = LEGACY_NAMES.get(name)
         if where is None:

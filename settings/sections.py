@@ -26,6 +26,9 @@ class Section(BaseModel):
 class StorageSettings(Section):
     data_dir: Path = ROOT / "data"
     database_url: str = ""  # empty: SQLite file under data_dir
+    # Several gateway replicas (issue 16): Redis shared by all of them ("redis://host:6379/0") for
+    # live events, locks and rate limits. Empty: one process, everything in memory (the default).
+    redis_url: str = ""
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -7,7 +7,7 @@ default, PostgreSQL for multi-replica deployments). The schema is owned by Alemb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,17 +82,57 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def upgrade(url: str) -> None:
-    """Run Alembic migrations up to head on ``url``."""
-    from alembic import command
+def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
-    _restamp_squashed(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def heads() -> set[str]:
+    """The revisions a fully migrated database is stamped with."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(_alembic_config("sqlite://")).get_heads())
+
+
+def upgrade(url: str, then: Callable[[], Any] | None = None) -> None:
+    """Run Alembic migrations up to head on ``url``, then ``then`` (the demo store's seeding: two
+    replicas starting on an empty database both seeded it, and one failed on a duplicate key).
+
+    On PostgreSQL several replicas may start at once: the upgrade runs under a session advisory lock
+    (one per schema), so one replica migrates while the others wait and then find nothing to do. A
+    replica that dies while migrating drops the lock with its connection (each revision runs in a
+    transaction, so nothing is left half-done). ``python -m storage migrate`` runs the same step
+    on its own, for deployments that migrate before rolling out.
+    """
+    from storage.coordination import MIGRATIONS_LOCK, is_postgres, pg_session_lock, sync_lock_engine
+
+    if not is_postgres(url):
+        _upgrade(url)
+        if then is not None:
+            then()
+        return
+    engine = sync_lock_engine(url)
+    try:
+        with engine.connect() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar() or ""
+            with pg_session_lock(conn, MIGRATIONS_LOCK, schema):
+                _upgrade(url)
+                if then is not None:
+                    then()
+    finally:
+        engine.dispose()
+
+
+def _upgrade(url: str) -> None:
+    from alembic import command
+
+    _restamp_squashed(url)
     # "heads": feature branches may each add a revision on the same parent.
-    command.upgrade(cfg, "heads")
+    command.upgrade(_alembic_config(url), "heads")
 
 
 def _restamp_squashed(url: str) -> None:

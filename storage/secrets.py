@@ -27,6 +27,7 @@ PURPOSES = (
     "action-server",  # X-Action-Token Rasa sends to /actions/webhook
     "rasa-channel",  # bearer token the gateway sends to Rasa's gateway channel
     "rasa-api",  # Rasa's HTTP API token (--auth-token), embedded mode
+    "client-address",  # the keyed digest of a turn's client address kept for the per-address ticket cap
 )
 MASTER_FILE = "secret.key"
 

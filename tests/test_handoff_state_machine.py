@@ -44,12 +44,11 @@ class World(HandoffWorld):
     """The handoff world of tests/helpers.py, which here also reads the lifecycle state."""
 
     def state(self, sender: str) -> State:
-        """The lifecycle state as stored: the conversation's column, its latest ticket, the policy's memory."""
+        """The lifecycle state as stored: the conversation's column, its latest ticket, the policy's memory (all in the database)."""
         with self.sessions() as db:
             conv = db.scalar(select(Conversation).where(Conversation.sender_id == sender))
             ticket = db.scalar(select(Ticket).where(Ticket.conversation_id == conv.id).order_by(Ticket.id.desc()).limit(1))
-        sig = self.handoff._signals.get(sender)
-        return lifecycle.state_of(conv.state, ticket, bool(sig and sig.offer_pending))
+        return lifecycle.state_of(conv.state, ticket, self.handoff.pending_offer(sender) is not None)
 
 
 @pytest.fixture
@@ -235,8 +234,8 @@ async def test_each_pair_missing_from_the_table_is_refused(in_every_state: World
     with transaction(w.sessions) as db, pytest.raises(IllegalTransition):
         conv = db.scalar(select(Conversation).where(Conversation.sender_id == sender))
         ticket = db.scalar(select(Ticket).where(Ticket.conversation_id == conv.id).order_by(Ticket.id.desc()).limit(1))
-        sig = w.handoff._signals.get(sender)
-        lifecycle.apply(db, event, conv, ticket, now=w.now[0], offer_pending=bool(sig and sig.offer_pending))
+        offered = w.handoff.pending_offer(sender) is not None
+        lifecycle.apply(db, event, conv, ticket, now=w.now[0], offer_pending=offered)
     after = (w.column(sender), w.ticket(sender).status if before[1] is not None else None)
     assert after == before and w.state(sender) is state
 

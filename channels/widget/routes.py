@@ -40,10 +40,11 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket
 
 from api_errors import ApiError, ErrorBody
+from channels.events import events_from_settings
 from channels.http_guards import limits_for
 from channels.notices import notice, pick_language
 from channels.push import ChannelPushers
-from channels.ratelimit import SlidingWindowLimiter
+from channels.ratelimit import sender_limiter
 from conversations.service import ConversationService, InboundMessage, MessagePending, TurnResult
 from settings import Settings
 from store.seed import DEMO
@@ -79,8 +80,10 @@ R = TypeVar("R", RestChat, RestIdentity)  # the REST fallback's frames
 def install(app: FastAPI) -> WidgetHub:
     """Create the hub and register it as the "widget" pusher (call in the lifespan, after conversations)."""
     settings: Settings = app.state.settings
-    limiter = SlidingWindowLimiter(settings.channel_rate_limit_count, settings.channel_rate_limit_window_s)
-    hub = WidgetHub(app.state.conversations, limiter)
+    events = getattr(app.state, "events", None)  # the process's one live-event bus (handoff uses it too)
+    if events is None:
+        events = app.state.events = events_from_settings(settings)
+    hub = WidgetHub(app.state.conversations, sender_limiter(settings), events)
     pushers = getattr(app.state, "pushers", None)
     if pushers is None:
         pushers = app.state.pushers = ChannelPushers()
@@ -252,6 +255,7 @@ async def widget_socket(websocket: WebSocket) -> None:
     conn.address = websocket.client.host if websocket.client else None
     hub.add(conn)
     try:
+        await hub.ready(conn.sender_id)  # pushes from other replicas reach this socket from here on
         await conn.send(await ready_frame(service, identity))
         await _serve(conn, hub, service, settings)
     finally:
@@ -297,7 +301,7 @@ async def _accept_message(
         await conn.send({"type": "error", "id": client_id, "detail": error_detail(err)})
         return
     refused = await limits_for(conn.websocket.app).customer_message(conn.address)
-    if refused is not None or not hub.limiter.check(conn.sender_id).allowed:
+    if refused is not None or not (await hub.limiter.acheck(conn.sender_id)).allowed:
         error = {"type": "error", "id": frame.id, "rate_limited": True, "detail": rate_notice(conn.locale)}
         if refused is not None:
             error["retry_after"] = refused.retry_after_s
@@ -385,7 +389,7 @@ async def widget_chat(request: Request) -> Response:
     hub: WidgetHub = request.app.state.widget_hub
     address = request.client.host if request.client else None
     refused = await limits_for(request.app).customer_message(address)
-    if refused is not None or not hub.limiter.check(identity.sender_id).allowed:
+    if refused is not None or not (await hub.limiter.acheck(identity.sender_id)).allowed:
         window = str(refused.retry_after_s) if refused is not None else f"{settings.channel_rate_limit_window_s:.0f}"
         return JSONResponse({"type": "error", "id": body.id, "rate_limited": True, "detail": rate_notice(body.locale)},
                             status_code=429, headers={**headers, "Retry-After": window})

@@ -8,6 +8,11 @@ warning in the log once a day (``outbox item undelivered for over a day``, with 
 so that a receiver that is gone for good (wrong URL, revoked secret) is noticed and fixed.
 
 Items marked ``failed`` by older versions (which gave up after 10 attempts) are retried too.
+
+Every gateway replica runs this worker. Before each attempt the item is claimed with a conditional
+UPDATE (its attempt count as it was read, a lease of ``CLAIM_LEASE_S`` as its next attempt time), so an
+item is handed to one worker only; a worker that dies mid-delivery leaves the item to be retried when
+the lease runs out (the helpdesk may then see the delivery id twice, never a different one).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from handoff.adapters.webhook import DeliveryFailed
@@ -32,6 +37,7 @@ MAX_BACKOFF_S = 3600.0
 STUCK_AFTER = timedelta(days=1)  # undelivered this long after it was queued: warn (once a day per item)
 RETRYABLE = ("pending", "failed")  # "failed": given up by a version that had a last attempt
 BATCH = 50
+CLAIM_LEASE_S = 120.0  # longer than any adapter's timeout: a claimed item is retried only if we died mid-send
 
 
 class Adapter(Protocol):
@@ -83,6 +89,8 @@ class OutboxWorker:
         delivered = 0
         for item_id, adapter_name, event, payload, attempts in due:
             adapter = self.adapters[adapter_name]
+            if not await to_thread.run_sync(self._claim, item_id, attempts):
+                continue  # another replica took it
             try:
                 await adapter.deliver(item_id, event, payload)
             except DeliveryFailed as err:
@@ -112,6 +120,17 @@ class OutboxWorker:
                                                        OutboxItem.next_attempt_at <= self.clock())
                               .order_by(OutboxItem.next_attempt_at, OutboxItem.id).limit(BATCH))
             return [(r.id, r.adapter, r.event, r.payload, r.attempts) for r in rows]
+
+    def _claim(self, item_id: int, attempts: int) -> bool:
+        """Take the item for one attempt; False if another worker took it (or finished it) since it was read."""
+        with transaction(self._sessions) as db:
+            claimed = db.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == item_id, OutboxItem.status.in_(RETRYABLE), OutboxItem.attempts == attempts)
+                .values(attempts=attempts + 1, next_attempt_at=self.clock() + timedelta(seconds=CLAIM_LEASE_S))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            return bool(claimed)
 
     def _delivered(self, item_id: int, attempts: int) -> None:
         with transaction(self._sessions) as db:

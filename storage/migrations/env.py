@@ -17,6 +17,7 @@ import bot.actions.runs  # noqa: F401  (action_runs)
 import channels.models  # noqa: F401
 import handoff.models  # noqa: F401
 import ops.models  # noqa: F401
+import storage.leases  # noqa: F401  (leases)
 import store.models  # noqa: F401
 from storage.db import Base, make_engine
 
