@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,14 +50,36 @@ PLANNED_TASKS = frozenset({
 NO_TASK = frozenset({None, "inform", "nlu_fallback", "out_of_scope", "ask_question"})
 
 
+# Asked why ("what's the reason for the refund?"), a statement is the reason, whatever it is about: the
+# classifier read "брак, не работает молния" and "條裙啲線甩晒" as out of scope, the form said it could not
+# help and asked again. A question stays a question (the help centre may answer it on the side).
+REASON_STEPS = {"refund_form": "refund_reason", "return_form": "return_reason"}
+UNPLACED = frozenset({"out_of_scope", "nlu_fallback"})
+QUESTION = re.compile(r"[?？]|吗|嗎|呢\s*$|怎么|怎麼|多久|幾耐|几耐|点解|點解|\b(?:how|what|when|why|can|could|do|does|is|are)\b"
+                      r"|(?:^|\s)(?:как|что|когда|почему|зачем|сколько|можно|ли)(?=\s|$)", re.IGNORECASE)
+
+
+def _as_intent(parse_data: dict[str, Any], intent: str) -> dict[str, Any]:
+    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != intent]
+    return {**parse_data, "intent": {"name": intent, "confidence": 1.0},
+            "intent_ranking": [{"name": intent, "confidence": 1.0}, *ranking]}
+
+
 def with_planned_task(parse_data: dict[str, Any], task: Any) -> dict[str, Any] | None:
     """The parse with the planned task as its intent, when the NLU read no task; else None."""
     intent = (parse_data.get("intent") or {}).get("name")
     if task not in PLANNED_TASKS or intent not in NO_TASK or str(parse_data.get("text") or "").startswith("/"):
         return None
-    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != task]
-    return {**parse_data, "intent": {"name": task, "confidence": 1.0},
-            "intent_ranking": [{"name": task, "confidence": 1.0}, *ranking]}
+    return _as_intent(parse_data, task)
+
+
+def as_the_reason(parse_data: dict[str, Any], form: str | None, requested: Any) -> dict[str, Any] | None:
+    """A statement the NLU could not place, typed when a form asked for a reason: an answer (``inform``)."""
+    text = str(parse_data.get("text") or "")
+    intent = (parse_data.get("intent") or {}).get("name")
+    if form not in REASON_STEPS or requested != REASON_STEPS[form] or intent not in UNPLACED:
+        return None
+    return None if text.startswith("/") or QUESTION.search(text) else _as_intent(parse_data, "inform")
 
 
 def authorized(header: str | None, expected: str | None = None) -> bool:
@@ -157,9 +180,11 @@ class GatewayInput(InputChannel):
                 answered = replay(tracker, message_id) if message_id else None
                 if answered is not None:
                     return response.json({"messages": answered, "turn": summarise_turn(tracker), "replayed": True})
-                if metadata.get(TASK_KEY):
+                if metadata.get(TASK_KEY) or tracker.active_loop_name in REASON_STEPS:
                     parsed = await processor.parse_message(message, tracker)
-                    message.parse_data = with_planned_task(parsed, metadata.get(TASK_KEY)) or parsed
+                    message.parse_data = (with_planned_task(parsed, metadata.get(TASK_KEY))
+                                          or as_the_reason(parsed, tracker.active_loop_name, tracker.get_slot("requested_slot"))
+                                          or parsed)
                 await processor._handle_message_with_tracker(message, tracker)
                 if language in LANGUAGES and tracker.get_slot("language") != language:
                     tracker.update(SlotSet("language", language))

@@ -245,6 +245,14 @@ _PERSON_REQUEST = re.compile(
     re.IGNORECASE,
 )
 
+# --- asking whether the bot is a person (a bot challenge, not a request) -------------------------
+_BOT_QUESTION = re.compile(
+    r"\b(?:are|r) (?:you|u)\b|\bam i (?:talking|chatting|speaking|texting)\b|\bis (?:this|that|it) (?:a )?(?:bot|robot|real|human)"
+    r"|\b(?:ты|вы|это)\s+(?:бот|робот|человек|живой)|(?:я\s+)?(?:говорю|общаюсь|переписываюсь)\s+с\s+(?:ботом|роботом|человеком)\b"
+    r"|你是|是不是(?:机器人|真人)|是机器人|系咪|係咪|是真人吗|是真人嗎",
+    re.IGNORECASE,
+)
+
 # --- messages the bot cannot read --------------------------------------------------------------
 # Punctuation, emoji only ("???", "...", "😡😡"); one character repeated ("zzzz", "ыыыы", "啊啊啊啊");
 # Chinese interjections only ("嗯嗯嗯嗯"); Zhuyin symbols (a Taiwanese keyboard's letters, "ㄅㄆㄇㄈ");
@@ -337,6 +345,12 @@ class HandoffPolicy:
             if hit:
                 return Escalate(BUSINESS_RULE, rule, _RULE_PRIORITY[rule], {"matched": hit.group(0)})
         return None
+
+    @staticmethod
+    def requests_person(text: str | None) -> bool:
+        """Asks for a person in the words and is not asking whether the bot is one ("are you a bot or a
+        real human??", "am I talking to a real person?", "ты бот?" are the bot's to answer)."""
+        return HandoffPolicy.asks_for_person(text) and not _BOT_QUESTION.search(frustration.simplified(text or ""))
 
     @staticmethod
     def asks_for_person(text: str | None) -> bool:

@@ -97,7 +97,7 @@ class TurnHooks(HandoffBase):
                                                   after_escalation=True, action=RULE_HANDOFF)
             # A person asked for in the words ("да, давайте уже живого", "转人工", "I'd like to talk to someone
             # about …") is granted like the button, whatever the NLU makes of the rest of the message.
-            if self.policy.asks_for_person(raw):
+            if self.policy.requests_person(raw):
                 return HANDOFF_PAYLOAD
         if state == Column.QUEUED and not payload:
             return await self._queued_notice(stored, raw)

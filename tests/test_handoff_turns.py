@@ -154,10 +154,12 @@ async def test_a_calm_request_for_a_person_in_the_words_is_granted_like_the_butt
     assert result.state == "queued" and world.ticket("s-calm").reason == "explicit_request"
 
 
-async def test_a_message_that_only_mentions_people_is_left_to_the_bot(world: World) -> None:
-    world.rasa.script = [says("...", "ask_question")]
-    await world.say("s-mention", "can someone tell me when my order ships")
-    assert world.rasa.calls[-1][1] == "can someone tell me when my order ships"
+@pytest.mark.parametrize("text", ["can someone tell me when my order ships", "are you a bot or a real human??",
+                                  "wait, am I talking to a real person?", "你是真人吗"])
+async def test_a_message_that_only_mentions_people_is_left_to_the_bot(world: World, text: str) -> None:
+    world.rasa.script = [says("...", "bot_challenge")]
+    await world.say("s-mention", text)
+    assert world.rasa.calls[-1][1] == text
 
 
 # --- b) unintelligible messages count as failed turns -------------------------------------------------
