@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export RASA_TELEMETRY_ENABLED := false
 PY := .venv/bin/python
 
-.PHONY: setup browser run test test-conversations train lint bench-nlu bench-load bench-widget clean bench-redaction bench-ops
+.PHONY: setup browser haproxy run run-cluster test test-cluster test-conversations train lint bench-nlu bench-load bench-widget clean bench-redaction bench-ops
 
 setup:
 	@bash scripts/setup_envs.sh all
@@ -23,6 +23,27 @@ browser:
 
 test: setup browser
 	$(PY) -m pytest -q -rs
+
+# The local cluster's load balancer (issue 16): Debian's HAProxy; nothing is installed when present.
+haproxy:
+	@[ -x /usr/sbin/haproxy ] || { \
+	  echo "[setup] installing haproxy (apt) for the local cluster"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy >/dev/null; }
+
+# Several replicas on this machine: GATEWAYS gateways and RASA Rasa servers behind HAProxy (:8000,
+# Rasa :5005), on the PostgreSQL and Redis running here (README "Running several replicas").
+# e.g. make run-cluster GATEWAYS=3 RASA=2 ARGS="--keep-data"
+GATEWAYS ?= 2
+RASA ?= 2
+run-cluster: setup haproxy
+	SUPPORTBOT_DEMO=$${SUPPORTBOT_DEMO:-true} nice -n 5 $(PY) -m cluster run --gateways $(GATEWAYS) --rasa $(RASA) $(ARGS)
+
+# 2 gateways + 2 Rasa behind HAProxy: the scenario suite, and a load with a gateway and a Rasa
+# killed (SIGKILL) mid-run (tests/cluster; not part of `make test`). About 6 minutes on two cores.
+test-cluster: setup haproxy
+	nice -n 5 $(PY) -m pytest -q -rs -s -p no:cacheprovider tests/cluster
 
 # Conversation scenarios (tests/scenarios) end to end; starts its own system unless ARGS has --url.
 # e.g. make test-conversations ARGS="--language zh --junit reports/scenarios.xml"

@@ -10,7 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    case,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base
@@ -111,3 +123,9 @@ class KbAnswer(Base):
     helpful: Mapped[bool | None] = mapped_column(Boolean)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def undelivered_less(delivered: int) -> ColumnElement[int]:
+    """``undelivered`` less the messages just delivered, never below 0, in SQL that every database runs
+    (SQLite's two-argument ``max`` does not exist on PostgreSQL: the update failed there with a 500)."""
+    return case((Conversation.undelivered > delivered, Conversation.undelivered - delivered), else_=0)

@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 from anyio import to_thread
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from channels.notices import in_script
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, undelivered_less
 from conversations.service import OutboundMessage
 from handoff import context as ctx
 from handoff.base import AgentIdentity, HandoffBase
@@ -66,7 +66,7 @@ class Delivery(HandoffBase):
                                  .values(status="delivered")).rowcount
             if changed:
                 db.execute(update(Conversation).where(Conversation.id == conversation_id)
-                           .values(undelivered=func.max(Conversation.undelivered - changed, 0)))
+                           .values(undelivered=undelivered_less(changed)))
 
     def customer_messages(self, sender_id: str, after: int = 0, limit: int = 200) -> tuple[str, list[dict[str, Any]]]:
         """The customer's own conversation after message ``after`` (their read marks delivery)."""

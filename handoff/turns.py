@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from channels.notices import in_script
-from conversations.models import Conversation, Message, Turn
+from conversations.models import Conversation, Message, Turn, undelivered_less
 from conversations.service import OutboundMessage, TurnResult
 from handoff import context as ctx
 from handoff import lifecycle, texts
@@ -318,7 +318,7 @@ class TurnHooks(HandoffBase):
                 for m in rows:
                     m.status = "delivered"
                 db.execute(update(Conversation).where(Conversation.id == stored.conversation_id)
-                           .values(undelivered=func.max(Conversation.undelivered - len(rows), 0)))
+                           .values(undelivered=undelivered_less(len(rows))))
                 return [OutboundMessage(m.type, m.text, (m.data or {}).get("buttons", []), (m.data or {}).get("sources", []),
                                         (m.data or {}).get("agent")) for m in rows]
         return await to_thread.run_sync(db_step)
