@@ -60,7 +60,7 @@ from ops.api import router as ops_router
 from ops.kb_questions import load_ops_questions
 from ops.page import router as ops_page_router
 from settings import Settings, get_settings
-from storage.coordination import turn_locks_for
+from storage.coordination import FIRST_MESSAGE_LOCKS, turn_locks_for
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.secrets import key_for
 from store.seed import seed
@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             knowledge=lambda: action_runtime.services().knowledge,  # a task, or a problem it answers
             turn_locks=turn_locks_for(url),  # one turn per conversation at a time, across replicas on PostgreSQL
         )
+        app.state.first_message_locks = turn_locks_for(url, namespace=FIRST_MESSAGE_LOCKS)  # channels/rest.py
         widget.install(app)  # the widget's pusher on app.state.pushers (created there if absent)
         # Telegram/WeChat (when configured): outbox worker, inbound retry, pushers for handoff.
         push_channels = start_channels(app, settings, sessions, app.state.conversations)
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await app.state.rasa_process.stop()
             await rasa.close()
             await app.state.conversations.turn_locks.aclose()
+            await app.state.first_message_locks.aclose()
             engine.dispose()
 
     # /docs is Swagger UI from the pinned fastapi-offline package under a CSP (api_docs.py), not a CDN.

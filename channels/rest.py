@@ -155,7 +155,10 @@ async def chat(
     sender = body.sender_id
     if await to_thread.run_sync(service.conversation_state, sender) is not None:
         return await _turn(request, service, body, x_conversation_token, trusted, created=False)
-    async with service.turn_locks.hold(FIRST_MESSAGE + sender):  # a second "first" message waits, then needs the token
+    # A second "first" message waits, then needs the token. Its own locks (not the turn locks: the turn
+    # inside takes one of those, and a shared pool ran dry with 20 new conversations at once).
+    first_locks = getattr(request.app.state, "first_message_locks", None) or service.turn_locks
+    async with first_locks.hold(FIRST_MESSAGE + sender):
         exists = await to_thread.run_sync(service.conversation_state, sender) is not None
         return await _turn(request, service, body, x_conversation_token, trusted, created=not exists)
 

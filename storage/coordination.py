@@ -43,7 +43,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 __all__ = [
-    "LocalTurnLocks", "MIGRATIONS_LOCK", "PgTurnLocks", "RELAY_LOCKS", "TURN_LOCKS", "TurnLocks", "is_postgres", "pg_session_lock",
+    "FIRST_MESSAGE_LOCKS", "LocalTurnLocks", "MIGRATIONS_LOCK", "PgTurnLocks", "RELAY_LOCKS", "TURN_LOCKS", "TurnLocks", "is_postgres", "pg_session_lock",
     "turn_locks_for",
 ]
 
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 TURN_LOCKS = 0x5B0701  # per conversation (its sender id)
 MIGRATIONS_LOCK = 0x5B0702  # storage.db.upgrade, per schema
 RELAY_LOCKS = 0x5B0703  # per push-channel customer (channels/relay.py: catch-up, turn and its delivery)
+# A REST conversation's first message (channels/rest.py), held around its turn's own lock: a pool of its
+# own, or 20 new conversations at once held every connection of the turn locks' pool waiting for a second.
+FIRST_MESSAGE_LOCKS = 0x5B0704
 # Server-side keepalives for lock connections: a replica whose host disappears without closing its
 # sockets loses its locks after about 10 + 3 * 5 s instead of the kernel's default two hours.
 SERVER_KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}

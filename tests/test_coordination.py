@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select, text
 from conversations.models import Conversation, Message
 from conversations.rasa_client import RasaReply
 from conversations.service import ConversationService, InboundMessage
-from storage.coordination import TURN_LOCKS, LocalTurnLocks, PgTurnLocks, turn_locks_for
+from storage.coordination import FIRST_MESSAGE_LOCKS, TURN_LOCKS, LocalTurnLocks, PgTurnLocks, turn_locks_for
 from storage.db import heads, make_engine, make_session_factory, upgrade
 from tests.store_fixtures import fixture_postgres_schema_url, sqlite_url  # noqa: F401
 
@@ -219,6 +219,27 @@ async def test_a_cancelled_wait_leaves_no_lock_behind(pg: tuple[str, Engine]) ->
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_new_conversations_beyond_the_pool_size_all_get_their_turn(pg: tuple[str, Engine]) -> None:
+    """A REST conversation's first message holds its first-message lock around its turn's lock: from one
+    pool, as many new conversations at once as the pool has connections held them all and waited for a
+    second (the scale-out benchmark's 20 conversations: 500s after the pool's timeout). Two pools: all go."""
+    url, _ = pg
+    first = turn_locks_for(url, pool_size=2, namespace=FIRST_MESSAGE_LOCKS)
+    turns = turn_locks_for(url, pool_size=2)
+    done: list[int] = []
+
+    async def new_conversation(i: int) -> None:
+        async with first.hold(f"first:s-{i}"), turns.hold(f"s-{i}"):
+            await asyncio.sleep(0.05)
+            done.append(i)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(new_conversation(i) for i in range(6))), timeout=30)
+    finally:
+        await first.aclose()
+        await turns.aclose()
+    assert sorted(done) == list(range(6))
 
 
 # --- migrations run once ------------------------------------------------------------------------------
