@@ -21,7 +21,7 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
-test: setup browser
+test: setup browser haproxy
 	$(PY) -m pytest -q -rs
 
 # The local cluster's load balancer (issue 16): Debian's HAProxy; nothing is installed when present.

@@ -45,7 +45,7 @@ class Conversation(Base):
     undelivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The other requests of a message that asked for several things, handled once the first is done
     # (conversations/requests.py).
-    pending_requests: Mapped[list[str] | None] = mapped_column(JSON)
+    pending_requests: Mapped[list[Any] | None] = mapped_column(JSON)  # requests.Request.stored() (older rows: texts)
 
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 

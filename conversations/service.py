@@ -435,7 +435,7 @@ class _Stored:
     state: str = "bot"  # the conversation's state when the message arrived
     undelivered: int = 0  # messages waiting for a customer whose channel cannot push
     created: bool = False  # this message started the conversation
-    pending: list[str] | None = None  # requests kept from an earlier message (conversations/requests.py)
+    pending: list[Any] | None = None  # requests kept from an earlier message (conversations/requests.py)
     channel: str = ""  # the inbound message's channel; its replies are stored on the same one
     last_buttons: list[dict[str, Any]] = field(default_factory=list)  # the bot's last message's buttons
     active_loop: str | None = None  # the form the bot's last turn left open
