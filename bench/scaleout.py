@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 from bench.load.conversations import demo_orders
-from bench.load.processes import cpu_busy_ticks
+from bench.load.processes import all_pids, cmdline, cpu_busy_ticks, proc_stat
 from bench.load.traffic import Stats, Target, run_block
 from bench.results import percentile, replace_section
 from scenarios.system import LOCAL_CUSTOMERS, MODEL_CACHE, ROOT
@@ -46,6 +46,7 @@ class Measured:
     p50_ms: float
     p99_ms: float
     cpu_s: float  # the whole machine's busy CPU time during the block
+    split: dict[str, float]  # CPU seconds per kind of process during the block (GROUPS, "other")
 
     @property
     def turns_per_s(self) -> float:
@@ -54,6 +55,29 @@ class Measured:
     @property
     def cpu_ms_per_turn(self) -> float:
         return 1000 * self.cpu_s / self.turns if self.turns else 0.0
+
+
+# What each process of the machine is, from its command line: the CPU split of a block.
+GROUPS = (("Rasa", ("bot.rasa_serve", "rasa run")), ("gateway", ("server.py",)), ("HAProxy", ("haproxy",)),
+          ("PostgreSQL", ("postgres",)), ("Redis", ("redis-server",)))
+
+
+def group_of(pid: int) -> str:
+    if pid == os.getpid():
+        return "load generator"
+    cmd = cmdline(pid)
+    return next((name for name, marks in GROUPS if any(m in cmd for m in marks)), "other")
+
+
+def cpu_by_group() -> dict[str, int]:
+    """CPU ticks (user + system, threads included) of every live process, summed per group."""
+    ticks: dict[str, int] = {}
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st:
+            group = group_of(pid)
+            ticks[group] = ticks.get(group, 0) + st[2]
+    return ticks
 
 
 def start_cluster(gateways: int, rasa: int, run_dir: Path) -> tuple[subprocess.Popen[bytes], dict]:
@@ -91,13 +115,17 @@ async def measure(url: str, shape: str, concurrency: int, conversations: int, ca
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
         await run_block(target, client, list(range(concurrency)), concurrency, cap_s, 30.0, f"w{run_id}", orders, Stats())
         stats = Stats()
-        before = cpu_busy_ticks()
+        before, groups_before = cpu_busy_ticks(), cpu_by_group()
         wall = await run_block(target, client, list(range(concurrency, concurrency + conversations)), concurrency,
                                cap_s, 30.0, run_id, orders, stats)
         cpu_s = (cpu_busy_ticks() - before) / TICKS
+        groups_after = cpu_by_group()
+    split = {g: max(0, groups_after.get(g, 0) - groups_before.get(g, 0)) / TICKS
+             for g in (*(name for name, _ in GROUPS), "load generator")}
+    split["other"] = max(0.0, cpu_s - sum(split.values()))  # processes outside the groups, and those that ended
     lat = sorted(stats.latencies)
     return Measured(shape, stats.turns_ok, sum(stats.errors.values()), wall,
-                    1000 * percentile(lat, 0.5), 1000 * percentile(lat, 0.99), cpu_s)
+                    1000 * percentile(lat, 0.5), 1000 * percentile(lat, 0.99), cpu_s, split)
 
 
 def render(results: list[Measured], concurrency: int, cores: int) -> str:
@@ -113,6 +141,12 @@ def render(results: list[Measured], concurrency: int, cores: int) -> str:
         for m in results:
             if m.shape != "1x1":
                 lines.append(f"- {m.shape.replace('x', ' × ')} against 1 × 1: **{m.turns_per_s / base.turns_per_s:.2f}×** turns/s.")
+    names = list(results[0].split) if results else []
+    lines += ["", "CPU-ms per turn by process (user + system; \"other\" = the rest of the machine):", "",
+              "| gateways × Rasa | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines += [f"| {m.shape.replace('x', ' × ')} | " + " | ".join(
+        f"{1000 * m.split[n] / m.turns:.1f}" if m.turns else "-" for n in names) + " |" for m in results]
+    lines.append("")
     best = max(results, key=lambda m: m.turns_per_s)
     if best.cpu_ms_per_turn:
         per_core = 1000 / best.cpu_ms_per_turn

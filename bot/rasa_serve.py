@@ -5,6 +5,7 @@ instead starts ``python -m bot.rasa_serve run ...`` with ``RASA_AUTH_TOKEN`` in 
 environment (readable by the same user only), and this adds the flag inside the process.
 The gateway channel's token (GATEWAY_CHANNEL_TOKEN) and the action server's (ACTION_SERVER_TOKEN)
 are read from the same environment by bot/gateway_channel.py and bot/endpoints.yml.
+Rasa's hot spots fixed in process: bot/rasa_patches.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def with_token(args: list[str], token: str) -> list[str]:
 def main() -> None:
     args = with_token(sys.argv[1:], os.environ.pop("RASA_AUTH_TOKEN", ""))
     from rasa.__main__ import main as rasa_main
+
+    from bot import rasa_patches
+
+    rasa_patches.apply()
 
     sys.argv = ["rasa", *args]
     rasa_main()
