@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 POOL_RANDOM_SEED = 20240613
 # pool name (scenarios/pools.py) → orders added for it
 POOL_ORDERS: dict[str, int] = {
-    "processing": 120,
+    "processing": 175,
     "shipped": 6,
-    "refundable": 60,
+    "refundable": 75,
     "refund_above_limit": 6,
     "outside_refund_window": 6,
     "refunded": 12,  # each its own customer: a password reset on one never touches another's account
