@@ -41,7 +41,8 @@ run-cluster: setup haproxy
 	SUPPORTBOT_DEMO=$${SUPPORTBOT_DEMO:-true} nice -n 5 $(PY) -m cluster run --gateways $(GATEWAYS) --rasa $(RASA) $(ARGS)
 
 # 2 gateways + 2 Rasa behind HAProxy: the scenario suite, and a load with a gateway and a Rasa
-# killed (SIGKILL) mid-run (tests/cluster; not part of `make test`). About 6 minutes on two cores.
+# killed (SIGKILL) mid-run, and a model promoted and rolled back under load (tests/cluster; not part of
+# `make test`). About 10 minutes on two cores.
 test-cluster: setup haproxy
 	nice -n 5 $(PY) -m pytest -q -rs -s -p no:cacheprovider tests/cluster
 

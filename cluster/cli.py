@@ -92,6 +92,8 @@ def run_command(
         settings = get_settings()
         say_default("checking the trained model (training takes minutes when the training data changed)…")
         model = ensure_model(settings.rasa_config, settings.model_dir, venv=settings.rasa_venv)
+        model, why = database.serving_model(db, model, settings.rasa_config)
+        say_default(f"model: {why}")
     except (database.DatabaseError, RuntimeError, SystemExit, KeyboardInterrupt) as err:
         say_default(f"error: {err}" if not isinstance(err, KeyboardInterrupt) else "interrupted")
         if db.schema is not None:

@@ -1,7 +1,8 @@
 """The cluster's database: a fresh PostgreSQL schema per run (``cluster_<hex>`` in the server's
 database, reached through the URL's ``search_path``), or the ``DATABASE_URL`` given; migrated once
 before any gateway starts (``storage.db.upgrade``, under the migrations' advisory lock, as
-``python -m storage migrate`` does). Rasa's tracker lives in a schema of its own beside it
+``python -m storage migrate`` does). The model the Rasa servers serve is support ops' active model in
+that database (``serving_model``). Rasa's tracker lives in a schema of its own beside it
 (bot/rasa_stores.py: ``<schema>_rasa``); a fresh schema and Rasa's are dropped when the run ends
 unless it is kept."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
@@ -106,6 +108,31 @@ def given(url: str) -> ClusterDatabase:
     url = require_postgres(url)
     _check(url)
     return ClusterDatabase(url, url, None)
+
+
+def serving_model(db: ClusterDatabase, built: Path, config: Path) -> tuple[Path, str]:
+    """The model the Rasa servers start on, and a sentence saying why: the model promoted in this database
+    (a kept ``DATABASE_URL``) when its file is still there; else ``built`` (the model of the current
+    training data), recorded as the active model so that every gateway's registry agrees with the servers."""
+    from ops.registry import ModelRegistry, active_model_file
+    from storage.db import make_engine, make_session_factory
+
+    engine = make_engine(db.url)
+    try:
+        sessions = make_session_factory(engine)
+        active = active_model_file(sessions)
+        if active is not None:
+            return active, f"the active model of this database: {active.name}"
+        registry = ModelRegistry(sessions, None)
+        before = registry.active()
+        registry.mark_running(built, data_hash=built.name.removeprefix("model-").removesuffix(".tar.gz"),
+                              config=config.read_text(encoding="utf-8"))
+        gone = f" (the file of the active model {before.id} is gone)" if before is not None else ""
+        return built, f"{built.name}{gone}"
+    except Exception as err:
+        raise DatabaseError(f"cannot read or record the active model in {shown(db.url)}: {type(err).__name__}") from None
+    finally:
+        engine.dispose()
 
 
 def migrate(db: ClusterDatabase) -> str:

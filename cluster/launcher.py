@@ -5,6 +5,13 @@ gateways first (they finish their turns), then the balancer and the Rasa servers
 
 ``<run dir>/cluster.json`` (written once the cluster is ready) names the URLs, ports, pid files and
 logs; each child's current pid is in ``<run dir>/<name>.pid``.
+
+The model: every Rasa server starts, and restarts, on the model support ops' registry says is active
+(``ops_models`` in the shared database: a promotion from any gateway changes it once the model is loaded
+on every server; ``ops.registry.active_model_file``), else on the one the cluster was started with.
+A server that restarts while a rollout is under way (the database still names the previous model) comes
+back on the previous model; the rollout loads the new one into it again when it finds it so at its end
+(``RollingSwapper.swap``).
 """
 
 from __future__ import annotations
@@ -16,17 +23,22 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import redis
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
 
 from cluster import database, haproxy
 from cluster.database import ClusterDatabase
-from cluster.plan import STATUS_FILE, ChildSpec, Plan, shown_redis
+from cluster.plan import STATUS_FILE, ChildSpec, Plan, shown_redis, with_model
 from cluster.processes import Child
+from ops.registry import active_model_file
 
 Say = Callable[[str], None]
 
@@ -61,11 +73,12 @@ class Cluster:
     say: Say = say_default
     startup_timeout_s: float = 900.0
     children: dict[str, Child] = field(default_factory=dict)
+    _db: Engine | None = None
 
-    def _child(self, spec: ChildSpec) -> Child:
+    def _child(self, spec: ChildSpec, prepare: Callable[[str, list[str]], Awaitable[list[str]]] | None = None) -> Child:
         run_dir = self.plan.run_dir
         child = Child(spec.name, spec.argv, spec.env, run_dir / f"{spec.name}.log", run_dir / f"{spec.name}.pid",
-                      spec.health_url, cwd=Path(__file__).resolve().parent.parent)
+                      spec.health_url, cwd=Path(__file__).resolve().parent.parent, prepare=prepare)
         self.children[spec.name] = child
         return child
 
@@ -76,6 +89,9 @@ class Cluster:
         os.chmod(plan.run_dir, 0o700)  # logs and secrets.env: this user's only
         plan.stores.prepare()  # Rasa's tracker schema, once
         plan.stores.write(plan.rasa_endpoints)
+        if len(str(plan.haproxy_socket)) > 100:  # a Unix socket's path has at most 107 bytes
+            raise LaunchError(f"the run directory's path is too long for HAProxy's runtime socket "
+                              f"({plan.haproxy_socket}): choose a shorter --run-dir")
         plan.haproxy_config.write_text(plan.haproxy_text())
         checked = subprocess.run(haproxy.check_command(plan.haproxy_config), capture_output=True, text=True, check=False)
         if checked.returncode != 0:
@@ -87,7 +103,7 @@ class Cluster:
     async def start(self) -> None:
         """Start every child (Rasa first: it takes longest), then wait for each and for the balancer."""
         plan = self.plan
-        rasa = [self._child(plan.rasa(i)) for i in range(len(plan.rasa_ports))]
+        rasa = [self._child(plan.rasa(i), prepare=self.active_model) for i in range(len(plan.rasa_ports))]
         gateways = [self._child(plan.gateway(i)) for i in range(len(plan.gateway_ports))]
         balancer = self._child(plan.balancer())
         for child in [*rasa, gateways[0], balancer]:
@@ -121,6 +137,24 @@ class Cluster:
                     raise LaunchError(f"{waiting[0]} did not answer 200 within {self.startup_timeout_s:.0f} s; "
                                       f"see the logs in {self.plan.run_dir}")
                 await asyncio.sleep(1)
+
+    async def active_model(self, name: str, argv: list[str]) -> list[str]:
+        """Rasa server ``name``'s command line for this start: on the model the registry says is active
+        (promoted since the cluster started, from any gateway), when its file is there."""
+        current = Path(argv[argv.index("--model") + 1])
+        try:
+            if self._db is None:
+                self._db = create_engine(self.plan.database.url, poolclass=NullPool,
+                                         connect_args={"connect_timeout": 5})
+            model = await asyncio.to_thread(active_model_file, sessionmaker(self._db))
+        except Exception as err:  # the type only: a connection error may quote the URL
+            self.say(f"{name}: cannot read the active model from the database ({type(err).__name__}); "
+                     f"starting on {current.name}")
+            return argv
+        if model is None or model == current:
+            return argv
+        self.say(f"{name} starts on the active model {model.name}")
+        return with_model(argv, model)
 
     def failure(self) -> str | None:
         """Why the cluster cannot go on (a child in a crash loop), or None."""
@@ -158,6 +192,8 @@ class Cluster:
             (self.plan.run_dir / "secrets.env").unlink()
         with contextlib.suppress(OSError):
             (self.plan.run_dir / STATUS_FILE).unlink()
+        if self._db is not None:
+            self._db.dispose()
 
 
 async def run(plan: Plan, *, keep_data: bool, startup_timeout_s: float, say: Say = say_default) -> int:

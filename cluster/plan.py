@@ -90,6 +90,15 @@ class Plan:
         return self.run_dir / "haproxy.cfg"
 
     @property
+    def haproxy_socket(self) -> Path:
+        """HAProxy's runtime API (support ops takes a Rasa server out of rotation through it)."""
+        return self.run_dir / "haproxy.sock"
+
+    @property
+    def rasa_replica_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.rasa_ports]
+
+    @property
     def rasa_endpoints(self) -> Path:
         return self.run_dir / "rasa" / "rasa-endpoints.yml"
 
@@ -99,10 +108,14 @@ class Plan:
         env = {**self.environ, **self.secrets,
                "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(self.gateway_dir(i)),
                "DATABASE_URL": self.database.url, "REDIS_URL": self.redis_url, "RASA_URL": self.rasa_url,
+               # a promotion loads the model into one Rasa server at a time, out of the balancer's rotation
+               "RASA_REPLICA_URLS": json.dumps(self.rasa_replica_urls),
+               "RASA_HAPROXY_SOCKET": str(self.haproxy_socket), "RASA_HAPROXY_BACKEND": "rasa",
                # the balancer's X-Forwarded-For names the customer (per-address limits); no one else's
                "FORWARDED_ALLOW_IPS": "127.0.0.1",
                "PYTHONUNBUFFERED": "1", "RASA_TELEMETRY_ENABLED": "false"}
-        for nested in ("STORAGE__DATA_DIR", "STORAGE__DATABASE_URL", "STORAGE__REDIS_URL", "RASA__URL"):
+        for nested in ("STORAGE__DATA_DIR", "STORAGE__DATABASE_URL", "STORAGE__REDIS_URL", "RASA__URL",
+                       "RASA__REPLICA_URLS", "RASA__HAPROXY_SOCKET", "RASA__HAPROXY_BACKEND"):
             env.pop(nested, None)  # they would win over the values above
         return ChildSpec(f"gateway-{i + 1}", [sys.executable, str(ROOT / "server.py")], env, port, "/healthz")
 
@@ -136,7 +149,8 @@ class Plan:
     def haproxy_text(self) -> str:
         gateways = [haproxy.Backend(f"gateway-{i + 1}", p) for i, p in enumerate(self.gateway_ports)]
         rasa = [haproxy.Backend(f"rasa-{i + 1}", p) for i, p in enumerate(self.rasa_ports)]
-        return haproxy.render(self.port, gateways, self.rasa_port, rasa, host=self.host)
+        return haproxy.render(self.port, gateways, self.rasa_port, rasa, host=self.host,
+                              admin_socket=self.haproxy_socket)
 
     # --- files -----------------------------------------------------------------------------------
     def write_secrets(self) -> Path:
@@ -158,6 +172,7 @@ class Plan:
             "database_url": shown(self.database.url), "database_schema": self.database.schema,
             "rasa_schema": self.database.rasa_schema, "redis_url": shown_redis(self.redis_url),
             "model": str(self.model), "haproxy_config": str(self.haproxy_config),
+            "haproxy_socket": str(self.haproxy_socket),
             "secrets_file": str(self.run_dir / SECRETS_FILE),
             "gateways": [child(self.gateway(i)) for i in range(len(self.gateway_ports))],
             "rasa": [child(self.rasa(i)) for i in range(len(self.rasa_ports))],
@@ -170,6 +185,14 @@ class Plan:
         tmp.write_text(json.dumps(self.status(pid), indent=2) + "\n")
         tmp.replace(path)  # whoever waits for the file reads it whole
         return path
+
+
+def with_model(argv: list[str], model: Path) -> list[str]:
+    """A Rasa server's command line (``RasaSupervisor.command``) with ``--model`` set to ``model``."""
+    out = list(argv)
+    i = out.index("--model")
+    out[i + 1] = str(model)
+    return out
 
 
 def shown_redis(url: str) -> str:

@@ -3,6 +3,8 @@ whatever it starts are stopped together), restarted when it exits unexpectedly (
 its current pid in ``pid_file`` (tests kill it by that pid) and its output appended to ``log_file``.
 
 The environment carries the secrets; the command line never does (``ps`` shows it to every user).
+``prepare`` may rewrite the command line before each start (a Rasa server starts on the model promoted
+since the cluster started: cluster/launcher.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +42,7 @@ class Child:
     pid_file: Path
     health_url: str
     cwd: Path | None = None
+    prepare: Callable[[str, list[str]], Awaitable[list[str]]] | None = None  # (name, argv) → argv of this start
     starts: int = field(init=False, default=0)
     healthy_once: bool = field(init=False, default=False)
     failure: CrashLoop | None = field(init=False, default=None)
@@ -56,10 +60,11 @@ class Child:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        argv = await self.prepare(self.name, self.argv) if self.prepare is not None else self.argv
         with open(self.log_file, "ab") as out:
             out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start #{self.starts + 1} of {self.name}\n".encode())
             out.flush()
-            proc = await asyncio.create_subprocess_exec(*self.argv, cwd=self.cwd, env=self.env, stdout=out,
+            proc = await asyncio.create_subprocess_exec(*argv, cwd=self.cwd, env=self.env, stdout=out,
                                                         stderr=out, stdin=asyncio.subprocess.DEVNULL,
                                                         start_new_session=True)
         self.starts += 1

@@ -30,6 +30,9 @@ err_console = Console(stderr=True)
 
 _state: dict[str, Any] = {}
 API = "/api/v1/ops"
+# A promotion or rollback rolls the model over every Rasa replica of a cluster, one at a time
+# (ops/rollout.py): minutes on busy cores. The gateway's balancer allows it 30 minutes.
+MODEL_SWAP_TIMEOUT_S = 1800.0
 
 
 def make_client(url: str, token: str) -> httpx.Client:
@@ -244,13 +247,13 @@ def models() -> None:
 @app.command()
 def promote(model_id: str, force: Annotated[bool, typer.Option(help="even if the gate refused it")] = False) -> None:
     """Load MODEL_ID into the running Rasa (no conversation dropped)."""
-    console.print(_call("POST", f"{API}/models/{model_id}/promote", json={"force": force}))
+    console.print(_call("POST", f"{API}/models/{model_id}/promote", json={"force": force}, timeout=MODEL_SWAP_TIMEOUT_S))
 
 
 @app.command()
 def rollback(model_id: Annotated[str | None, typer.Argument(help="default: the previously active model")] = None) -> None:
     """Back to the previous model, or to any kept one."""
-    console.print(_call("POST", f"{API}/models/rollback", json={"model_id": model_id}))
+    console.print(_call("POST", f"{API}/models/rollback", json={"model_id": model_id}, timeout=MODEL_SWAP_TIMEOUT_S))
 
 
 @app.command("kb-versions")

@@ -3,8 +3,13 @@
 Promotion swaps the model customers talk to without a gap: in embedded mode ``BlueGreenSwapper``
 starts a second Rasa on the new model and switches the conversation service to it once it answers
 (see its docstring for why not Rasa's ``PUT /model``); with an external Rasa (``RASA_URL``)
-``RasaModelSwapper`` uses ``PUT /model``. A pin file (``<data_dir>/ops/active_model.json``) makes the
-gateway start on the promoted model after a restart (setting ``ops_pin_promoted_model``).
+``RasaModelSwapper`` uses ``PUT /model``; with several external replicas (``RASA_REPLICA_URLS``, the local
+cluster) ``ops.rollout.RollingSwapper`` loads it into one replica at a time, out of the balancer's
+rotation. One promotion or rollback at a time: a lock in the process and a lease in the database
+(``ops-model-rollout``), so that gateways sharing a database never roll two models at once. A pin file
+(``<data_dir>/ops/active_model.json``) makes the gateway start on the promoted model after a restart
+(setting ``ops_pin_promoted_model``); the local cluster's Rasa servers start on the registry's active
+model instead (``active_model_file``).
 Figures: bench/RESULTS.md "Support ops: retraining and promotion".
 """
 
@@ -15,8 +20,10 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +37,11 @@ from api_errors import ApiError
 from ops import audit
 from ops.models import ModelVersion
 from storage.db import get_or_raise, transaction
+from storage.leases import Lease, LocalLease
 
 log = logging.getLogger(__name__)
+
+ROLLOUT_LEASE = "ops-model-rollout"
 
 
 class RegistryError(ApiError):
@@ -167,10 +177,16 @@ def model_view(m: ModelVersion) -> dict[str, Any]:
 
 
 class ModelRegistry:
-    def __init__(self, sessions: sessionmaker[Session], pin_file: Path, swapper: ModelSwapper | None = None) -> None:
+    """``pin_file``: where promotions pin the model for the next start of an embedded Rasa (None: no pin).
+    ``lease``: held during a promotion or rollback, so that replicas sharing the database take turns."""
+
+    def __init__(self, sessions: sessionmaker[Session], pin_file: Path | None, swapper: ModelSwapper | None = None,
+                 *, lease: Lease | None = None) -> None:
         self._sessions = sessions
-        self.pin_file = Path(pin_file)
+        self.pin_file = Path(pin_file) if pin_file is not None else None
         self.swapper = swapper
+        self.lease = lease or LocalLease(ROLLOUT_LEASE)
+        self._busy = threading.Lock()
 
     def list(self) -> list[dict[str, Any]]:
         with self._sessions() as db:
@@ -183,6 +199,12 @@ class ModelRegistry:
     def active(self) -> ModelVersion | None:
         with self._sessions() as db:
             return db.scalar(select(ModelVersion).where(ModelVersion.status == "active"))
+
+    def file_of(self, file_name: str) -> Path | None:
+        """The file of the registered model named ``file_name`` (as Rasa's /status names it), if still there."""
+        with self._sessions() as db:
+            m = db.get(ModelVersion, file_name.removesuffix(".tar.gz"))
+        return Path(m.path) if m is not None and Path(m.path).exists() else None
 
     def register(self, path: Path, *, data_hash: str, config: str, actor: str, training_seconds: float | None = None,
                  job_id: int | None = None) -> ModelVersion:
@@ -222,6 +244,39 @@ class ModelRegistry:
 
     def promote(self, model_id: str, actor: str, *, action: str = "promote", force: bool = False) -> dict[str, Any]:
         """Make ``model_id`` the model customers talk to. A model the gate refused needs ``force``."""
+        with self._exclusive():
+            return self._promote(model_id, actor, action=action, force=force)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One promotion or rollback at a time, in this process and among the gateways of one database;
+        the lease is renewed while a long rollout runs, and expires if this gateway dies."""
+        if not self._busy.acquire(blocking=False):
+            raise RegistryError(409, "another promotion or rollback is in progress; try again when it is done")
+        try:
+            if not self.lease.try_acquire():
+                raise RegistryError(409, "another gateway is promoting or rolling back a model; try again when it is done")
+            stop = threading.Event()
+
+            def renew() -> None:
+                while not stop.wait(self.lease.ttl_s / 3):
+                    try:
+                        self.lease.try_acquire()
+                    except Exception:  # the database is away: the rollout goes on, the lease may lapse
+                        log.warning("could not renew the model rollout lease", exc_info=True)
+
+            renewer = threading.Thread(target=renew, name="ops-rollout-lease", daemon=True)
+            renewer.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                renewer.join()
+                self.lease.release()
+        finally:
+            self._busy.release()
+
+    def _promote(self, model_id: str, actor: str, *, action: str, force: bool) -> dict[str, Any]:
         m = self.get(model_id)
         if m.status == "active":
             raise RegistryError(409, f"model {model_id} is already active")
@@ -241,7 +296,8 @@ class ModelRegistry:
             row = db.get_one(ModelVersion, model_id)
             row.status, row.promoted_at = "active", now
             audit.add(db, actor, action, f"model:{model_id}",
-                      {"previous": previous.id if previous else None, "rasa_model_id": loaded_id})
+                      {"previous": previous.id if previous else None, "rasa_model_id": loaded_id,
+                       **({"replicas": report} if (report := getattr(self.swapper, "last_report", None)) else {})})
         self._write_pin(path)
         log.info("model %s", action, extra={"model": model_id, "previous": previous.id if previous else None, "by": actor})
         return {"active": model_id, "previous": previous.id if previous else None, "action": action}
@@ -261,10 +317,20 @@ class ModelRegistry:
         return self.promote(model_id, actor, action="rollback", force=True)
 
     def _write_pin(self, path: Path) -> None:
+        if self.pin_file is None:
+            return
         self.pin_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.pin_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"model": str(path), "at": _now().isoformat()}), encoding="utf-8")
         os.replace(tmp, self.pin_file)
+
+
+def active_model_file(sessions: sessionmaker[Session]) -> Path | None:
+    """The file of the model the registry says is active, if it still exists: what a Rasa server of a
+    cluster (re)starts on (cluster/launcher.py), so that every replica serves the promoted model."""
+    with sessions() as db:
+        path = db.scalar(select(ModelVersion.path).where(ModelVersion.status == "active"))
+    return Path(path) if path and Path(path).exists() else None
 
 
 def pinned_model(pin_file: Path) -> Path | None:

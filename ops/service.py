@@ -36,7 +36,7 @@ from ops.inbox import InboxConfig, ReviewInbox
 from ops.kb_versions import KbVersions
 from ops.models import AuditEntry
 from ops.redaction import default_redactor
-from ops.registry import ModelRegistry, ModelSwapper, pinned_model
+from ops.registry import ROLLOUT_LEASE, ModelRegistry, ModelSwapper, pinned_model
 from ops.training import TrainingService, TrainPaths
 from storage.db import transaction
 from storage.leases import LocalLease, lease_for, run_leased
@@ -134,7 +134,8 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
 
     writer = NluWriter(settings.ops_nlu_data_dir, paths.domain, settings.ops_nlu_test_dir)
     inbox = ReviewInbox(sessions, embedder, redactor, writer, inbox_config(settings))
-    registry = ModelRegistry(sessions, pin_file(settings), swapper)
+    # The lease outlives a gateway that died mid-rollout by at most its ttl (renewed every ttl/3 meanwhile).
+    registry = ModelRegistry(sessions, pin_file(settings), swapper, lease=lease_for(sessions, ROLLOUT_LEASE, ttl_s=60))
     policy = GatePolicy(settings.ops_gate_accuracy_margin, settings.ops_gate_strong_f1, settings.ops_gate_floor_f1)
     return OpsApp(
         inbox=inbox, drafts=KbDrafts(sessions, redactor), registry=registry,
@@ -151,15 +152,23 @@ async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session
 
     from bot.training import DEFAULT_DATA, DEFAULT_DOMAIN, model_hash
     from ops.registry import BlueGreenSwapper, RasaModelSwapper
+    from ops.rollout import HAProxyRuntime, RollingSwapper
 
     supervisor = getattr(app.state, "rasa_process", None)
     swapper: ModelSwapper
+    rasa = settings.rasa
     if supervisor is not None:  # embedded: a second Rasa on the new model, then switch (no gap)
         swapper = BlueGreenSwapper(app, from_thread.run, timeout_s=settings.rasa_timeout_s)
-    else:  # external mode (RASA_URL): Rasa's PUT /model; that server must be able to read the model's path
+    elif rasa.replica_urls:  # external replicas behind a balancer: one at a time, out of its rotation
+        balancer = HAProxyRuntime(Path(rasa.haproxy_socket), rasa.haproxy_backend) if rasa.haproxy_socket else None
+        swapper = RollingSwapper(rasa.replica_urls, getattr(app.state, "rasa_token", ""), balancer=balancer,
+                                 drain_timeout_s=rasa.timeout_s + 5.0)
+    else:  # one external Rasa (RASA_URL): Rasa's PUT /model; that server must be able to read the model's path
         swapper = RasaModelSwapper(base_url=app.state.conversations.rasa.base_url,
                                    token=getattr(app.state, "rasa_token", ""))
     ops = build(settings, sessions, swapper=swapper)
+    if isinstance(swapper, RollingSwapper):  # to roll back to: the file of the model a replica serves
+        swapper.locate = model_locator(ops.registry, settings.model_dir)
     if supervisor is not None:
         model = Path(supervisor.model)
         data_hash = model.name.removeprefix("model-").removesuffix(".tar.gz")
@@ -181,6 +190,18 @@ async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session
         jobs_lease, lambda: _job_loop(ops, job_poll_s, fail_interrupted=shared)), name="ops-jobs"))
     log.info("support ops ready")
     return ops
+
+
+def model_locator(registry: ModelRegistry, model_dir: Path) -> Callable[[str], Path | None]:
+    """A model's file from the name Rasa's /status gives: the registry's record, else ``model_dir``."""
+
+    def locate(file_name: str) -> Path | None:
+        found = registry.file_of(file_name)
+        if found is None and file_name and (model_dir / file_name).is_file():
+            found = model_dir / file_name
+        return found
+
+    return locate
 
 
 async def _collect_loop(ops: OpsApp, every_s: float, quiet: Callable[[], float] | None = None,

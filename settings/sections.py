@@ -64,6 +64,14 @@ class RasaSettings(Section):
     # The gateway sends it to Rasa's gateway channel (Authorization: Bearer); Rasa refuses others.
     # Empty: derived from secret_key. External Rasa: set it on both sides (GATEWAY_CHANNEL_TOKEN).
     channel_token: SecretStr = Field(default=SecretStr(""))
+    # Several Rasa replicas behind a balancer (issue 16; `python -m cluster run` sets these): support
+    # ops promotes a model on each in turn (ops/rollout.py). Their own URLs, not the balancer's (url).
+    replica_urls: list[str] = Field(default_factory=list)
+    # HAProxy's runtime API socket (level admin), to take a replica out of the rotation of backend
+    # haproxy_backend while it loads a model. Empty: the replicas change one at a time but stay in
+    # rotation, so turns sent to the one loading wait for it (up to a minute).
+    haproxy_socket: str = ""
+    haproxy_backend: str = "rasa"
 
 
 class SecuritySettings(Section):

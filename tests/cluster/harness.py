@@ -31,6 +31,8 @@ STARTUP_TIMEOUT_S = 900  # two Rasa servers load the model on two cores
 ADMIN_PASSWORD = "cluster-admin-password-1"
 AGENT_PASSWORD = "cluster-agent-password-1"
 WEBHOOK_SECRET = "cluster-webhook-secret-1"
+ADMIN_TOKEN = "cluster-admin-api-token-1"  # the ops API (promotions)
+RASA_TOKEN = "cluster-rasa-api-token-1"  # each Rasa server's /status, read by the tests
 
 
 def required(reason: str) -> None:
@@ -136,6 +138,7 @@ def running_cluster(run_dir: Path, kb_index: Path, gateways: int = 2, rasa: int 
                "HANDOFF_ADMIN_PASSWORD": ADMIN_PASSWORD, "SUPPORTBOT_DEMO_AGENT_PASSWORD": AGENT_PASSWORD,
                "SUPPORTBOT_DEMO": "true", "HANDOFF_AUTO_ASSIGN": "false", "HANDOFF_WEBHOOK_URL": helpdesk.url,
                "HANDOFF_WEBHOOK_SECRET": WEBHOOK_SECRET, "RETRY_AFTER_S": "1", "AGENT_COOKIE_SECURE": "false",
+               "ADMIN_API_TOKEN": ADMIN_TOKEN, "RASA_TOKEN": RASA_TOKEN,
                **LOCAL_CUSTOMERS}
         out = run_dir / "launcher.out"
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ class Sent:
     text: str
     replies: int  # messages in the 200 answer
     attempts: int
+    seconds: float = 0.0  # the answered attempt's round trip
+    answered_at: float = 0.0  # time.monotonic() when it was answered
 
 
 @dataclass
@@ -52,6 +54,7 @@ async def send(client: httpx.AsyncClient, url: str, customer: Customer, n: int, 
         attempts += 1
         headers = {"X-Conversation-Token": customer.token} if customer.token else {}
         why = ""
+        sent_at = time.monotonic()
         try:
             resp = await client.post(f"{url}/api/v1/chat", json={"sender_id": customer.sender, "text": text,
                                                                  "message_id": mid}, headers=headers, timeout=120)
@@ -64,7 +67,8 @@ async def send(client: httpx.AsyncClient, url: str, customer: Customer, n: int, 
             customer.token = customer.token or body.get("conversation_token")
             if resp.status_code == 200:
                 customer.retries += attempts - 1
-                return Sent(mid, text, len(body["messages"]), attempts)
+                now = time.monotonic()
+                return Sent(mid, text, len(body["messages"]), attempts, now - sent_at, now)
             if resp.status_code not in RETRYABLE:
                 raise AssertionError(f"{customer.sender} {mid}: HTTP {resp.status_code} {resp.text[:300]}")
             why = str(resp.status_code)
@@ -77,6 +81,16 @@ async def send(client: httpx.AsyncClient, url: str, customer: Customer, n: int, 
 async def converse(client: httpx.AsyncClient, url: str, customer: Customer, start: int, stop: int) -> None:
     for n in range(start, stop):
         customer.sent.append(await send(client, url, customer, n, customer.texts[n]))
+
+
+async def converse_until(client: httpx.AsyncClient, url: str, customer: Customer, stop: asyncio.Event,
+                         pause_s: float = 0.3) -> None:
+    """Its texts over and over (each message with a new id) until ``stop`` is set."""
+    n = len(customer.sent)
+    while not stop.is_set():
+        customer.sent.append(await send(client, url, customer, n, customer.texts[n % len(customer.texts)]))
+        n += 1
+        await asyncio.sleep(pause_s)
 
 
 # --- what the database must say ------------------------------------------------------------------

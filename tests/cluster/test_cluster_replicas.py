@@ -8,7 +8,8 @@ on PostgreSQL and Redis, driven only through the balancer:
 - an agent's websocket (through the balancer) gets every customer message of its chat exactly once,
   whichever gateway took the message.
 
-Not part of ``make test`` (pyproject's ``norecursedirs``): ``make test-cluster`` runs it.
+Not part of ``make test`` (pyproject's ``norecursedirs``): ``make test-cluster`` runs it. The cluster is
+started once for tests/cluster (conftest.py); test_cluster_rollout.py runs on it afterwards.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import pytest
 import websockets
 
 from scenarios.system import ROOT
-from tests.cluster.harness import ADMIN_PASSWORD, AGENT_PASSWORD, RunningCluster, running_cluster
+from tests.cluster.harness import ADMIN_PASSWORD, AGENT_PASSWORD, RunningCluster
 from tests.cluster.load import Customer, check, converse, send
 
 pytestmark = [pytest.mark.cluster, pytest.mark.rasa]
@@ -40,13 +40,6 @@ TEXTS = ["hi", "what is your return policy?", "how long does shipping take?", "d
 HANDOFF_TEXTS = ["hello", "I want to talk to a person", "my parcel is late", "it was due on Monday",
                  "are you still there?", "thanks"]
 RESTART_TIMEOUT_S = 300
-
-
-@pytest.fixture(scope="module")
-def cluster(trained_model: Path, help_centre_index: Path, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[RunningCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster"), help_centre_index) as running:
-        yield running
 
 
 def test_the_scenario_suite_passes_through_the_balancer(cluster: RunningCluster) -> None:
