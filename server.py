@@ -62,6 +62,7 @@ from ops.page import router as ops_page_router
 from settings import Settings, get_settings
 from storage.coordination import FIRST_MESSAGE_LOCKS, turn_locks_for
 from storage.db import make_engine, make_session_factory, upgrade
+from storage.replicas import SharedSecretMissing, check_shared_secrets
 from storage.secrets import key_for
 from store.seed import seed
 from store.service import SqlOrdersService
@@ -117,7 +118,8 @@ def _open_knowledge(settings: Settings, sessions: sessionmaker[Session] | None =
     cached on disk.
     """
     embedder = make_embedder(settings.kb_embedder)
-    kb = KnowledgeBase.open(settings.data_dir / "kb", embedder, config=KBConfig.from_settings(settings))
+    # KB_INDEX_DIR: one index shared by every replica (kb_index/shared.py); else DATA_DIR/kb.
+    kb = KnowledgeBase.open(settings.kb_data_dir, embedder, config=KBConfig.from_settings(settings))
     report = load_path(settings.kb_source_dir)
     for path, reason in report.errors:
         log.warning("help centre file skipped", extra={"path": str(path), "reason": str(reason)})
@@ -177,6 +179,8 @@ class NotReady(BaseModel):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Several replicas (PostgreSQL, Redis) must share SECRET_KEY: refuse to start without it.
+    check_shared_secrets(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -307,8 +311,13 @@ def main() -> None:
     os.umask(0o077)
     settings = get_settings()
     configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except SharedSecretMissing as err:
+        log.critical("gateway not started: %s", err)
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        app, host=settings.host, port=settings.port, log_config=None,
         log_level=settings.log_level.lower(),
         # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: anyone on the host could
         # then choose their own client address.

@@ -161,7 +161,8 @@ class WeChatChannel(PushChannel):
         channel = cls(
             token=token, sessions=sessions, relay=relay,
             api=WeChatApi(settings.wechat_app_id, settings.wechat_app_secret.get_secret_value(),
-                          settings.wechat_api_base, settings.channel_api_timeout_s),
+                          settings.wechat_api_base, settings.channel_api_timeout_s,
+                          redis_url=settings.redis_url),  # the access token shared by the replicas
             crypto=WeChatCrypto(token, aes_key, settings.wechat_app_id) if aes_key else None,
             passive_timeout_s=settings.wechat_passive_timeout_s,
             # The clock-skew window is also how long nonces are remembered, so it cannot be off.

@@ -1,21 +1,23 @@
 """WeChat's customer-service message API, as the WeChat channel (``channels/wechat.py``) uses it.
 
 The access token is fetched from ``/cgi-bin/token``, cached until shortly before it expires, and
-refreshed at once when WeChat says it is invalid or expired (40001, 40014, 42001). ``deliver`` turns
+refreshed at once when WeChat says it is invalid or expired (40001, 40014, 42001). It is kept in
+this process, or with ``redis_url`` (``REDIS_URL``) in Redis, where every gateway replica uses the
+same one and only one replica at a time fetches a new one (channels/wechat_token.py: WeChat
+invalidates the previous token at each fetch, so replicas fetching their own would fight). ``deliver`` turns
 WeChat's answer into the outbox's verdict: the message can never be delivered (``Rejected``), or
 retry later (this customer, or the whole channel).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
 
 from channels.outbox import Delivery, Rejected, RetryLater
+from channels.wechat_token import TokenStore, TokenStoreUnavailable, token_store_for
 from settings import ChannelsSettings
 
 __all__ = ["WeChatApi", "WeChatApiError"]
@@ -35,7 +37,11 @@ class WeChatApiError(Exception):
 
 
 class WeChatApi:
-    """Access token (cached, refreshed) and the customer-service message API."""
+    """Access token (cached, refreshed; shared by the replicas through Redis) and the customer-service message API.
+
+    ``redis_url``: keep the token in Redis for every gateway replica (``REDIS_URL``); empty: in this
+    process. ``token_store``: another store (tests: Redis under a prefix of their own).
+    """
 
     def __init__(
         self,
@@ -43,37 +49,42 @@ class WeChatApi:
         app_secret: str,
         base_url: str = _CHANNELS.wechat_api_base,
         timeout_s: float = _CHANNELS.api_timeout_s,
+        *,
+        redis_url: str = "",
+        token_store: TokenStore | None = None,
     ) -> None:
         self.app_id = app_id
         self._secret = app_secret
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(timeout=timeout_s)
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        # A fetch takes at most a few timeouts (connect, read): the Redis lock outlives it.
+        self.tokens = token_store or token_store_for(redis_url, app_id, refresh_timeout_s=4 * timeout_s + 5)
 
     async def close(self) -> None:
         await self._http.aclose()
+        await self.tokens.aclose()
 
     async def access_token(self) -> str:
-        async with self._lock:  # one fetch at a time: each fetch invalidates the previous token
-            if self._token is None or time.monotonic() >= self._expires_at:
-                resp = await self._http.get(
-                    f"{self.base_url}/cgi-bin/token",
-                    params={"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret},
-                )
-                data = self._json(resp)
-                if "access_token" not in data:
-                    raise WeChatApiError(int(data.get("errcode", -1)), str(data.get("errmsg", "no access_token")))
-                expires_in = float(data.get("expires_in", 7200))
-                # Refresh a little early: WeChat's clock and ours disagree, and a send takes time.
-                self._token = str(data["access_token"])
-                self._expires_at = time.monotonic() + max(expires_in - min(300.0, expires_in / 10), 1.0)
-            return self._token
+        try:
+            return await self.tokens.get(self._fetch_token)
+        except TokenStoreUnavailable as err:  # the outbox retries later (WeChatApiError: channel-wide)
+            raise WeChatApiError(-1, str(err)) from err
 
-    def invalidate(self, token: str) -> None:
-        if self._token == token:
-            self._token = None
+    async def _fetch_token(self) -> tuple[str, float]:
+        """A new token from WeChat (invalidating the previous one) and how long to use it."""
+        resp = await self._http.get(
+            f"{self.base_url}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret},
+        )
+        data = self._json(resp)
+        if "access_token" not in data:
+            raise WeChatApiError(int(data.get("errcode", -1)), str(data.get("errmsg", "no access_token")))
+        expires_in = float(data.get("expires_in", 7200))
+        # Refresh a little early: WeChat's clock and ours disagree, and a send takes time.
+        return str(data["access_token"]), max(expires_in - min(300.0, expires_in / 10), 1.0)
+
+    async def invalidate(self, token: str) -> None:
+        await self.tokens.invalidate(token)
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST JSON (UTF-8, not \\u-escaped: WeChat shows escapes literally) with the access token.
@@ -91,7 +102,7 @@ class WeChatApi:
             data = self._json(resp)
             errcode = int(data.get("errcode", 0))
             if errcode in TOKEN_ERRORS and attempt == 1:
-                self.invalidate(token)
+                await self.invalidate(token)
                 continue
             if errcode != 0:
                 raise WeChatApiError(errcode, str(data.get("errmsg", "")))

@@ -113,9 +113,11 @@ class Plan:
                "RASA_HAPROXY_SOCKET": str(self.haproxy_socket), "RASA_HAPROXY_BACKEND": "rasa",
                # the balancer's X-Forwarded-For names the customer (per-address limits); no one else's
                "FORWARDED_ALLOW_IPS": "127.0.0.1",
+               # one knowledge base for every gateway (kb_index/shared.py): gateway-1's, where the prebuilt index is copied
+               "KB_INDEX_DIR": str(self.gateway_dir(0) / "kb"),
                "PYTHONUNBUFFERED": "1", "RASA_TELEMETRY_ENABLED": "false"}
         for nested in ("STORAGE__DATA_DIR", "STORAGE__DATABASE_URL", "STORAGE__REDIS_URL", "RASA__URL",
-                       "RASA__REPLICA_URLS", "RASA__HAPROXY_SOCKET", "RASA__HAPROXY_BACKEND"):
+                       "RASA__REPLICA_URLS", "RASA__HAPROXY_SOCKET", "RASA__HAPROXY_BACKEND", "KB__INDEX_DIR"):
             env.pop(nested, None)  # they would win over the values above
         return ChildSpec(f"gateway-{i + 1}", [sys.executable, str(ROOT / "server.py")], env, port, "/healthz")
 

@@ -6,7 +6,8 @@
     hits = kb.search("where is my parcel", k=5)   # hits[0].dense_score: cosine of the best chunk
     Answerer(kb).decide("where is my parcel", "en")  # answered / clarified / declined (answering.py)
 
-Modules: ``kb.py`` (the KnowledgeBase and its concurrency model), ``storage.py`` (versions on disk),
+Modules: ``kb.py`` (the KnowledgeBase and its concurrency model), ``shared.py`` (one directory for
+several processes: the writers' lock, readers following other processes' writes), ``storage.py`` (versions on disk),
 ``versions.py`` (listing, rollback), ``snapshot.py`` (one loaded version), ``search.py`` (ranking),
 ``lexical.py`` (incremental BM25), ``dense.py`` (the choice of FAISS index), ``language_bias.py``
 (why cross-lingual search failed and the correction), ``content_questions.py``, ``questions.py``

@@ -25,7 +25,11 @@ class KBConfig:
     chunk_max_chars: int = _KB.chunk_max_chars
     chunk_overlap_chars: int = _KB.chunk_overlap_chars
     keep_versions: int = _KB.keep_versions
-    auto_refresh_s: float = 2.0  # how often a search checks CURRENT for another process's write; 0: never
+    # How often a read checks CURRENT for a version another process made live (kb_index/shared.py); 0: never.
+    auto_refresh_s: float = _KB.refresh_s
+    # PostgreSQL URL of the processes sharing the directory: their writers also take an advisory
+    # lock there (kb_index/shared.py). Empty: the directory's flock alone.
+    writers_lock_url: str = field(default="", repr=False)  # may hold a password
     # Query embeddings remembered (LRU): one customer turn searches the same text several times;
     # 0 disables (benchmarks of the embedding cost).
     query_cache: int = 256
@@ -45,6 +49,7 @@ class KBConfig:
             ),
             lexical_weight=kb.lexical_weight, lexical_min_coverage=kb.lexical_min_coverage,
             chunk_max_chars=kb.chunk_max_chars, chunk_overlap_chars=kb.chunk_overlap_chars, keep_versions=kb.keep_versions,
+            auto_refresh_s=kb.refresh_s, writers_lock_url=s.sqlalchemy_url if _is_postgres(s.sqlalchemy_url) else "",
         )  # fmt: skip
 
     def search_params(self) -> SearchParams:
@@ -52,6 +57,12 @@ class KBConfig:
             self.candidates, self.lexical_weight, self.lexical_min_coverage, self.search_threads,
             excess_scale=self.language_excess_scale,
         )  # fmt: skip
+
+
+def _is_postgres(url: str) -> bool:
+    from storage.coordination import is_postgres
+
+    return is_postgres(url)
 
 
 def answer_policy(s: Settings) -> AnswerPolicy:

@@ -8,6 +8,8 @@ lock, write a new version directory from the current one, point CURRENT at it, a
 its FAISS and BM25 indexes are in memory and its SQLite file stays open (on Linux an open file
 outlives the deletion of its folder), so old versions can be removed right away (the newest
 ``keep_versions`` are kept on disk for rollback and for other processes that have not reloaded).
+Several processes (gateway replicas) may share one directory: kb_index/shared.py (the writers'
+lock across processes and hosts, readers following the version another process made live).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kb_index import dense, language_bias, storage, versions
+from kb_index import dense, language_bias, shared, storage, versions
 from kb_index.config import KBConfig
 from kb_index.embedders import Embedder
 from kb_index.models import Article, ArticleInfo, BuildReport, Chunk, KBError, SearchHit, UpsertReport
 from kb_index.prepare import article_hash, prepare, unique
 from kb_index.search import ArticleEvidence, article_evidence, rank
-from kb_index.snapshot import empty_snapshot
+from kb_index.snapshot import Snapshot, empty_snapshot
 from kb_index.text import default_tokenizer, detect_language
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ class KnowledgeBase:
         self.embedder = embedder
         self.config = config or KBConfig()
         self._snap = empty_snapshot()
-        self._wlock = threading.RLock()
-        self._last_check = time.monotonic()
+        self._wlock = threading.RLock()  # then self._xlock(): the writers of every process (kb_index/shared.py)
+        self._xlock = shared.WritersLock(self.data_dir, self.config.writers_lock_url)
+        self._watch = shared.CurrentWatch(self.config.auto_refresh_s)
         self._replacing = False  # opened over another embedder's index: ignored until our first write
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._qcache_lock = threading.Lock()
@@ -94,7 +97,7 @@ class KnowledgeBase:
     def _migrate(self) -> None:
         from kb_index.migrate import migrate_v1
 
-        with self._wlock, storage.file_lock(self.data_dir / ".lock"):
+        with self._wlock, self._xlock():
             version = storage.current_version(self.data_dir)
             manifest = storage.read_manifest(self.data_dir) or {}
             if manifest.get("format") == 1 and version:
@@ -145,18 +148,12 @@ class KnowledgeBase:
         self._snap = snap
         return True
 
-    def _maybe_refresh(self) -> None:
-        every = self.config.auto_refresh_s
-        if every <= 0 or time.monotonic() - self._last_check < every:
-            return
-        self._last_check = time.monotonic()
-        if self._wlock.acquire(blocking=False):  # a writer in this process swaps the snapshot itself
-            try:
-                self._refresh_locked()
-            except KBError:
-                pass  # keep serving the version we have; the writer's process reports its problem
-            finally:
-                self._wlock.release()
+    def _live(self) -> Snapshot:
+        """The live snapshot, once it has caught up (checked at most every ``auto_refresh_s``) with
+        a version another process made live; a version that cannot be loaded keeps the current one."""
+        if self._watch.due():
+            shared.refresh_quietly(self._wlock, self._refresh_locked, self._watch, self.data_dir)
+        return self._snap
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -177,8 +174,7 @@ class KnowledgeBase:
             raise KBError("k must be at least 1")
         if mode not in MODES:
             raise KBError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
-        self._maybe_refresh()
-        snap = self._snap  # the one snapshot this search uses, whatever writers do meanwhile
+        snap = self._live()  # the one snapshot this search uses, whatever writers do meanwhile
         if snap.empty:
             return []
         langs = frozenset(lang.lower() for lang in languages) if languages else None
@@ -214,8 +210,7 @@ class KnowledgeBase:
     ) -> dict[str, ArticleEvidence]:
         """Per-article evidence for the answer decision (kb_index/answering.py): the best
         ``n_articles`` by passage and by question, and ``extra_articles``."""
-        self._maybe_refresh()
-        snap = self._snap
+        snap = self._live()
         if snap.empty:
             return {}
         q = self._check_vector(query_vector).reshape(-1)
@@ -229,7 +224,7 @@ class KnowledgeBase:
 
     def language_means(self) -> dict[str, np.ndarray]:
         """The mean generic question per language (kb_index/language_bias.py) of the live version."""
-        return self._snap.query_means or self._reference_means()
+        return self._live().query_means or self._reference_means()
 
     def _query_vector(self, query: str) -> np.ndarray:
         size = self.config.query_cache
@@ -255,27 +250,27 @@ class KnowledgeBase:
         return v
 
     def articles(self) -> list[ArticleInfo]:
-        rows = self._snap.query(
+        rows = self._live().query(
             "SELECT article_id, language, title, url, chunk_count, tags, translations, source_path FROM articles ORDER BY article_id, language"
         )
         return [ArticleInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]), r[7]) for r in rows]
 
     def questions(self, article_id: str | None = None) -> list[tuple[str, str, str, str]]:
         """(article id, language, source, text) of the questions taken from the content."""
-        sql = "SELECT article_id, language, source, text FROM questions"
-        rows = self._snap.query(sql + " WHERE article_id=? ORDER BY question_id", (article_id,)) if article_id else self._snap.query(sql)
+        sql, snap = "SELECT article_id, language, source, text FROM questions", self._live()
+        rows = snap.query(sql + " WHERE article_id=? ORDER BY question_id", (article_id,)) if article_id else snap.query(sql)
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def article_chunks(self, article_id: str, language: str) -> list[Chunk]:
         """The chunks of one article version in reading order (e.g. to show a whole answer)."""
-        snap = self._snap
+        snap = self._live()
         ids = [r[0] for r in snap.query("SELECT chunk_id FROM chunks WHERE article_id=? AND language=? ORDER BY ord", (article_id, language))]
         by_id = snap.chunks_by_id(ids)
         return [by_id[i] for i in ids if i in by_id]
 
     def best_chunk(self, article_id: str, language: str, query_vector: np.ndarray) -> Chunk | None:
         """The chunk of one article version closest to the query (its opening if it has no vectors)."""
-        snap = self._snap
+        snap = self._live()
         ids = [r[0] for r in snap.query("SELECT chunk_id FROM chunks WHERE article_id=? AND language=? ORDER BY ord", (article_id, language))]
         if not ids:
             return None
@@ -287,7 +282,7 @@ class KnowledgeBase:
         return snap.chunks_by_id([best]).get(best)
 
     def stats(self) -> dict[str, Any]:
-        snap = self._snap
+        snap = self._live()
         m = snap.manifest
         return {
             "data_dir": str(self.data_dir), "version": snap.version, "embedder": m.get("embedder", self.embedder.name),
@@ -403,7 +398,7 @@ class KnowledgeBase:
     def rollback(self, version: str) -> dict[str, Any]:
         """Make an older version (one of ``versions()``) the live one again. Searches in flight
         finish on the snapshot they hold; the next write starts from the restored version."""
-        with self._wlock, storage.file_lock(self.data_dir / ".lock"):
+        with self._wlock, self._xlock():
             self._refresh_locked()
             previous = self._snap.version
             versions.check_rollback_target(self.data_dir, version, self.embedder.name, self.embedder.dim)
@@ -419,9 +414,9 @@ class KnowledgeBase:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """One writer at a time, in this process (RLock) and across processes (flock); a writer
-        first catches up with a version another process may have written."""
-        with self._wlock, storage.file_lock(self.data_dir / ".lock"):
+        """One writer at a time, in this process (RLock) and across processes (flock, and on
+        PostgreSQL an advisory lock); a writer first catches up with a version another process wrote."""
+        with self._wlock, self._xlock():
             if not self._replacing:
                 try:
                     self._refresh_locked()

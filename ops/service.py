@@ -140,10 +140,19 @@ def build(settings: Settings, sessions: sessionmaker[Session], *, swapper: Model
     return OpsApp(
         inbox=inbox, drafts=KbDrafts(sessions, redactor), registry=registry,
         training=TrainingService(sessions, registry, paths, policy),
-        kb_versions=KbVersions(settings.kb_data_dir, settings.data_dir / "ops" / "kb_archive"),
+        kb_versions=KbVersions(settings.kb_data_dir, kb_archive_dir(settings)),
         analytics=Analytics(sessions, AnalyticsConfig(timedelta(minutes=settings.ops_session_gap_min), settings.ops_durable_days)),
         sessions=sessions,
     )  # fmt: skip
+
+
+def kb_archive_dir(settings: Settings) -> Path:
+    """Where ops archives KB versions: beside the index when it is shared by several gateways
+    (``KB_INDEX_DIR``, a volume they all mount), so every replica can roll back to any of them;
+    else in this gateway's own data folder."""
+    if settings.kb.index_dir:
+        return settings.kb_data_dir / "archive"
+    return settings.data_dir / "ops" / "kb_archive"
 
 
 async def start(app: FastAPI, settings: Settings, sessions: sessionmaker[Session], *, job_poll_s: float = 2.0) -> OpsApp:

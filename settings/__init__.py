@@ -147,8 +147,8 @@ class Settings(BaseSettings):
 
     @property
     def kb_data_dir(self) -> Path:
-        """Where the knowledge-base index lives (kb_index CLI default)."""
-        return self.storage.data_dir / "kb"
+        """Where the knowledge-base index lives (kb_index CLI default): ``KB_INDEX_DIR``, else DATA_DIR/kb."""
+        return Path(self.kb.index_dir) if self.kb.index_dir else self.storage.data_dir / "kb"
 
     @property
     def sqlalchemy_url(self) -> str:

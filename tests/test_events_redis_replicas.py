@@ -122,7 +122,8 @@ def two_gateways(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
     url, prefix = redis_or_skip(), unique_prefix()
     (tmp_path / "help").mkdir()
     settings = Settings(data_dir=tmp_path, rasa_url=f"http://127.0.0.1:{free_port()}", widget_user_secret="unit-test",
-                        demo=True, redis_url=url, kb_source_dir=tmp_path / "help")
+                        demo=True, redis_url=url, kb_source_dir=tmp_path / "help",
+                        secret_key="replicas-share-this-key")  # REDIS_URL: replicas must share SECRET_KEY
     apps = [create_app(settings), create_app(settings)]
     for app in apps:
         app.state.events = RedisEventBus(url, prefix)  # the gateway's bus, on this test's own channels

@@ -32,6 +32,7 @@ def test_a_gateway_on_postgresql_and_redis(trained_model: Path, help_centre_inde
     redis_url = redis_or_skip()
     env = {"DATABASE_URL": postgres_schema_url, "REDIS_URL": redis_url, "MODEL_DIR": str(MODEL_CACHE),
            "RASA_CONFIG": str(RASA_CONFIG), "RASA_TOKEN": "test-token", "HANDOFF_ADMIN_PASSWORD": "scaleout-admin-1",
+           "SECRET_KEY": "scaleout-shared-key-1",  # PostgreSQL + Redis: replicas must share it
            "HANDOFF_AUTO_ASSIGN": "false", **LOCAL_CUSTOMERS}
     engine = create_engine(postgres_schema_url)
     rasa_schema = tracker_schema(make_url(postgres_schema_url))

@@ -194,8 +194,10 @@ def plain(value: Any) -> Any:
 
 def test_every_earlier_name_is_still_a_setting() -> None:
     top = {"host", "port", "log_level", "demo"}
-    # flat names since issue 16 (REDIS_URL beside DATABASE_URL; the Rasa replicas of a cluster): new, not earlier
-    added = {"redis_url", "rasa_replica_urls", "rasa_haproxy_socket", "rasa_haproxy_backend"}
+    # flat names since issue 16 (REDIS_URL beside DATABASE_URL, the Rasa replicas of a cluster, SINGLE_REPLICA,
+    # KB_INDEX_DIR, KB_REFRESH_S): new, not earlier
+    added = {"redis_url", "rasa_replica_urls", "rasa_haproxy_socket", "rasa_haproxy_backend", "single_replica",
+             "kb_index_dir", "kb_refresh_s"}
     assert set(BEFORE) | added == set(LEGACY_NAMES) | top
     assert top <= set(Settings.model_fields)
 

@@ -4,7 +4,10 @@
 ``GET /cgi-bin/token`` → ``{"access_token": ..., "expires_in": 7200}`` (or ``{"errcode": 40013, ...}``),
 ``POST /cgi-bin/message/custom/send?access_token=...`` → ``{"errcode": 0, "errmsg": "ok"}``, with
 40001 for an unknown token, 42001 for an expired one, 43004 for a customer who unfollowed, 45002
-for content over 2,048 bytes, -1 "system error" when told to be busy.
+for content over 2,048 bytes, -1 "system error" when told to be busy. With ``supersede_grace_s`` set,
+as WeChat does (one token per appid; 300 s there), a token stops working that long after a newer
+one was fetched: 40001 "access_token is invalid or not latest". ``token_delay_s`` makes each token
+fetch that slow (two fetches at once overlap).
 
 ``WeChatPush``: what WeChat's servers POST to our webhook: XML messages signed with the token and,
 in safe mode, encrypted with wechatpy's ``WeChatCrypto`` exactly as WeChat does (ciphertext in
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +49,9 @@ class FakeWeChatApi(FakeService):
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted custom messages (parsed JSON)
     raw_bodies: list[bytes] = field(default_factory=list)
     send_attempts: int = 0
+    supersede_grace_s: float | None = None  # None: every token issued stays valid
+    token_delay_s: float = 0.0
+    superseded_at: dict[str, float] = field(default_factory=dict)  # token -> when a newer one was issued
     _busy: int = 0
 
     def __post_init__(self) -> None:
@@ -76,10 +83,19 @@ class FakeWeChatApi(FakeService):
             return {"errcode": 40013, "errmsg": "invalid appid"}
         if query.get("secret") != self.app_secret:
             return {"errcode": 40125, "errmsg": "invalid appsecret"}
+        if self.token_delay_s:
+            threading.Event().wait(self.token_delay_s)
         with self.lock:
             token = f"ACCESS_TOKEN_{len(self.tokens_issued) + 1}_{secrets.token_hex(8)}"
+            now = time.monotonic()
+            for older in self.tokens_issued:
+                self.superseded_at.setdefault(older, now)
             self.tokens_issued.append(token)
         return {"access_token": token, "expires_in": self.expires_in}
+
+    def _superseded(self, token: str) -> bool:
+        since = self.superseded_at.get(token)
+        return self.supersede_grace_s is not None and since is not None and time.monotonic() - since >= self.supersede_grace_s
 
     def _custom_send(self, query: dict[str, str], body: bytes) -> dict[str, Any]:
         with self.lock:
@@ -87,7 +103,7 @@ class FakeWeChatApi(FakeService):
             token = query.get("access_token", "")
             if token in self.expired:
                 return {"errcode": 42001, "errmsg": "access_token expired"}
-            if token not in self.tokens_issued:
+            if token not in self.tokens_issued or self._superseded(token):
                 return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
             if self._busy:
                 self._busy -= 1

@@ -46,3 +46,8 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "supportbot.secretEnv" (dict "root" . "name" "DATABASE_URL" "key" "DATABASE_URL") }}
 {{ include "supportbot.secretEnv" (dict "root" . "name" "REDIS_URL" "key" "REDIS_URL") }}
 {{- end -}}
+
+{{/* The knowledge-base index's claim: yours (gateway.knowledgeBase.existingClaim) or the chart's. */}}
+{{- define "supportbot.kbClaim" -}}
+{{- .Values.gateway.knowledgeBase.existingClaim | default (printf "%s-kb" (include "supportbot.fullname" .)) -}}
+{{- end -}}
