@@ -309,6 +309,11 @@ def test_chart_renders_deployments_probes_hook_and_ingress() -> None:
     assert gateway["gateway"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert gateway["gateway"]["command"] == ["python", "server.py"]
     assert rasa["rasa"]["readinessProbe"]["httpGet"]["path"] == "/"
+    for deployment, container in zip(sorted(by_kind["Deployment"], key=lambda d: d["metadata"]["name"]),
+                                     (gateway["gateway"], rasa["rasa"]), strict=True):
+        # out of the Service before stopping, within the grace period: no turn sent to a stopping pod
+        wait = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        assert 0 < wait < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert rasa["endpoints"]["command"][:4] == ["python", "-m", "bot.rasa_stores", "endpoints"]
     assert {v["name"]: v["value"] for v in rasa["rasa"]["env"] if "value" in v}["ACTION_ENDPOINT_URL"] == (
         "http://sb-supportbot-gateway:8000/actions/webhook")
