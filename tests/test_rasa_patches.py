@@ -44,8 +44,24 @@ try:
     OwnSchema("action_y", EndpointConfig("http://127.0.0.1:1"))._validate_action_result({"events": []})
 except ValidationError as e:
     own.append(e.message)
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.utils.common import all_subclasses
+original = rasa_patches._ORIGINAL["resolve"]
+def resolved(resolve, name, *default):
+    try:
+        return getattr(resolve(name, *default), "__name__", None)
+    except ValueError as e:
+        return "error: " + str(e)
+names = sorted({cls.type_name for cls in all_subclasses(Event)}) + ["topic", "no_such_event"]
+events = {"same": [resolved(Event.resolve_by_type, n) == resolved(original, n) for n in names],
+          "default": resolved(Event.resolve_by_type, "no_such_event", UserUttered),
+          "unknown": resolved(Event.resolve_by_type, "no_such_event"),
+          "n": len(names)}
+class LaterEvent(UserUttered):
+    type_name = "later_event"
+events["later"] = resolved(Event.resolve_by_type, "later_event")
 print(json.dumps({"before": before, "after": after, "schema_checks": checks.call_count, "own": own,
-                  "patched": patched is rasa_patches.validate_action_result}))
+                  "patched": patched is rasa_patches.validate_action_result, "events": events}))
 """
 
 ANSWERS = [
@@ -68,3 +84,13 @@ def test_action_answers_are_judged_as_rasa_does_with_the_schema_checked_once() -
     assert all("Failed to validate Action server response" in msg for kind, msg in got["after"] if kind == "error")
     assert got["schema_checks"] == 1  # once for 12 answers (Rasa checked it for each)
     assert got["own"] and "custom" in got["own"][0]  # a subclass's own schema still applies
+
+
+def test_event_types_resolve_as_rasa_resolves_them() -> None:
+    proc = run_in_rasa(["-c", CHECK, json.dumps(ANSWERS)], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = json.loads(proc.stdout.strip().splitlines()[-1])["events"]
+    assert events["n"] > 20 and all(events["same"])  # every event type, "topic" (None) and an unknown name
+    assert events["default"] == "UserUttered"
+    assert events["unknown"] == "error: Unknown event name 'no_such_event'."
+    assert events["later"] == "LaterEvent"  # a class defined after the first lookups is still found
