@@ -7,7 +7,9 @@ Which article: every article that the passage search or a question points at is 
 questions (taken from the content: titles, FAQ questions, question headings, drafts; plus
 hand-written and ops ones when there are) and its best passage, all compared with the
 language-centred query so that a Chinese or Russian question finds an English-only article
-(kb_index/language_bias.py, kb_index/decision.py).
+(kb_index/language_bias.py, kb_index/decision.py). When the candidates have only labels as
+questions (titles, headings, FAQ questions: a help centre uploaded without questions written as
+customers ask), a second stage re-orders them from richer evidence (kb_index/rerank.py).
 How sure: a probability calibrated on held-out queries from the top score, its margin over the
 runner-up and how close the closest question and chunk are. At or above the threshold the bot
 answers; from the clarify floor it asks which of the closest articles is meant; below, it declines.
@@ -18,7 +20,7 @@ version exists.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -27,6 +29,7 @@ from kb_index.decision import AnswerPolicy, Features, article_score, question_we
 from kb_index.kb import KnowledgeBase
 from kb_index.models import ArticleInfo, Chunk
 from kb_index.questions import QuestionIndex
+from kb_index.rerank import CandidateEvidence, rerank_scores
 from kb_index.text import detect_language
 
 __all__ = ["AnswerPolicy", "Answerer", "Candidate", "KbDecision", "Ranked", "snippet"]
@@ -69,6 +72,8 @@ class Ranked:
     passage_cosine: float
     question_relative: float = -1.0
     passage_relative: float = -1.0
+    rerank: float = 0.0  # the second stage's score (kb_index/rerank.py); 0 without it
+    reranked: bool = False  # the second stage ordered the candidates
 
 
 @dataclass(frozen=True)
@@ -80,20 +85,37 @@ class Evidence:
     passage_cosine: float
     question_relative: float = -1.0  # relative cosines (kb_index/search.py, ArticleEvidence)
     passage_relative: float = -1.0
+    chunks: tuple[tuple[float, float, float, str], ...] = ()  # (score, cosine, BM25, language), best first
 
 
-def rank_evidence(evidence: list[Evidence], policy: AnswerPolicy) -> list[Ranked]:
-    ranked = []
+def rank_evidence(evidence: list[Evidence], policy: AnswerPolicy, language: str | None = None) -> list[Ranked]:
+    """Candidates by first-stage score, then, with a ``language`` and reranker weights, by the
+    second stage's (kb_index/rerank.py)."""
+    ranked, cands = first_stage(evidence, policy)
+    second = rerank_scores(cands, language, policy.rerank_weights()) if language is not None else None
+    if second is None:
+        return sorted(ranked, key=lambda r: (-r.score, r.article_id))
+    ranked = [replace(r, rerank=float(s), reranked=True) for r, s in zip(ranked, second, strict=True)]
+    return sorted(ranked, key=lambda r: (-r.rerank, -r.score, r.article_id))
+
+
+def first_stage(evidence: list[Evidence], policy: AnswerPolicy) -> tuple[list[Ranked], list[CandidateEvidence]]:
+    """Each candidate's first-stage score, and what the reranker reads of it (in evidence order)."""
+    ranked, cands = [], []
     for e in evidence:
         weighted = [(s, question_weight(src, policy)) for s, src in e.question_scores]
         top = [s for s, _ in weighted[: max(1, policy.question_top_k)]]
         question = sum(top) / len(top) if top else e.passage
-        ranked.append(Ranked(e.article_id, article_score(weighted, e.passage, policy), e.passage, question,
+        score = article_score(weighted, e.passage, policy)
+        ranked.append(Ranked(e.article_id, score, e.passage, question,
                              e.question_cosine, e.passage_cosine, e.question_relative, e.passage_relative))  # fmt: skip
-    return sorted(ranked, key=lambda r: (-r.score, r.article_id))
+        cands.append(CandidateEvidence(e.article_id, score, e.passage, question, e.passage_cosine, e.passage_relative,
+                                       e.question_cosine, e.question_relative, e.chunks, e.question_scores))  # fmt: skip
+    return ranked, cands
 
 
 def features_of(ranked: list[Ranked]) -> Features | None:
+    """The decision inputs of the first article of ``ranked`` against the others."""
     if not ranked:
         return None
     top, rest = ranked[0], ranked[1:]
@@ -102,7 +124,7 @@ def features_of(ranked: list[Ranked]) -> Features | None:
             top.score, 1.0, top.question_cosine, top.passage_cosine, 1.0, 1.0, top.question_relative, top.passage_relative
         )  # fmt: skip
     return Features(
-        top.score, top.score - rest[0].score, top.question_cosine, top.passage_cosine,
+        top.score, top.score - max(r.score for r in rest), top.question_cosine, top.passage_cosine,
         top.passage - max(r.passage for r in rest), top.question - max(r.question for r in rest),
         top.question_relative, top.passage_relative,
     )  # fmt: skip
@@ -184,11 +206,11 @@ class Answerer:
                 scores += [(s, "hand") for s in hand[aid].scores]
                 q_cos, q_rel = max(q_cos, hand[aid].best_cosine), max(q_rel, hand[aid].best_relative)
             scores.sort(reverse=True)
-            out.append(Evidence(aid, scores, ev.passage, q_cos, ev.passage_cosine, q_rel, ev.passage_relative))
+            out.append(Evidence(aid, scores, ev.passage, q_cos, ev.passage_cosine, q_rel, ev.passage_relative, tuple(ev.chunks)))
         return out
 
     def _rank(self, query: str, q: np.ndarray, language: str) -> list[Ranked]:
-        return rank_evidence(self.evidence(query, language, q), self.policy)
+        return rank_evidence(self.evidence(query, language, q), self.policy, language)
 
     # --- answer text -----------------------------------------------------------------------
     def _answer(

@@ -19,7 +19,8 @@ Confidence (whether to answer)::
     p = sigmoid(b + w1·score₁ + w2·(score₁ − score₂) + w3·question cosine₁ + w4·passage cosine₁
                 + w5·passage margin₁ + w6·question margin₁ + w7·question relative₁ + w8·passage relative₁)
 
-score₁/score₂: the top and second article; the cosines are the plain cosines of the top article's
+score₁/score₂: the top article (the second stage's first when it re-ordered them,
+kb_index/rerank.py; then the margins may be negative) and the best other one; the cosines are the plain cosines of the top article's
 closest question and chunk (how close in absolute terms, which separates unanswerable questions);
 the relative ones are those minus the query's cosine to the mean chunk (mean generic question) of
 that chunk's (question's) language: a Chinese question's plain cosines to English text are all
@@ -62,6 +63,9 @@ class AnswerPolicy:
     w_question_margin: float = 10.46
     w_question_relative: float = 7.36
     w_passage_relative: float = 14.66
+    # Second-stage reranker (kb_index/rerank.py): None → its fitted RERANK_WEIGHTS; () → none.
+    # The model above decides about whichever article it puts first.
+    rerank: tuple[tuple[str, float], ...] | None = None
     threshold: float = _KB.answer_threshold  # answer at or above this probability (kb.answer_threshold)
     clarify_floor: float = _KB.clarify_floor  # below threshold, ask which article from this probability, else decline
     clarify_margin: float = _KB.clarify_margin  # articles offered: score within this of the top article's
@@ -70,13 +74,14 @@ class AnswerPolicy:
     articles_considered: int = 10  # candidate articles per way of finding them (passage, question)
 
     def probability(self, f: Features) -> float:
-        z = (
-            self.bias + self.w_score * f.score + self.w_margin * f.margin
-            + self.w_question_cosine * f.question_cosine + self.w_passage_cosine * f.passage_cosine
-            + self.w_passage_margin * f.passage_margin + self.w_question_margin * f.question_margin
-            + self.w_question_relative * f.question_relative + self.w_passage_relative * f.passage_relative
-        )  # fmt: skip
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        return logistic({k: getattr(self, k) for k in ("bias", *MODEL_WEIGHTS)}, f)
+
+    def rerank_weights(self) -> dict[str, float]:
+        if self.rerank is None:
+            from kb_index.rerank import RERANK_WEIGHTS
+
+            return RERANK_WEIGHTS
+        return dict(self.rerank)
 
     def with_model(self, weights: dict[str, float]) -> AnswerPolicy:
         from dataclasses import replace
@@ -96,8 +101,19 @@ class Features:
     passage_relative: float = 0.0  # the best chunk's relative cosine
 
     def as_row(self) -> list[float]:
+        """The values weighed by MODEL_WEIGHTS, in order."""
         return [self.score, self.margin, self.question_cosine, self.passage_cosine, self.passage_margin, self.question_margin,
                 self.question_relative, self.passage_relative]  # fmt: skip
+
+
+MODEL_WEIGHTS = ("w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin",
+                 "w_question_relative", "w_passage_relative")  # fmt: skip
+
+
+def logistic(weights: dict[str, float], f: Features) -> float:
+    """sigmoid(bias + Σ weight · feature) over MODEL_WEIGHTS (a missing weight is 0)."""
+    z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in zip(MODEL_WEIGHTS, f.as_row(), strict=True))
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 LABEL_SOURCES = frozenset({"title", "heading", "faq"})

@@ -70,6 +70,9 @@ class ArticleEvidence:
     question_cosine: float = -1.0  # best plain cosine to one of its questions
     question_relative: float = -1.0  # best relative cosine to one of its questions
     best_question: str = ""
+    # For the second-stage reranker (kb_index/rerank.py): every chunk's (score, plain cosine,
+    # normalised BM25 — also when BM25 is not fused —, language), best first.
+    chunks: list[tuple[float, float, float, str]] = field(default_factory=list)
 
 
 def _dense(
@@ -187,13 +190,14 @@ def _exact_evidence(
     adj, cos = exact_scores(snap, params, q, qa, ids, language)
     bm = np.zeros(len(ids), np.float32)
     w = lexical_weight(snap, params, language)
-    if w > 0 and len(ids) and bm25 is not None:
+    if len(ids) and bm25 is not None:
         bm = bm25[snap.rows_of(ids)] / (float(bm25.max()) or 1.0)
     base = {lang: float(q @ mu) for lang, mu in snap.centroids.items()}
     for cid, a, c, b in zip(ids.tolist(), adj.tolist(), cos.tolist(), bm.tolist(), strict=True):
         aid, lang = owners[cid]
         ev = out[aid]
         score = a + w * b
+        ev.chunks.append((score, c, b, lang))
         if score > ev.passage:
             ev.passage, ev.passage_cosine, ev.passage_relative, ev.lexical = score, c, c - base.get(lang, 0.0), b
     if snap.questions is not None:
@@ -210,4 +214,5 @@ def _exact_evidence(
                 ev.question_relative = max(ev.question_relative, c - generic.get(lang, 0.0))
     for ev in out.values():
         ev.questions.sort(reverse=True)
+        ev.chunks.sort(reverse=True)
     return out

@@ -20,6 +20,13 @@ held-out predictions: the most right answers among the thresholds that keep a wr
 ≤ 3% of answerable queries and ≥ 90% of unanswerable ones not answered in each set-up of
 WRONG_SETUPS / UNANSWERABLE_SETUPS. The final model is fitted on all of it and printed as
 AnswerPolicy values.
+
+Second stage (kb_index/rerank.py, unless ``--no-rerank``): after the ranking weights are chosen,
+the reranker is fitted grouped by article (bench/kb/rerank_fit.py: each query is re-ordered by
+weights fitted without any query about its article); the decision model is fitted on the first
+stage's top articles and its held-out probabilities, the threshold and the clarify values are
+computed for the top article as shipped (re-ordered). The weights fitted on all queries are
+printed as RERANK_WEIGHTS.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import random
 import shutil
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +47,12 @@ from bench.kb.datasets import Dataset, Query, clothing
 from bench.kb.embed_cache import CachedEmbedder
 from kb_index import KBConfig, KnowledgeBase, make_embedder
 from kb_index.answering import Answerer, Evidence, features_of, rank_evidence
-from kb_index.decision import AnswerPolicy, Features
+from kb_index.decision import MODEL_WEIGHTS, AnswerPolicy, Features, logistic
 from kb_index.questions import QuestionIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "data" / "bench-kb"
-FEATURES = ("w_score", "w_margin", "w_question_cosine", "w_passage_cosine", "w_passage_margin", "w_question_margin",
-            "w_question_relative", "w_passage_relative")  # fmt: skip
+FEATURES = MODEL_WEIGHTS
 WRONG_MAX, UNANSWERABLE_MIN = 0.03, 0.90
 # Same-language excess scales compared (KBConfig.language_excess_scale); the BM25 weight stays at
 # 0.03, chosen by an earlier run of this grid over 0, 0.03 and 0.06 (bench/RESULTS.md).
@@ -59,6 +65,15 @@ class Sample:
     query: Query
     evidence: list[Evidence]
     answerable: bool  # in this set-up (a query about a removed article is not)
+    # Second-stage reranker weights fitted without any query about this one's article
+    # (bench/kb/rerank_fit.py); None: the first stage only.
+    rerank: tuple[tuple[str, float], ...] | None = None
+
+
+def ranked_of(s: Sample, policy: AnswerPolicy, first_stage: bool = False) -> list:  # type: ignore[type-arg]
+    """The sample's articles as the answerer ranks them: first stage, then its held-out reranker."""
+    rerank = s.rerank if s.rerank is not None and not first_stage else ()
+    return rank_evidence(s.evidence, replace(policy, rerank=rerank), s.query.language)
 
 
 def embedder() -> CachedEmbedder:
@@ -115,23 +130,28 @@ def recall_at_1(samples: Sequence[Sample], policy: AnswerPolicy) -> dict[str, fl
     out: dict[str, list[bool]] = {}
     for s in samples:
         if s.answerable:
-            ranked = rank_evidence(s.evidence, policy)
+            ranked = ranked_of(s, policy)
             out.setdefault(s.setup, []).append(bool(ranked) and ranked[0].article_id in s.query.articles)
             if s.query.cross_lingual:
                 out.setdefault(s.setup + " cross", []).append(bool(ranked) and ranked[0].article_id in s.query.articles)
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def design(samples: Sequence[Sample], policy: AnswerPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature rows, labels (top article right) and answerable flags."""
+def design(samples: Sequence[Sample], policy: AnswerPolicy, first_stage: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels (top article right) and answerable flags of the top article (of the
+    first stage alone with ``first_stage``)."""
     x, y, a = [], [], []
     for s in samples:
-        ranked = rank_evidence(s.evidence, policy)
+        ranked = ranked_of(s, policy, first_stage)
         f = features_of(ranked)
         x.append(f.as_row() if f else [0.0] * len(FEATURES))
         y.append(bool(ranked) and s.answerable and ranked[0].article_id in s.query.articles)
         a.append(s.answerable)
     return np.array(x), np.array(y, bool), np.array(a, bool)
+
+
+def was_reranked(samples: Sequence[Sample], policy: AnswerPolicy) -> np.ndarray:
+    return np.array([bool(r) and r[0].reranked for r in (ranked_of(s, policy) for s in samples)], bool)
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -142,8 +162,11 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def held_out_probabilities(samples: Sequence[Sample], policy: AnswerPolicy, folds: int = 2) -> np.ndarray:
-    """P(right) of every sample from a model fitted without any query about its article."""
-    x, y, _ = design(samples, policy)
+    """P(right) of every sample's top article (as shipped: reranked when the sample has reranker
+    weights) from a model fitted, on the first stage's top articles, without any query about its
+    article."""
+    x, y, _ = design(samples, policy, first_stage=True)
+    x_top, _, _ = design(samples, policy)
     ids = sorted({a for s in samples for a in s.query.articles})
     rng = random.Random(5)
     rng.shuffle(ids)
@@ -152,12 +175,11 @@ def held_out_probabilities(samples: Sequence[Sample], policy: AnswerPolicy, fold
     p = np.zeros(len(samples))
     for f in range(folds):
         w = fit(x[group != f], y[group != f])
-        model = policy.with_model(w)
-        p[group == f] = [model.probability(Features(*row)) for row in x[group == f]]
+        p[group == f] = [logistic(w, Features(*row)) for row in x_top[group == f]]
     return p
 
 
-def outcomes(p: np.ndarray, y: np.ndarray, a: np.ndarray, t: float) -> tuple[float, float, float]:
+def outcomes(p: np.ndarray, y: np.ndarray, a: np.ndarray, t: float | np.ndarray) -> tuple[float, float, float]:
     """(right answered, wrong answered) as shares of answerable; unanswerable not answered."""
     answered = p >= t
     n = max(1, a.sum())
@@ -201,7 +223,7 @@ def choose_clarify(samples: Sequence[Sample], policy: AnswerPolicy, p: np.ndarra
                     unans_asked += t > prob >= floor
                     continue
                 if t > prob >= floor:
-                    ranked = rank_evidence(s.evidence, policy)
+                    ranked = ranked_of(s, policy)
                     offered = [r.article_id for r in ranked[: policy.candidates] if r.score >= ranked[0].score - margin]
                     asked += 1
                     hit += bool(set(offered) & s.query.articles)
@@ -228,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the chosen values here")
     parser.add_argument("--fresh", action="store_true", help="rebuild the calibration indexes")
     parser.add_argument("--reuse", action="store_true", help="reuse the evidence collected by the last run")
+    parser.add_argument("--no-rerank", action="store_true", help="first stage only (no second-stage reranker)")
     parser.add_argument("--scales", type=float, nargs="+", default=list(EXCESS_SCALES), help="same-language excess scales to compare")
     args = parser.parse_args(argv)
     if args.fresh:
@@ -260,24 +283,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"chosen: language excess scale {ex}, question top-k {k}, passage weight {wp}, label weight {lw}")
     policy = AnswerPolicy(question_top_k=k, passage_weight=wp, label_weight=lw)
     samples = by_scale[ex]
-    p = held_out_probabilities(samples, policy)
-    x, y, a = design(samples, policy)
     names = np.array([s.setup for s in samples])
     setups_ = sorted(set(names))
+    target = np.isin(names, ["content", "subset"])  # no hand-written questions: what the issue targets
+    rerank: dict[str, float] = {}
+    if not args.no_rerank:
+        from bench.kb.rerank_fit import assign_held_out
+
+        rerank = assign_held_out(samples, policy)
+        r = recall_at_1(samples, policy)
+        m = was_reranked(samples, policy)
+        print("with the second-stage reranker (held out by article): " + " ".join(f"{s}={v:.3f}" for s, v in sorted(r.items())))
+        print("reranked queries by set-up: " + ", ".join(f"{n} {int((m & (names == n)).sum())}/{int((names == n).sum())}" for n in setups_))
+    # The decision model is fitted on the first stage's top articles and decides about the top
+    # article as shipped (reranked); its held-out probabilities and the threshold are of the latter.
+    p = held_out_probabilities(samples, policy)
+    x, y, a = design(samples, policy)
+    x0, y0, _ = design(samples, policy, first_stage=True)
     print("held-out right/wrong (of answerable) / unanswerable not answered, by threshold:")
     curves(p, y, a, setups_, names)
-    target = np.isin(names, ["content", "subset"])  # no hand-written questions: what the issue targets
     t = choose_threshold(p, y, a, names)
     print(f"threshold on held-out probabilities (limits held in {', '.join(sorted(set(WRONG_SETUPS) | set(UNANSWERABLE_SETUPS)))}): {t}")
     held_out = {}
     for name in setups_:
-        m = names == name
-        right, wrong, unans = outcomes(p[m], y[m], a[m], t)
+        sel = names == name
+        right, wrong, unans = outcomes(p[sel], y[sel], a[sel], t)
         held_out[name] = {"right": right, "wrong": wrong, "unanswerable_not_answered": unans, "recall@1": r.get(name), "cross_recall@1": r.get(name + " cross")}
         print(f"  {name:8s} right {right:.3f} wrong {wrong:.3f} unanswerable not answered {unans:.3f}")
     floor, margin = choose_clarify(samples, policy, p, t, target)
-    values = {"question_top_k": k, "passage_weight": wp, "label_weight": lw, "language_excess_scale": ex, "lexical_weight": 0.03, **fit(x, y), "threshold": t,
-              "clarify_floor": floor, "clarify_margin": margin}
+    values = {"question_top_k": k, "passage_weight": wp, "label_weight": lw, "language_excess_scale": ex, "lexical_weight": 0.03,
+              **fit(x0, y0), "threshold": t, "clarify_floor": floor, "clarify_margin": margin, "rerank": rerank}  # fmt: skip
     print("AnswerPolicy values:", json.dumps(values))
     grid_rows = [{"language_excess_scale": g[0], "question_top_k": g[1], "passage_weight": g[2], "label_weight": g[3], **rr} for g, rr in ranked_grid]
     report = {"values": values, "held_out": held_out, "grid": grid_rows, "queries": len(ds.answerable) + len(ds.unanswerable)}
