@@ -69,6 +69,10 @@ _EN_DOUBT = (
     r"\bwhat\b",
     r"\bhow\b",
     r"\bwhy\b",
+    r"\bwhich\b",
+    r"\bwhere\b",
+    r"\bwhen\b",
+    r"\bwho\b",
     r"\bbut\b",
     r"\bif\b",
     # a yes on a condition ("yes as long as I'm not charged a fee"): not a clear yes
@@ -142,6 +146,12 @@ _RU_DOUBT = (
     r"\bа что\b",
     r"\bкак\b",
     r"\bпочему\b",
+    r"\bкуда\b",
+    r"\bкогда\b",
+    r"\bгде\b",
+    r"\bсколько\b",
+    r"\bкак\w+",  # какой, какая, каким...
+    r"\bли\b",
     r"\bно\b",
     r"\bесли\b",
     r"\bзачем\b",
@@ -206,6 +216,14 @@ _ZH_DOUBT = (
     r"怎么",
     r"为什么",
     r"什么",
+    # "会发到哪个邮箱啊" asks where, it does not say yes to the sending it names
+    r"哪",
+    r"几",
+    r"多少",
+    r"多久",
+    r"啥",
+    r"咋",
+    r"谁",
     r"也许",
     r"可能",
     r"大概",
@@ -404,9 +422,36 @@ def retracts(text: str) -> bool:
 
 
 # --- a typed answer to the bot's own yes/no buttons -------------------------------------------------
-NO_PAYLOADS = frozenset({"/deny"})
+NO_PAYLOAD = "/deny"
+NO_PAYLOADS = frozenset({NO_PAYLOAD})
 MAX_BUTTON_ANSWER_CHARS = 40
+MAX_HOLD_OFF_CHARS = 200
 _DETAIL = re.compile(r"\d|@")
+# A question in the answer keeps it from being taken for a plain no ("wait, what happens to my payment?").
+_QUESTION = _compile((
+    r"[?？]", r"\b(?:what|how|why|which|where|when|who)\b", r"吗", r"呢", r"怎么", r"为什么", r"什么", r"哪", r"几",
+    r"多少", r"多久", r"啥", r"咋", r"\bкак\w*", r"\bпочему\b", r"\bзачем\b", r"\bкуда\b", r"\bкогда\b", r"\bгде\b",
+    r"\bсколько\b", r"\bли\b",
+))  # fmt: skip
+
+
+def _yes_no_buttons(buttons: list[dict[str, Any]] | None) -> list[str] | None:
+    payloads = [str(b.get("payload") or "") for b in buttons or [] if isinstance(b, dict)]
+    return payloads if len(payloads) == 2 and NO_PAYLOADS & set(payloads) else None
+
+
+def holds_off(text: str, buttons: list[dict[str, Any]] | None) -> bool:
+    """A typed no, hold-off or second thought to the bot's own yes/no buttons that says nothing else:
+    "hmm wait no, don't change anything yet, i have to check with my roommate first", "等等 先别改 我问下
+    家里人再说", "哎 先唔好住 我諗下先". Only the no counts (the intent classifier reads such words as a
+    wish for a person, or as out of scope, and the form would never see them); a no with a detail
+    ("no, it's 16 Harbour Road") or a question goes to the bot as typed. The caller also checks that
+    the message does not ask for another task ("don't change it, just cancel the order")."""
+    if _yes_no_buttons(buttons) is None or not text or len(text) > MAX_HOLD_OFF_CHARS or _DETAIL.search(text):
+        return False
+    if text.startswith("/") or _QUESTION.search(normalise(text)):
+        return False
+    return read(text) is Answer.NO
 
 
 def as_button(text: str, buttons: list[dict[str, Any]] | None) -> str | None:
@@ -418,8 +463,8 @@ def as_button(text: str, buttons: list[dict[str, Any]] | None) -> str | None:
     yes without details counts: a no may carry a correction ("no, it's 16 Harbour Road") that the
     form must read, so it always goes to the bot as typed.
     """
-    payloads = [str(b.get("payload") or "") for b in buttons or [] if isinstance(b, dict)]
-    if len(payloads) != 2 or not NO_PAYLOADS & set(payloads) or not text or len(text) > MAX_BUTTON_ANSWER_CHARS:
+    payloads = _yes_no_buttons(buttons)
+    if payloads is None or not text or len(text) > MAX_BUTTON_ANSWER_CHARS:
         return None
     yes = next(p for p in payloads if p not in NO_PAYLOADS)
     if not yes.startswith("/") or _DETAIL.search(text) or read(text) is not Answer.YES:

@@ -23,7 +23,7 @@ from storage.db import transaction
 # unless a request verb follows it.
 _VERBS_EN = (
     r"(?:can|could|would|will|pls|please|i|i'd|i'm|im|also|cancel|change|update|refund|return|reset|track|"
-    r"where|when|what|how|send|check|tell|give|need|want|my|has|is|did)"
+    r"where|when|what|how|send|check|tell|give|need|want|my|has|is|did|do|does|are|should|may)"
 )
 _JOINS = re.compile(
     r"(?:[.?!;]+\s+|\s*,\s*|\s+)(?:and\s+also|also|plus|and\s+then|oh\s+and|and\s+another\s+thing|btw|"
@@ -51,6 +51,9 @@ TASK_INTENTS = frozenset({
 # A question is split off only when the NLU is surer of it than of a task: a remark beside a task
 # ("i ordered it two weeks ago") must not become a request of its own.
 QUESTION_INTENT = "ask_question"
+# The task intent each write form is for: a no at its confirmation may name its own task ("don't change it").
+FORM_TASKS = {"cancel_form": "cancel_order", "address_form": "change_shipping_address", "refund_form": "request_refund",
+              "return_form": "return_item", "password_reset_form": "reset_password"}
 MIN_CONFIDENCE = 0.5
 MIN_QUESTION_CONFIDENCE = 0.7
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -200,7 +203,11 @@ def repeats(first: list[dict[str, Any]], then: list[dict[str, Any]]) -> bool:
 
 
 def _kind(part: Parsed) -> str | None:
-    """The request a part makes on its own: a task, or a help-centre question; else None."""
+    """The request a part makes on its own: a task, or a help-centre question; else None. A part
+    made of details only ("order 3348-917-502, email a@b.co thx", "7916676427 / aphoenix939") makes
+    none, whatever the NLU leans to: it completes the request it follows."""
+    if gives_only_an_id(part.text):
+        return None
     if part.intent in TASK_INTENTS and part.confidence >= MIN_CONFIDENCE:
         return part.intent
     if part.intent == QUESTION_INTENT and part.confidence >= MIN_QUESTION_CONFIDENCE:
@@ -240,8 +247,11 @@ ORDER_GUESS_MIN_CONFIDENCE = 0.1
 # What may stand beside an order number in a part that only gives it ("order 7916676427", "订单号：
 # 7916676427", "заказ №7916676427"): such a part is a detail of the request before it, not a request.
 _ONLY_AN_ID = re.compile(
-    r"^(?:(?:my|the|an?|it'?s|its|is|and|order|orders|number|no|num|id|#|e-?mail|订单号?|訂單號?|单号|單號|号码|號碼|是|"
-    r"邮箱|郵箱|заказ\w*|номер\w*|мой|почта|и|№)\s*[:：.,，]?\s*)*$",
+    r"^(?:(?:my|the|an?|it'?s|its|is|and|order|orders|number|no|num|id|#|e-?mail|mail|acct|account|login|user|"
+    r"username|here|thx|thanks|thank you|ty|pls|plz|please|订单号?|訂單號?|单号|單號|号码|號碼|是|"
+    r"邮箱|郵箱|用户名|用戶名|谢谢|謝謝|唔该|唔該|заказ\w*|номер\w*|мой|почта|мыло|логин|спасибо|спс|плз|пожалуйста|и|№"
+    r"|/|-)\s*[:：.,，]?\s*)*"
+    r"(?:[A-Za-z][A-Za-z0-9_.-]*\d[A-Za-z0-9_.-]*)?\s*$",  # and a bare username ("7916676427 / aphoenix939")
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -253,16 +263,37 @@ _USERNAME = re.compile(r"(?:用户名|用戶名|账号|帳號|логин|usernam
 def gives_only_an_id(text: str) -> bool:
     """Whether a part only gives details of who asks about which order (an order number, an email, a
     username with its cue: "заказ 4471209856, логин safzal207"), not a request of its own."""
-    rest = _USERNAME.sub(" ", _EMAIL.sub(" ", _ORDER_ID.sub(" ", text))).strip(" ,.;:!?，。；：！？")
+    if not (_ORDER_ID.search(text) or _EMAIL.search(text) or _USERNAME.search(text)):
+        return False
+    rest = _USERNAME.sub(" ", _EMAIL.sub(" ", _ORDER_ID.sub(" ", text))).strip(" ,.;:!?，。；：！？()（）")
     return _ONLY_AN_ID.match(rest) is not None
+
+
+# Read-only tasks, and the confidence a write task needs to be guessed for a message that names an
+# order but no task ("唔該幫我睇下張單 1357924680 到咗未": cancel at 0.10 beside status at 0.10 is no reason
+# to start a cancellation).
+READ_TASKS = ("check_order_status", "track_shipment", "refund_status")
+WRITE_GUESS_MIN_CONFIDENCE = 0.3
+
+
+def lean_task(ranking: list[dict[str, Any]]) -> str:
+    """The task the NLU's ranking leans to for a message that names an order but that it could not
+    place: the first task of the ranking from ``ORDER_GUESS_MIN_CONFIDENCE`` (a write task only from
+    ``WRITE_GUESS_MIN_CONFIDENCE``), else the order's status. Entities first: never a guess at a
+    write over a read."""
+    for c in ranking:
+        name, confidence = c.get("name"), float(c.get("confidence") or 0)
+        if name not in TASK_INTENTS or confidence < ORDER_GUESS_MIN_CONFIDENCE:
+            continue
+        if name in READ_TASKS or confidence >= WRITE_GUESS_MIN_CONFIDENCE:
+            return str(name)
+    return "check_order_status"
 
 
 def read_part(text: str, intent: str | None, confidence: float, ranking: list[dict[str, Any]]) -> Parsed:
     if intent not in UNPLACED or not _ORDER_ID.search(text) or gives_only_an_id(text):
         return Parsed(text, intent, confidence)
-    task = next((c.get("name") for c in ranking if c.get("name") in TASK_INTENTS
-                 and float(c.get("confidence") or 0) >= ORDER_GUESS_MIN_CONFIDENCE), "check_order_status")
-    return Parsed(text, task, MIN_CONFIDENCE)
+    return Parsed(text, lean_task(ranking), MIN_CONFIDENCE)
 
 
 async def first_request(parser: Parser, text: str) -> tuple[Request, list[Request]]:

@@ -184,6 +184,8 @@ class ConversationService:
             # typed_text is the gateway's own (below), never a channel's.
             metadata = {**{k: v for k, v in inbound.metadata.items() if k not in _GATEWAY_KEYS}, "language": stored.language}
             button = confirm.as_button(inbound.text or "", stored.last_buttons) if not inbound.payload else None
+            if button is None and not inbound.payload and confirm.holds_off(inbound.text or "", stored.last_buttons):
+                button = await self._plain_no(stored)
             if button and text_for_bot == stored.nlu_text:  # a typed "可以的 麻烦了🙏" to Yes/No buttons: the yes
                 text_for_bot = button
             if not inbound.payload and text_for_bot != inbound.text:  # what is written to an order is as typed
@@ -241,6 +243,15 @@ class ConversationService:
             return RasaReply(messages=reply.messages, turn=requests.merge_turns(reply.turn, then.turn))
         messages = [*reply.messages, requests.notice("now", stored.language, pending[0].text), *then.messages]
         return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
+
+    async def _plain_no(self, stored: _Stored) -> str | None:
+        """The No button for a typed no to Yes/No buttons (``confirm.holds_off``), unless the message
+        asks for another task ("don't change it, just cancel the order"): the bot reads that as typed."""
+        intent, confidence, _ = await self.rasa.parse(stored.nlu_text)
+        own = requests.FORM_TASKS.get(stored.active_loop or "")
+        if intent in requests.TASK_INTENTS and intent != own and confidence >= requests.MIN_CONFIDENCE:
+            return None
+        return confirm.NO_PAYLOAD
 
     def _failed_attempt(self, message_id: int) -> int:
         """Count one failure of Rasa on this message; returns the failures so far."""

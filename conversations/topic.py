@@ -97,6 +97,47 @@ OWN_CASE = re.compile(
 )
 
 
+# The customer says the task is not what they want ("I remember my password, the code never comes",
+# "пароль я помню", "密碼沒忘記", "can I swap them instead of sending them back", "不想退 就想换"): a
+# question for the help centre (two-step codes, exchanges), whatever the task's words in it.
+NOT_THE_TASK = {
+    "reset_password": re.compile(
+        r"\b(?:remember|know|have|got)\s+(?:my\s+|the\s+)?password|\bpassword\s+(?:is|was|'s)\s+(?:fine|ok|okay|correct|right)"
+        r"|\b(?:didn'?t|did not|haven'?t|have not|never)\s+forg[eo]t|\bnot\s+(?:the|my|a)\s+password"
+        r"|парол\w*\s+(?:я\s+)?(?:помню|знаю|правильн\w*|верн\w*|в порядке)|(?<!не )(?:помню|знаю)\s+(?:свой\s+|мой\s+)?парол"
+        r"|не\s+забыл\w*|дело\s+не\s+в\s+парол"
+        r"|密码(?:我)?(?:没|没有|沒|沒有)忘|(?:没|没有)忘(?:记)?密码|密码(?:是)?(?:对|正确)的?|记得密码|不是密码",
+        re.IGNORECASE,
+    ),
+    "return_item": re.compile(
+        r"\b(?:swap|exchange)\b|\binstead of (?:sending|returning|a return|a refund)|\b(?:don'?t|do not) want (?:to return|a refund|my money)"
+        r"|обмен\w*|поменять на (?:друг|размер|больш|меньш)|не хочу (?:возвра\w*|деньги)"
+        r"|不想退|不要退|不退(?:货|款)?|换货|换(?:个|一个|一件|一条|大|小|码|尺码|颜色)",
+        re.IGNORECASE,
+    ),
+}
+NOT_THE_TASK["request_refund"] = NOT_THE_TASK["return_item"]
+# How long something takes ("how long does a refund take", "啲錢要幾耐先會退返", "сколько идёт возврат"),
+# asked with no order number: the help centre's timing answer, not a refund or its status.
+HOW_LONG = re.compile(
+    r"\bhow\s+(?:long|many\s+days)|\bwhen\s+(?:will|would|do|does)\s+(?:i|we)\s+(?:get|see|receive)"
+    r"|сколько\s+(?:\w+\s+)?(?:времени|дней|ждать|идет|идут|занимает|обычно)|как\s+долго|через\s+сколько"
+    r"|多久|多长时间|几天|几个工作日|要几耐|几耐|几时先",
+    re.IGNORECASE,
+)
+TIMED_TASKS = frozenset({"request_refund", "refund_status", "return_item"})
+
+
+def not_the_task(intent: str, text: str) -> bool:
+    """The customer says ``intent``'s task is not what they want, or asks how long it takes (module
+    docstring): the help centre answers, no form starts."""
+    norm = confirm.normalise(text)
+    words = NOT_THE_TASK.get(intent)
+    if words is not None and words.search(norm):
+        return True
+    return intent in TIMED_TASKS and HOW_LONG.search(norm) is not None and OWN_CASE.search(norm) is None
+
+
 def asks_for_task(intent: str, text: str) -> bool:
     """The task is asked for in words: a request word and the task's subject, or the customer's own
     order, refund or parcel named."""
@@ -155,6 +196,8 @@ async def route(
     intent, _, _ = await parser.parse(text)
     if other_shop and intent in OTHER_SHOP_INTENTS:  # a question may compare ("cheaper than on ozon?"): asked on
         return OUT_OF_SCOPE
+    if answerer is not None and intent in TASK_INTENTS and not_the_task(intent, text):
+        return QUESTION
     if answerer is None or intent not in TASK_INTENTS or asks_for_task(intent, text):
         return None
     article = await to_thread.run_sync(problem_article, answerer, text, language, intent)

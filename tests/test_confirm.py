@@ -151,3 +151,45 @@ def test_a_chinese_correction_s_words_are_not_part_of_the_address() -> None:
     assert address.extract("不对不对 打错了 应该是 北京市海淀区中关村大街27号中关村大厦1503室 100080") == (
         "北京市海淀区中关村大街27号中关村大厦1503室 100080")
     assert address.extract("不對 打錯了 台北市信義區信義路五段7號 郵遞區號110") == "台北市信義區信義路五段7號 郵遞區號110"
+
+
+@pytest.mark.parametrize(("text", "task"), [
+    ("呃 会发到哪个邮箱啊", "reset"),  # names the sending, asks where: not a yes
+    ("發到哪個信箱啊", "reset"),
+    ("which card does the money go back to", "refund"),
+    ("when would it get cancelled", "cancel"),
+    ("а куда придёт письмо, отправляйте", "reset"),
+    ("сколько ждать? оформляйте", "refund"),
+    ("退到哪张卡 退吧", "refund"),
+])
+def test_a_question_about_the_write_is_not_a_yes_to_it(text: str, task: str) -> None:
+    assert confirm.read(text, task=task) is not Answer.YES
+
+
+@pytest.mark.parametrize(("text", "buttons", "holds"), [
+    ("hmm wait no, don't change anything yet, i have to check with my roommate first", CONFIRM, True),
+    ("等等 先别改 我问下家里人再说", CONFIRM, True),
+    ("哎 先唔好住 我諗下先", CONFIRM, True),
+    ("не, погодите, я ещё подумаю", CONFIRM, True),
+    ("no thanks", PERSON, True),
+    ("no, it's 16 Harbour Road", CONFIRM, False),  # a correction: the form reads it
+    ("wait, what happens to my payment?", CONFIRM, False),  # a question: asked again, not a no
+    ("等等 会退到哪张卡", CONFIRM, False),
+    ("yes please", CONFIRM, False),
+    ("no", [{"title": "A", "payload": "/kb_pick"}, {"title": "B", "payload": "/kb_pick"}], False),  # not yes/no buttons
+    ("no", [], False),
+    ("/deny", CONFIRM, False),  # a button press is already the answer
+])
+def test_a_typed_plain_no_to_yes_no_buttons(text: str, buttons: list, holds: bool) -> None:
+    assert confirm.holds_off(text, buttons) is holds
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("need to change the shipping address on order 5527443949 (acct rjohnson226@email.com) to 221 Baker Street Apt 2, "
+     "Madison, WI 53703", "221 Baker Street Apt 2, Madison, WI 53703"),
+    ("смените адрес заказа 1234567890 на ул. Ленина, д. 5, кв. 12, Казань 420111", "ул. Ленина, д. 5, кв. 12, Казань 420111"),
+    ("please send order 1234567890 to 5 Elm St Apt 3, Boston MA 02110, my email is x@y.com", "5 Elm St Apt 3, Boston MA 02110"),
+    ("ship it to 57 Water St, Brooklyn, NY 11201", "57 Water St, Brooklyn, NY 11201"),  # no order named: as before
+])
+def test_the_address_of_a_whole_request_in_one_message_is_the_address_alone(typed: str, expected: str) -> None:
+    assert address.extract(typed) == expected

@@ -162,3 +162,29 @@ def test_a_kept_request_is_read_back_as_stored_and_an_unknown_task_is_dropped() 
     assert Request.from_stored(Request("cancel 4021558730", "cancel_order").stored()) == Request("cancel 4021558730", "cancel_order")
     assert Request.from_stored("cancel 4021558730") == Request("cancel 4021558730")  # kept before tasks were
     assert Request.from_stored({"text": "hi", "task": "action_cancel_order"}) == Request("hi")
+
+
+@pytest.mark.parametrize("details", [
+    "order 3348917502, email cminh730@email.com thx", "7916676427 / aphoenix939", "почта dsmith237@email.com",
+    "订单 3348917502 邮箱 cminh730@email.com 谢谢",
+])
+def test_a_part_of_details_only_is_never_a_request_of_its_own_whatever_the_nlu_leans_to(details: str) -> None:
+    # "hey where's my stuff?? order 3348-917-502, email … thx": the NLU reads the details as a status request
+    now, later = plan([Parsed("hey where's my stuff", "track_shipment", 0.84), Parsed(details, "check_order_status", 0.9)])
+    assert (now, later) == (f"hey where's my stuff {details}", [])
+
+
+def test_a_message_naming_an_order_but_no_task_never_guesses_a_write_over_a_read() -> None:
+    from conversations.requests import lean_task
+
+    cancel_by_a_hair = [{"name": "inform", "confidence": 0.64}, {"name": "cancel_order", "confidence": 0.101},
+                        {"name": "check_order_status", "confidence": 0.100}]
+    assert lean_task(cancel_by_a_hair) == "check_order_status"
+    assert lean_task([{"name": "inform", "confidence": 0.5}, {"name": "cancel_order", "confidence": 0.35}]) == "cancel_order"
+    assert lean_task([{"name": "inform", "confidence": 0.9}]) == "check_order_status"
+    assert read_part("唔該幫我睇下張單 1357924680 到咗未", "inform", 0.64, cancel_by_a_hair).intent == "check_order_status"
+
+
+def test_a_question_joined_by_and_is_a_second_request() -> None:
+    assert split("whats the status of 5120648393 (jwu477) and do you guys even ship to canada") == [
+        "whats the status of 5120648393 (jwu477)", "do you guys even ship to canada"]

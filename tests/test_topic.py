@@ -91,3 +91,26 @@ async def test_an_acknowledgement_costs_no_second_parse(answerer: Answerer) -> N
     assert await topic.route(nlu, lambda: answerer, "tracking says delivered but there's no package at my door", "en") \
         == topic.QUESTION
     assert nlu.calls == 1
+
+
+@pytest.mark.parametrize(("intent", "text", "not_it"), [
+    ("reset_password", "пароль я помню, но код подтверждения из смс не приходит и войти не могу 😡", True),
+    ("reset_password", "密碼沒忘記喔 是那個兩步驟驗證的簡訊碼一直收不到欸 怎麼辦", True),
+    ("reset_password", "my password is fine, the 2 step code never arrives", True),
+    ("reset_password", "i forgot my password", False),
+    ("reset_password", "не помню пароль", False),
+    ("reset_password", "忘记密码了 登不上去", False),
+    ("return_item", "these jeans are too tight, can i swap them for a 34 instead of sending them back?", True),
+    ("return_item", "牛仔裤买小了 能换大一码的吗 不想退 就想换", True),
+    ("return_item", "хочу поменять на другой размер", True),
+    ("return_item", "i want to return these jeans", False),
+    ("request_refund", "我上個禮拜退咗貨 啲錢要幾耐先會退返落張卡㗎", True),  # how long, no order
+    ("refund_status", "скажите сколько вообще идёт возврат денег", True),
+    ("refund_status", "how long will my refund take", False),  # their own refund: its status
+    ("request_refund", "i want a refund", False),
+    ("cancel_order", "how long does it take to cancel", False),  # not a task that takes time
+])
+def test_a_task_the_customer_says_they_do_not_want_or_asks_how_long_goes_to_the_help_centre(
+    intent: str, text: str, not_it: bool
+) -> None:
+    assert topic.not_the_task(intent, text) is not_it

@@ -75,6 +75,31 @@ def _after_correction(text: str) -> str:
     return text
 
 
+# A whole request in one message ("change the shipping address on order 5527443949 (acct a@b.co) to 221
+# Baker Street…", "смените адрес заказа 1234567890 на ул. Ленина, д. 5…"): the address is what follows
+# the last "to"/"на"/":" after which no order number or email comes.
+_REQUEST_DETAIL = re.compile(r"(?<!\d)\d{10}(?!\d)|\S+@\S+")
+_TRAILING = re.compile(
+    r"[\s,.;(]*(?:(?:and|my|the|email|e-mail|acct|account|order|username|is|thanks|thx|ty|pls|please|"
+    r"почта|мыло|email|логин|заказ|спасибо)\b[\s,.;:(]*)*$",
+    re.IGNORECASE,
+)
+_ADDRESS_AFTER = re.compile(r"\b(?:to|into|на)\b\s*[:：]?\s*|[:：]\s*|->\s*|→\s*", re.IGNORECASE)
+
+
+def _after_request(text: str) -> str:
+    if not _REQUEST_DETAIL.search(text):
+        return text
+    for m in reversed(list(_ADDRESS_AFTER.finditer(text))):
+        rest = text[m.end() :]
+        detail = _REQUEST_DETAIL.search(rest)
+        if detail:  # "… to 12 Main St, Springfield, IL 62701 thanks a@b.co": the address ends before it
+            rest = _TRAILING.sub("", rest[: detail.start()])
+        if rest and looks_like_address(_strip_lead_in(rest)):
+            return rest
+    return text
+
+
 def _strip_lead_in(text: str) -> str:
     previous = None
     while previous != text:
@@ -115,5 +140,5 @@ def extract(text: str) -> str | None:
     with_digits = [i for i, s in enumerate(sentences) if _DIGIT.search(s)]
     if not with_digits:
         return None
-    candidate = _strip_lead_in(_after_correction(" ".join(sentences[with_digits[0] :]).strip()))
+    candidate = _strip_lead_in(_after_request(_after_correction(" ".join(sentences[with_digits[0] :]).strip())))
     return candidate if looks_like_address(candidate) else None

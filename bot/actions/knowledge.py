@@ -22,6 +22,7 @@ from bot.actions import runtime
 from bot.actions.change_of_mind import TASK_FORMS, states_the_reason
 from conversations.labels import INTENT, label, language
 from conversations.models import KbAnswer
+from conversations.requests import lean_task
 from kb_index.answering import KbDecision
 from storage.db import transaction
 
@@ -45,7 +46,6 @@ GUESS_MIN_CONFIDENCE = 0.2
 # A message that names an order but no task ("where is 5120648393", "its 5120648393 jwu@x.com
 # wheres my order"): the task the ranking leans to, from this confidence, else the order's status.
 ORDER_TASK_INTENTS = frozenset({FALLBACK_INTENT, "ask_question", "out_of_scope", "inform"})
-ORDER_GUESS_MIN_CONFIDENCE = 0.1
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -237,10 +237,7 @@ class ActionAnswerQuestion(Action):
         the task it half-recognised, else the order's status (entities first)."""
         if intent not in ORDER_TASK_INTENTS or _entity(tracker, "order_id") is None:
             return None
-        ranking = (tracker.latest_message or {}).get("intent_ranking") or []
-        task = next((c["name"] for c in ranking if c.get("name") in TASK_INTENTS
-                     and float(c.get("confidence") or 0) >= ORDER_GUESS_MIN_CONFIDENCE), "check_order_status")
-        return TASK_FORMS[task]
+        return TASK_FORMS[lean_task((tracker.latest_message or {}).get("intent_ranking") or [])]
 
     @staticmethod
     def _answer(

@@ -165,23 +165,32 @@ class ActionRefundStatus(OrderTaskAction):
         return "action_refund_status"
 
     def perform(self, order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        refund = order.refund
-        if refund is None:
+        if not say_refund_status(order, dispatcher, tracker):
             dispatcher.utter_message(response="utter_refund_status_none", order_id=order.order_id)
             return [offer("refund_form")]
-        response = {
-            "pending_approval": "utter_refund_status_pending_approval",
-            "refunded": "utter_refund_status_done",
-            "rejected": "utter_refund_status_rejected",
-        }.get(str(refund.status), "utter_refund_status_requested")
-        dispatcher.utter_message(
-            response=response,
-            order_id=order.order_id,
-            amount=money(refund.amount, order.currency),
-            method=label(REFUND_METHOD, str(refund.method), language(tracker)),
-            created_at=day(refund.created_at),
-        )
         return []
+
+
+def say_refund_status(order: OrderView, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """Where the order's refund stands (requested, waiting for approval, paid, refused); False when
+    the order has none. Also the answer to a refund asked for again ("the money never came, what's
+    up with it?"): its status, not only "already requested"."""
+    refund = order.refund
+    if refund is None:
+        return False
+    response = {
+        "pending_approval": "utter_refund_status_pending_approval",
+        "refunded": "utter_refund_status_done",
+        "rejected": "utter_refund_status_rejected",
+    }.get(str(refund.status), "utter_refund_status_requested")
+    dispatcher.utter_message(
+        response=response,
+        order_id=order.order_id,
+        amount=money(refund.amount, order.currency),
+        method=label(REFUND_METHOD, str(refund.method), language(tracker)),
+        created_at=day(refund.created_at),
+    )
+    return True
 
 
 class OrderWriteAction(OrderTaskAction):

@@ -22,7 +22,7 @@ from rasa_sdk.types import DomainDict
 from bot.actions import address, change_of_mind, extract, identity, knowledge
 from bot.actions.extract import typed_text
 from bot.actions.forms import OrderFormValidator, Slots, entity_text, parsed, refusal_vars, window_start
-from bot.actions.orders import money, order_vars
+from bot.actions.orders import money, order_vars, say_refund_status
 from bot.actions.runtime import services
 from conversations import confirm
 from conversations.labels import CONFIRM_BUTTONS, REFUND_METHOD, label, language
@@ -180,6 +180,9 @@ class ValidateRefundForm(WriteFormValidator):
             **window_terms(order), amount=order.total, auto_limit=services().settings.auto_refund_limit
         )
         responses = {**window_refusals("refund"), policies.DecisionCode.CANCELLED: "utter_refund_refused_cancelled"}
+        already = (policies.DecisionCode.ALREADY_REFUNDED, policies.DecisionCode.REFUND_ALREADY_REQUESTED)
+        if decision.code in already and say_refund_status(order, dispatcher, tracker):  # where it stands
+            return {"task_blocked": True}
         return refuse(decision, responses, "utter_refund_refused_already", order, dispatcher, tracker)
 
     def correction(self, tracker: Tracker, dispatcher: CollectingDispatcher) -> Slots:
