@@ -48,6 +48,7 @@ PLANNED_TASKS = frozenset({
     "change_shipping_address", "reset_password",
 })
 NO_TASK = frozenset({None, "inform", "nlu_fallback", "out_of_scope", "ask_question"})
+UNSURE_TASK = 0.5  # conversations/requests.py MIN_CONFIDENCE: below it a task is not split off either
 
 
 # Asked why ("what's the reason for the refund?"), a statement is the reason, whatever it is about: the
@@ -66,9 +67,13 @@ def _as_intent(parse_data: dict[str, Any], intent: str) -> dict[str, Any]:
 
 
 def with_planned_task(parse_data: dict[str, Any], task: Any) -> dict[str, Any] | None:
-    """The parse with the planned task as its intent, when the NLU read no task; else None."""
+    """The parse with the planned task as its intent, when the NLU read no task, or another task it
+    is unsure of (below ``UNSURE_TASK``: "что там с заказом …, ещё не отправили?" read as an address
+    change at 0.36); else None."""
     intent = (parse_data.get("intent") or {}).get("name")
-    if task not in PLANNED_TASKS or intent not in NO_TASK or str(parse_data.get("text") or "").startswith("/"):
+    confidence = float((parse_data.get("intent") or {}).get("confidence") or 0.0)
+    unsure = intent in PLANNED_TASKS and intent != task and confidence < UNSURE_TASK
+    if task not in PLANNED_TASKS or (intent not in NO_TASK and not unsure) or str(parse_data.get("text") or "").startswith("/"):
         return None
     return _as_intent(parse_data, task)
 

@@ -271,9 +271,9 @@ def gives_only_an_id(text: str) -> bool:
 
 # Read-only tasks, and the confidence a write task needs to be guessed for a message that names an
 # order but no task ("唔該幫我睇下張單 1357924680 到咗未": cancel at 0.10 beside status at 0.10 is no reason
-# to start a cancellation).
+# to start a cancellation; nor is an address change at 0.36 for "что там с заказом …, ещё не отправили?").
 READ_TASKS = ("check_order_status", "track_shipment", "refund_status")
-WRITE_GUESS_MIN_CONFIDENCE = 0.3
+WRITE_GUESS_MIN_CONFIDENCE = MIN_CONFIDENCE
 
 
 def lean_task(ranking: list[dict[str, Any]]) -> str:
@@ -291,7 +291,10 @@ def lean_task(ranking: list[dict[str, Any]]) -> str:
 
 
 def read_part(text: str, intent: str | None, confidence: float, ranking: list[dict[str, Any]]) -> Parsed:
-    if intent not in UNPLACED or not _ORDER_ID.search(text) or gives_only_an_id(text):
+    """A part as the NLU read it; one that names an order but no task, or a task the NLU is unsure of
+    (below ``MIN_CONFIDENCE``), is the task its ranking leans to (``lean_task``)."""
+    unsure = intent in TASK_INTENTS and confidence < MIN_CONFIDENCE
+    if (intent not in UNPLACED and not unsure) or not _ORDER_ID.search(text) or gives_only_an_id(text):
         return Parsed(text, intent, confidence)
     return Parsed(text, lean_task(ranking), MIN_CONFIDENCE)
 
