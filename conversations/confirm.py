@@ -423,6 +423,10 @@ def retracts(text: str) -> bool:
 
 # --- a typed answer to the bot's own yes/no buttons -------------------------------------------------
 NO_PAYLOAD = "/deny"
+# What the NLU makes of a hold-off that would take it out of the form ("hmm wait no … i have to check
+# with my roommate first" read as a wish for a person, "哎 先唔好住 我諗下先" as out of scope).
+ESCAPING_INTENTS = frozenset({"human_handoff", "out_of_scope", "nlu_fallback", "ask_question", "goodbye", "greet",
+                              "thanks", "bot_challenge", None})
 NO_PAYLOADS = frozenset({NO_PAYLOAD})
 MAX_BUTTON_ANSWER_CHARS = 40
 MAX_HOLD_OFF_CHARS = 200

@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from conversations.models import Conversation
+from conversations.task_words import names_task
 from storage.db import transaction
 
 # Where a second request starts. A bare "and" joins too much ("size and colour") to split on
@@ -51,9 +52,6 @@ TASK_INTENTS = frozenset({
 # A question is split off only when the NLU is surer of it than of a task: a remark beside a task
 # ("i ordered it two weeks ago") must not become a request of its own.
 QUESTION_INTENT = "ask_question"
-# The task intent each write form is for: a no at its confirmation may name its own task ("don't change it").
-FORM_TASKS = {"cancel_form": "cancel_order", "address_form": "change_shipping_address", "refund_form": "request_refund",
-              "return_form": "return_item", "password_reset_form": "reset_password"}
 MIN_CONFIDENCE = 0.5
 MIN_QUESTION_CONFIDENCE = 0.7
 _HAN = re.compile(r"[\u3400-\u9fff]")
@@ -276,16 +274,16 @@ READ_TASKS = ("check_order_status", "track_shipment", "refund_status")
 WRITE_GUESS_MIN_CONFIDENCE = MIN_CONFIDENCE
 
 
-def lean_task(ranking: list[dict[str, Any]]) -> str:
+def lean_task(ranking: list[dict[str, Any]], text: str = "") -> str:
     """The task the NLU's ranking leans to for a message that names an order but that it could not
     place: the first task of the ranking from ``ORDER_GUESS_MIN_CONFIDENCE`` (a write task only from
-    ``WRITE_GUESS_MIN_CONFIDENCE``), else the order's status. Entities first: never a guess at a
-    write over a read."""
+    ``WRITE_GUESS_MIN_CONFIDENCE``, unless ``text`` names it: "订单…地址填错了"), else the order's
+    status. Entities first: never a guess at a write over a read."""
     for c in ranking:
         name, confidence = c.get("name"), float(c.get("confidence") or 0)
         if name not in TASK_INTENTS or confidence < ORDER_GUESS_MIN_CONFIDENCE:
             continue
-        if name in READ_TASKS or confidence >= WRITE_GUESS_MIN_CONFIDENCE:
+        if name in READ_TASKS or confidence >= WRITE_GUESS_MIN_CONFIDENCE or (text and names_task(str(name), text)):
             return str(name)
     return "check_order_status"
 
@@ -296,7 +294,7 @@ def read_part(text: str, intent: str | None, confidence: float, ranking: list[di
     unsure = intent in TASK_INTENTS and confidence < MIN_CONFIDENCE
     if (intent not in UNPLACED and not unsure) or not _ORDER_ID.search(text) or gives_only_an_id(text):
         return Parsed(text, intent, confidence)
-    return Parsed(text, lean_task(ranking), MIN_CONFIDENCE)
+    return Parsed(text, lean_task(ranking, text), MIN_CONFIDENCE)
 
 
 async def first_request(parser: Parser, text: str) -> tuple[Request, list[Request]]:

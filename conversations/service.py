@@ -245,13 +245,12 @@ class ConversationService:
         return RasaReply(messages=messages, turn=requests.merge_turns(reply.turn, then.turn))
 
     async def _plain_no(self, stored: _Stored) -> str | None:
-        """The No button for a typed no to Yes/No buttons (``confirm.holds_off``), unless the message
-        asks for another task ("don't change it, just cancel the order"): the bot reads that as typed."""
-        intent, confidence, _ = await self.rasa.parse(stored.nlu_text)
-        own = requests.FORM_TASKS.get(stored.active_loop or "")
-        if intent in requests.TASK_INTENTS and intent != own and confidence >= requests.MIN_CONFIDENCE:
-            return None
-        return confirm.NO_PAYLOAD
+        """The No button for a typed no to Yes/No buttons (``confirm.holds_off``) that the NLU reads as
+        something that would leave the form (a wish for a person, out of scope…); a no it reads as a no,
+        a detail or another task ("make it store credit instead", "don't change it, just cancel the
+        order") reaches the form as typed, which reads corrections and changes of mind."""
+        intent, _, _ = await self.rasa.parse(stored.nlu_text)
+        return confirm.NO_PAYLOAD if intent in confirm.ESCAPING_INTENTS else None
 
     def _failed_attempt(self, message_id: int) -> int:
         """Count one failure of Rasa on this message; returns the failures so far."""

@@ -31,6 +31,7 @@ from anyio import to_thread
 from conversations import confirm
 from conversations.labels import INTENT, label
 from conversations.requests import TASK_INTENTS, TASK_KEY
+from conversations.task_words import TOPICS, names_task
 
 QUESTION = "/ask_question"
 OUT_OF_SCOPE = "/out_of_scope"
@@ -57,33 +58,12 @@ _ACKNOWLEDGEMENT = re.compile(r"^(?![\s\S]*[\u3400-\u9fff])\W*(?:\w+\W*){0,2}$|^
 # or already out of scope (which the help centre would otherwise search: "my amazon package never came").
 OTHER_SHOP_INTENTS = frozenset({*TASK_INTENTS, "out_of_scope", "nlu_fallback"})
 
-# The subject of each task in words, in the normalised form of ``confirm.normalise``.
-TOPICS = {
-    intent: re.compile("|".join(words), re.IGNORECASE)
-    for intent, words in {
-        "check_order_status": (r"\border", r"\bstatus", r"\bwhere", r"заказ", r"статус", r"\bгде\b", r"订单", r"到哪", r"状态"),
-        "track_shipment": (r"\btrack", r"\bparcel", r"\bpackage", r"\bdeliver", r"\bship", r"\bcourier", r"посыл",
-                           r"трек", r"отслед", r"достав", r"курьер", r"快递", r"物流", r"包裹", r"单号", r"配送", r"发货"),
-        "refund_status": (r"\brefund", r"money", r"\bpaid back", r"возврат", r"деньг", r"退款", r"退钱", r"钱"),
-        "request_refund": (r"\brefund", r"money", r"\bpay (?:me )?back", r"возвр", r"верн", r"деньг", r"退款", r"退钱", r"钱"),
-        "return_item": (r"\breturn", r"send (?:it |them )?back", r"вернуть", r"возвр", r"退货", r"退回", r"退掉", r"退换"),
-        "cancel_order": (r"\bcancel", r"отмен", r"取消", r"不要了"),
-        "change_shipping_address": (r"\baddress", r"адрес", r"地址"),
-        "reset_password": (r"password", r"\blog ?in", r"\bsign ?in", r"парол", r"войти", r"密码", r"登录", r"登陆"),
-    }.items()
-}
 # Words that ask for something to be done ("can you refund it instead?", "можете отменить?", "帮我").
 REQUEST_WORDS = re.compile(
     r"\b(?:can|could|would|will) you\b|\b(?:can|could|may) i\b|\bi(?:'d| would)? (?:want|like|need)\b|\bplease\b|"
     r"\binstead\b|\bactually\b|можете|можно|хочу|надо|нужно|давайте|лучше|帮我|我要|我想|可以帮|能帮|能不能|改成|换成",
     re.IGNORECASE,
 )
-
-
-def names_task(intent: str, text: str) -> bool:
-    """The message names the task's subject (an intent without listed words: always)."""
-    words = TOPICS.get(intent)
-    return words is None or words.search(confirm.normalise(text)) is not None
 
 
 # The customer's own order, refund, parcel… ("did you ever pay back my refund", "мне вернули деньги?",
@@ -106,7 +86,7 @@ NOT_THE_TASK = {
         r"|\b(?:didn'?t|did not|haven'?t|have not|never)\s+forg[eo]t|\bnot\s+(?:the|my|a)\s+password"
         r"|парол\w*\s+(?:я\s+)?(?:помню|знаю|правильн\w*|верн\w*|в порядке)|(?<!не )(?:помню|знаю)\s+(?:свой\s+|мой\s+)?парол"
         r"|не\s+забыл\w*|дело\s+не\s+в\s+парол"
-        r"|密码(?:我)?(?:没|没有|沒|沒有)忘|(?:没|没有)忘(?:记)?密码|密码(?:是)?(?:对|正确)的?|记得密码|不是密码",
+        r"|密码(?:我)?(?:没|没有|沒|沒有)忘|(?:没|没有)忘(?:记)?密码|密码(?:是)?(?:对|正确)的?|(?<![不没沒])记得密码|不是密码",
         re.IGNORECASE,
     ),
     "return_item": re.compile(

@@ -188,6 +188,11 @@ def test_a_message_naming_an_order_but_no_task_never_guesses_a_write_over_a_read
         "check_order_status")
     assert lean_task([{"name": "inform", "confidence": 0.9}]) == "check_order_status"
     assert read_part("唔該幫我睇下張單 1357924680 到咗未", "inform", 0.64, cancel_by_a_hair).intent == "check_order_status"
+    # a write task the message names is the one it leans to, however unsure the NLU
+    named = [{"name": "inform", "confidence": 0.74}, {"name": "change_shipping_address", "confidence": 0.25}]
+    assert read_part("订单7791751987地址填错了 用户名jsilva396", "inform", 0.74, named).intent == "change_shipping_address"
+    refund = [{"name": "inform", "confidence": 0.55}, {"name": "request_refund", "confidence": 0.45}]
+    assert read_part("退款 5989328485 ssilva500@email.com", "inform", 0.55, refund).intent == "request_refund"
 
 
 def test_a_question_joined_by_and_is_a_second_request() -> None:

@@ -100,6 +100,7 @@ async def test_an_acknowledgement_costs_no_second_parse(answerer: Answerer) -> N
     ("reset_password", "i forgot my password", False),
     ("reset_password", "не помню пароль", False),
     ("reset_password", "忘记密码了 登不上去", False),
+    ("reset_password", "我唔記得密碼 想重設 用戶名rivanov511", False),  # 唔記得: does not remember
     ("return_item", "these jeans are too tight, can i swap them for a 34 instead of sending them back?", True),
     ("return_item", "牛仔裤买小了 能换大一码的吗 不想退 就想换", True),
     ("return_item", "хочу поменять на другой размер", True),

@@ -237,7 +237,8 @@ class ActionAnswerQuestion(Action):
         the task it half-recognised, else the order's status (entities first)."""
         if intent not in ORDER_TASK_INTENTS or _entity(tracker, "order_id") is None:
             return None
-        return TASK_FORMS[lean_task((tracker.latest_message or {}).get("intent_ranking") or [])]
+        latest = tracker.latest_message or {}
+        return TASK_FORMS[lean_task(latest.get("intent_ranking") or [], str(latest.get("text") or ""))]
 
     @staticmethod
     def _answer(
