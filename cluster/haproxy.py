@@ -61,7 +61,10 @@ defaults
     retries 3
     option redispatch 1
     timeout connect 2s
-    timeout check 5s
+    # A health check's answer may wait this long: a saturated Rasa answers its turns in seconds and
+    # was marked down at 5 s (both, at 2 x 2: every turn failed); a killed one refuses the connection
+    # and is down at once whatever this is.
+    timeout check 15s
     timeout client {rasa_timeout_s + 60}s
     timeout server {rasa_timeout_s + 30}s
     timeout http-request 30s
