@@ -57,7 +57,8 @@ def _client() -> httpx.Client:
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
     try:
-        r = _client().request(method, path, **kwargs)
+        client = _client()
+        r = client.send(client.build_request(method, path, **kwargs))
     except httpx.HTTPError as err:
         err_console.print(f"[red]cannot reach the gateway at {_state.get('url')}: {err}[/red]")
         raise typer.Exit(2) from None
