@@ -141,6 +141,15 @@ NO_CHROMIUM = (
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
+def required(reason: str) -> None:
+    """Skipped where a service or tool of this machine is missing (PostgreSQL, HAProxy, a checker…);
+    under CI=true, where `make test` installs or expects it, that is a failure, so the tests cannot
+    silently stop running."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true requires it: {reason}")
+    pytest.skip(reason)
+
+
 def chromium_missing() -> bool:
     """No Chromium here, and not under CI=true (where the browser tests must run, and fail without it)."""
     return not CHROMIUM.exists() and os.environ.get("CI") != "true"

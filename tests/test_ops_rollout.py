@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -41,6 +40,7 @@ from ops.service import model_locator
 from scenarios.system import ROOT, free_ports
 from storage.db import make_engine, make_session_factory, upgrade
 from storage.leases import DbLease
+from tests.conftest import required
 from tests.store_fixtures import temporary_schema
 
 TOKEN = "rasa-api-token-1"
@@ -48,10 +48,6 @@ LOAD_S = 2.5  # a fake's model load; turns wait that long behind it
 TURN_TIMEOUT_S = 2.0  # the "gateway's Rasa timeout" of the traffic below: a turn stuck behind a load fails
 
 
-def required(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true requires it: {reason}")
-    pytest.skip(reason)
 
 
 @dataclass

@@ -20,10 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from scenarios.system import LOCAL_CUSTOMERS, MODEL_CACHE, ROOT, tail
+from tests.conftest import required
 from tests.redis_fixtures import redis_or_skip
 from tests.store_fixtures import temporary_schema
 
@@ -35,10 +35,6 @@ ADMIN_TOKEN = "cluster-admin-api-token-1"  # the ops API (promotions)
 RASA_TOKEN = "cluster-rasa-api-token-1"  # each Rasa server's /status, read by the tests
 
 
-def required(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true requires it: {reason}")
-    pytest.skip(reason)
 
 
 class Helpdesk:
